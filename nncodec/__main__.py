@@ -1,0 +1,3 @@
+from nncodec.cli import run
+
+run()

@@ -1,0 +1,57 @@
+"""The codec interface: what every codec (stored, raw, text, image, log, ...) provides.
+
+A codec turns one block of original bytes into a payload and back. It is created either for encoding
+(``for_encoding``: it may inspect a sample of the input to pick its parameters) or from the parameters
+and model recorded in a frame header (``from_header``), and is then used for every block of that frame.
+A codec id is stable forever: a codec must decode every payload any released version wrote under
+its id and format version.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from nncodec.modelstore import LoadedModel
+
+
+class Codec(ABC):
+    """One way of coding a block. Subclasses set the class attributes and the two block methods."""
+
+    codec_id: ClassVar[int]
+    name: ClassVar[str]
+    #: preferred number of original bytes per block when encoding
+    block_size: ClassVar[int] = 32 << 20
+    #: True if the codec must see the whole input as one block (e.g. an image file)
+    needs_whole_input: ClassVar[bool] = False
+
+    @classmethod
+    def for_encoding(cls, sample: bytes) -> Codec:
+        """A codec ready to encode input whose first bytes are ``sample``."""
+        return cls()
+
+    @classmethod
+    def from_header(cls, params: bytes, model: LoadedModel | None) -> Codec:
+        """A codec ready to decode blocks of a frame recorded with ``params`` and ``model``."""
+        if params:
+            from nncodec.errors import CorruptError
+
+            raise CorruptError(f"codec '{cls.name}' takes no parameters")
+        return cls()
+
+    def params(self) -> bytes:
+        """Parameters to record in the frame header (whatever ``from_header`` needs)."""
+        return b""
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The model this codec's blocks need, recorded in the frame header by id and hash."""
+        return None
+
+    @abstractmethod
+    def encode_block(self, data: bytes) -> bytes:
+        """Code one block of original bytes."""
+
+    @abstractmethod
+    def decode_block(self, payload: bytes, original_size: int) -> bytes:
+        """Invert ``encode_block``; raise ``CorruptError`` on a malformed payload."""

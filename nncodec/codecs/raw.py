@@ -1,0 +1,55 @@
+"""The ``raw`` codec: zstd at a high level with a long window, for anything no learned codec wins on.
+
+Each block is one standard zstd frame (content size recorded, no zstd checksum: the container has
+its own CRC32 per block). Output does not depend on thread count: zstd itself runs single-threaded
+per block; parallelism comes from coding blocks concurrently.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import zstandard
+
+from nncodec.codecs.base import Codec
+from nncodec.errors import CorruptError
+
+ZSTD_LEVEL = 19
+MAX_WINDOW_LOG = 27  # like `zstd --long`: a 128 MiB window, capped at the block size
+_READ_CHUNK = 1 << 20
+
+
+class RawCodec(Codec):
+    codec_id = 2
+    name = "raw"
+    block_size = 32 << 20
+
+    def encode_block(self, data: bytes) -> bytes:
+        window_log = min(MAX_WINDOW_LOG, max(10, math.ceil(math.log2(max(len(data), 1)))))
+        params = zstandard.ZstdCompressionParameters.from_level(
+            ZSTD_LEVEL,
+            source_size=len(data),
+            window_log=window_log,
+            enable_ldm=True,
+            write_checksum=0,
+            write_content_size=1,
+        )
+        return zstandard.ZstdCompressor(compression_params=params).compress(data)
+
+    def decode_block(self, payload: bytes, original_size: int) -> bytes:
+        """Decompress in bounded chunks, never producing more than ``original_size`` + 1 bytes."""
+        decompressor = zstandard.ZstdDecompressor(max_window_size=1 << MAX_WINDOW_LOG)
+        out = bytearray()
+        try:
+            with decompressor.stream_reader(io.BytesIO(payload)) as reader:
+                while len(out) <= original_size:
+                    chunk = reader.read(min(_READ_CHUNK, original_size + 1 - len(out)))
+                    if not chunk:
+                        break
+                    out += chunk
+        except zstandard.ZstdError as exc:
+            raise CorruptError(f"zstd data corrupt ({exc})") from exc
+        if len(out) != original_size:
+            raise CorruptError("zstd block decodes to the wrong size")
+        return bytes(out)

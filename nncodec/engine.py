@@ -1,0 +1,369 @@
+"""Frames from streams and back: wires detection, codecs, models and the container together.
+
+``compress_stream`` reads its input in blocks (memory stays bounded by a few blocks), picks a codec
+from the first block (or the one asked for), codes blocks in parallel when ``threads > 1`` and writes
+each block with whichever of {that codec, zstd, stored} is smallest. Output bytes never depend on the
+thread count. ``decompress_stream`` reads any number of concatenated frames and verifies every block
+CRC, the content size and the whole-content checksum.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from nncodec import container
+from nncodec.codecs import Codec, codec_by_id, codec_by_name
+from nncodec.codecs.raw import RawCodec
+from nncodec.codecs.stored import StoredCodec
+from nncodec.container import BlockHeader, FileMetadata, FrameHeader
+from nncodec.detect import SNIFF_SIZE, sniff
+from nncodec.errors import CodecUnavailableError, CorruptError, NotNncodecError
+from nncodec.modelstore import LoadedModel, require_model
+
+#: which codec each sniffed kind of input goes to, when this build has that codec
+CODEC_FOR_KIND = {"image": "image", "log": "log", "text": "text", "binary": "raw"}
+
+
+@dataclass
+class FrameStats:
+    """What one frame held: used by the CLI's verbose output, ``info`` and tests."""
+
+    header: FrameHeader
+    original_size: int = 0
+    compressed_size: int = 0
+    blocks: int = 0
+    block_codecs: Counter[str] = field(default_factory=Counter)
+    content_checksum: bytes = b""
+
+    @property
+    def codec_name(self) -> str:
+        try:
+            return codec_by_id(self.header.codec_id).name
+        except CodecUnavailableError:
+            return f"id {self.header.codec_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_threads(threads: int) -> int:
+    """-T semantics: 0 means all cores."""
+    if threads < 0:
+        raise ValueError("thread count must be >= 0")
+    return threads or os.cpu_count() or 1
+
+
+def read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes, or fewer only at end of input (pipes return short reads)."""
+    parts = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def choose_codec(codec: str, sample: bytes) -> type[Codec]:
+    """The codec class for a ``--codec`` choice; ``auto`` sniffs, and uses raw if the codec for the
+    sniffed kind is not in this build."""
+    if codec != "auto":
+        return codec_by_name(codec)
+    try:
+        return codec_by_name(CODEC_FOR_KIND[sniff(sample)])
+    except CodecUnavailableError:
+        return RawCodec
+
+
+def _ordered_map(
+    func: Callable[..., object], items: Iterator[tuple], executor: Executor | None, window: int
+) -> Iterator[object]:
+    """``map(func, items)`` in order, with at most ``window`` calls in flight on ``executor``."""
+    if executor is None:
+        for args in items:
+            yield func(*args)
+        return
+    pending: deque[Future] = deque()
+    for args in items:
+        pending.append(executor.submit(func, *args))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor | None:
+    return ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# compression
+
+
+def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes]:
+    """Code one block with the frame codec, zstd and stored; keep the smallest."""
+    candidates: list[Codec] = [codec]
+    if not isinstance(codec, (RawCodec, StoredCodec)):
+        candidates.append(RawCodec())
+    best_codec: Codec = StoredCodec()
+    best_payload = bytes(data)
+    for candidate in candidates:
+        if isinstance(candidate, StoredCodec):
+            continue
+        payload = candidate.encode_block(data)
+        if len(payload) < len(best_payload):
+            best_codec, best_payload = candidate, payload
+    header = BlockHeader(best_codec.codec_id, len(data), len(best_payload), zlib.crc32(data))
+    return header, best_payload
+
+
+def _blocks(first: bytes, rest: BinaryIO, block_size: int) -> Iterator[tuple[bytes]]:
+    """Cut ``first`` + the rest of the stream into blocks of ``block_size`` bytes."""
+    buffer = first
+    while True:
+        while len(buffer) >= block_size:
+            yield (buffer[:block_size],)
+            buffer = buffer[block_size:]
+        more = read_up_to(rest, block_size - len(buffer))
+        if not more:
+            break
+        buffer += more
+    if buffer:
+        yield (buffer,)
+
+
+def compress_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    codec: str = "auto",
+    threads: int = 1,
+    block_size: int | None = None,
+    content_size: int | None = None,
+    metadata: FileMetadata | None = None,
+) -> FrameStats:
+    """Compress all of ``src`` into one frame written to ``dst``."""
+    threads = resolve_threads(threads)
+    sample = read_up_to(src, SNIFF_SIZE)
+    codec_cls = choose_codec(codec, sample)
+    frame_codec = codec_cls.for_encoding(sample)
+    if codec_cls.needs_whole_input:
+        block_size = container.MAX_BLOCK_SIZE
+    block_size = block_size or codec_cls.block_size
+    if not 1 <= block_size <= container.MAX_BLOCK_SIZE:
+        raise ValueError(f"block size must be 1..{container.MAX_BLOCK_SIZE}")
+
+    model = frame_codec.model
+    header = FrameHeader(
+        codec_id=frame_codec.codec_id,
+        codec_params=frame_codec.params(),
+        model_id=model.model_id if model else "",
+        model_sha256=model.sha256 if model else b"",
+        content_size=content_size,
+        metadata=metadata,
+    )
+    stats = FrameStats(header)
+    hasher = container.content_hasher()
+    encoded_header = header.encode()
+    dst.write(encoded_header)
+    stats.compressed_size += len(encoded_header)
+
+    def encode(data: bytes) -> tuple[bytes, BlockHeader, bytes]:
+        block_header, payload = _encode_block(frame_codec, data)
+        return data, block_header, payload
+
+    executor = _executor(threads)
+    try:
+        for data, block_header, payload in _ordered_map(
+            encode, _blocks(sample, src, block_size), executor, threads + 1
+        ):
+            hasher.update(data)
+            raw_header = block_header.encode()
+            dst.write(raw_header)
+            dst.write(payload)
+            stats.blocks += 1
+            stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+            stats.original_size += len(data)
+            stats.compressed_size += len(raw_header) + len(payload)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    if content_size is not None and stats.original_size != content_size:
+        raise CorruptError(
+            f"input changed while reading: expected {content_size} bytes, read {stats.original_size}"
+        )
+    stats.content_checksum = hasher.digest()
+    footer = container.encode_footer(stats.content_checksum)
+    dst.write(footer)
+    stats.compressed_size += len(footer)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# decompression
+
+
+def _frame_codec(header: FrameHeader) -> Codec:
+    model: LoadedModel | None = None
+    if header.model_id:
+        model = require_model(header.model_id, header.model_sha256)
+    return codec_by_id(header.codec_id).from_header(header.codec_params, model)
+
+
+def _decode_block(
+    frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes
+) -> bytes:
+    if block_header.codec_id == frame_codec.codec_id:
+        codec: Codec = frame_codec
+    elif block_header.codec_id == StoredCodec.codec_id:
+        codec = StoredCodec()
+    elif block_header.codec_id == RawCodec.codec_id:
+        codec = RawCodec()
+    else:
+        raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")
+    try:
+        data = codec.decode_block(payload, block_header.original_size)
+    except CorruptError as exc:
+        raise CorruptError(f"block {index} corrupt ({exc})") from exc
+    if len(data) != block_header.original_size or zlib.crc32(data) != block_header.crc32:
+        raise CorruptError(f"block {index} corrupt (checksum mismatch)")
+    return data
+
+
+def _read_blocks(src: BinaryIO, stats: FrameStats) -> Iterator[tuple[int, BlockHeader, bytes]]:
+    index = 0
+    while True:
+        try:
+            block_header = container.read_block_header(src)
+        except CorruptError as exc:
+            raise CorruptError(f"block {index}: {exc}") from exc
+        if block_header is None:
+            return
+        payload = container.read_exact(src, block_header.payload_size, f"block {index}")
+        stats.compressed_size += len(block_header.encode()) + len(payload)
+        yield index, block_header, payload
+        index += 1
+
+
+def decompress_frame(
+    header: FrameHeader, src: BinaryIO, dst: BinaryIO | None, threads: int = 1
+) -> FrameStats:
+    """Decode the blocks and footer of a frame whose header was just read; verify everything."""
+    stats = FrameStats(header, compressed_size=len(header.encode()))
+    frame_codec = _frame_codec(header)
+    hasher = container.content_hasher()
+    threads = resolve_threads(threads)
+
+    def decode(index: int, block_header: BlockHeader, payload: bytes) -> tuple[BlockHeader, bytes]:
+        return block_header, _decode_block(frame_codec, index, block_header, payload)
+
+    executor = _executor(threads)
+    try:
+        for block_header, data in _ordered_map(
+            decode, _read_blocks(src, stats), executor, threads + 1
+        ):
+            hasher.update(data)
+            if dst is not None:
+                dst.write(data)
+            stats.blocks += 1
+            stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+            stats.original_size += len(data)
+            if header.content_size is not None and stats.original_size > header.content_size:
+                raise CorruptError("frame holds more data than its header declares")
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    stats.content_checksum = container.read_content_checksum(src)
+    stats.compressed_size += 1 + len(stats.content_checksum)
+    if header.content_size is not None and stats.original_size != header.content_size:
+        raise CorruptError("frame holds less data than its header declares")
+    if hasher.digest() != stats.content_checksum:
+        raise CorruptError("content checksum mismatch")
+    return stats
+
+
+def decompress_stream(src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1) -> list[FrameStats]:
+    """Decode every concatenated frame in ``src`` (``dst=None`` only verifies)."""
+    frames: list[FrameStats] = []
+    while True:
+        try:
+            header = container.read_frame_header(src)
+        except NotNncodecError:
+            if frames:
+                raise CorruptError(
+                    f"unexpected data after frame {len(frames)} (trailing garbage)"
+                ) from None
+            raise
+        if header is None:
+            break
+        frames.append(decompress_frame(header, src, dst, threads))
+    if not frames:
+        raise NotNncodecError("empty input, not an nncodec file")
+    return frames
+
+
+def scan_frames(src: BinaryIO) -> list[FrameStats]:
+    """Walk frame and block headers without decoding payloads (for ``nncodec info``)."""
+    frames: list[FrameStats] = []
+    seekable = src.seekable()
+    while True:
+        header = container.read_frame_header(src)
+        if header is None:
+            break
+        stats = FrameStats(header, compressed_size=len(header.encode()))
+        index = 0
+        while (block_header := container.read_block_header(src)) is not None:
+            if seekable:
+                here = src.tell()
+                end = src.seek(0, io.SEEK_END)
+                if here + block_header.payload_size > end:
+                    raise container.TruncatedError(f"unexpected end of file in block {index}")
+                src.seek(here + block_header.payload_size)
+            else:
+                container.read_exact(src, block_header.payload_size, f"block {index}")
+            stats.blocks += 1
+            stats.original_size += block_header.original_size
+            stats.compressed_size += len(block_header.encode()) + block_header.payload_size
+            try:
+                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+            except CodecUnavailableError:
+                stats.block_codecs[f"id {block_header.codec_id}"] += 1
+            index += 1
+        stats.content_checksum = container.read_content_checksum(src)
+        stats.compressed_size += 1 + len(stats.content_checksum)
+        frames.append(stats)
+    if not frames:
+        raise NotNncodecError("empty input, not an nncodec file")
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# in-memory API
+
+
+def compress(
+    data: bytes, codec: str = "auto", *, threads: int = 1, block_size: int | None = None
+) -> bytes:
+    """Compress bytes into one nncodec frame."""
+    out = io.BytesIO()
+    compress_stream(
+        io.BytesIO(data), out, codec=codec, threads=threads, block_size=block_size, content_size=len(data)
+    )
+    return out.getvalue()
+
+
+def decompress(data: bytes, *, threads: int = 1) -> bytes:
+    """Decompress one or more concatenated nncodec frames."""
+    out = io.BytesIO()
+    decompress_stream(io.BytesIO(data), out, threads=threads)
+    return out.getvalue()
