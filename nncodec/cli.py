@@ -28,7 +28,7 @@ import click
 
 from nncodec import __version__, engine
 from nncodec.codecs import CODEC_CHOICES
-from nncodec.container import FileMetadata
+from nncodec.container import MAX_BLOCK_SIZE, FileMetadata
 from nncodec.errors import NncodecError
 
 SUFFIX = ".nnc"
@@ -44,6 +44,26 @@ MODE_FLAGS = {
 }  # fmt: skip
 # short boolean flags that may be bundled (``-dc``, ``-kf``)
 BUNDLABLE = set("dtlzckfqvn")
+
+
+class ByteSize(click.ParamType):
+    """A byte count with an optional K/M/G suffix (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        try:
+            size = int(text[: len(text) - len(unit)]) * self._UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 65536, 512K or 4M", param, ctx)
+        if not 1 <= size <= MAX_BLOCK_SIZE:
+            self.fail(f"block size must be between 1 and {MAX_BLOCK_SIZE}", param, ctx)
+        return size
 
 
 class UserError(Exception):
@@ -94,6 +114,7 @@ class Options:
     codec: str = "auto"
     store_name: bool = True
     restore_name: bool = False
+    block_size: int | None = None
 
     def say(self, level: int, message: str) -> None:
         if self.verbosity >= level:
@@ -214,11 +235,17 @@ def compress_one(path: str, opts: Options) -> None:
         src = _stdin(opts, compressed=False)
         if opts.output and not opts.stdout:
             with PendingOutput(Path(opts.output), opts.force) as pending:
-                stats = engine.compress_stream(src, pending.stream, codec=opts.codec, threads=opts.threads)
+                stats = engine.compress_stream(
+                    src, pending.stream, codec=opts.codec, threads=opts.threads, block_size=opts.block_size
+                )
                 pending.commit(None, None)
         else:
             stats = engine.compress_stream(
-                src, _stdout(opts, compressed=True), codec=opts.codec, threads=opts.threads
+                src,
+                _stdout(opts, compressed=True),
+                codec=opts.codec,
+                threads=opts.threads,
+                block_size=opts.block_size,
             )
         opts.say(2, _ratio_line("stdin", stats.original_size, stats.compressed_size))
         return
@@ -230,7 +257,13 @@ def compress_one(path: str, opts: Options) -> None:
         metadata = None
         if opts.store_name:
             metadata = FileMetadata(os.path.basename(path), stat.S_IMODE(info.st_mode), info.st_mtime_ns)
-        kwargs = dict(codec=opts.codec, threads=opts.threads, content_size=info.st_size, metadata=metadata)
+        kwargs = dict(
+            codec=opts.codec,
+            threads=opts.threads,
+            block_size=opts.block_size,
+            content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
+            metadata=metadata,
+        )
         if opts.stdout:
             stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
         else:
@@ -282,7 +315,12 @@ def decompress_one(path: str, opts: Options) -> None:
                 pending.commit(None, frames[0].header.metadata)
         else:
             frames = engine.decompress_stream(src, sys.stdout.buffer, threads=opts.threads)
-        opts.say(2, _ratio_line("stdin", sum(f.original_size for f in frames), sum(f.compressed_size for f in frames)))
+        opts.say(
+            2,
+            _ratio_line(
+                "stdin", sum(f.original_size for f in frames), sum(f.compressed_size for f in frames)
+            ),
+        )
         return
 
     src, info = _open_input(path)
@@ -299,7 +337,9 @@ def decompress_one(path: str, opts: Options) -> None:
                 pending.commit(info, frames[0].header.metadata)
             if opts.remove_source:
                 _remove_source(path, opts)
-    opts.say(2, _ratio_line(path, sum(f.original_size for f in frames), sum(f.compressed_size for f in frames)))
+    opts.say(
+        2, _ratio_line(path, sum(f.original_size for f in frames), sum(f.compressed_size for f in frames))
+    )
 
 
 def test_one(path: str, opts: Options) -> None:
@@ -352,7 +392,11 @@ def info_one(path: str, opts: Options, as_json: bool) -> None:
             model += f" (sha256 {str(record['model_sha256'])[:16]}…)"
         blocks = ", ".join(f"{k} {v}" for k, v in record["block_codecs"].items())  # type: ignore[union-attr]
         ratio = record["ratio"]
-        bpb = 8 * frames[number - 1].compressed_size / frames[number - 1].original_size if frames[number - 1].original_size else 0
+        bpb = (
+            8 * frames[number - 1].compressed_size / frames[number - 1].original_size
+            if frames[number - 1].original_size
+            else 0
+        )
         lines = [
             ("format", f"v{record['format_version']}"),
             ("codec", record["codec"]),
@@ -456,18 +500,54 @@ def _options(quiet: int, verbose: int, threads: int, force: bool, **extra: objec
 @main.command()
 @_common_options
 @_io_options
-@click.option("--codec", type=click.Choice(CODEC_CHOICES), default="auto", show_default=True,
-              help="Codec to use; auto sniffs the content.")
+@click.option(
+    "--codec",
+    type=click.Choice(CODEC_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Codec to use; auto sniffs the content.",
+)
 @click.option("-n", "--no-name", is_flag=True, help="Do not store the file name, mode and mtime.")
+@click.option(
+    "-B",
+    "--block-size",
+    type=ByteSize(),
+    default=None,
+    help="Bytes per independent block, e.g. 4M (default: the codec's choice).",
+)
 @click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
-def compress(files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, output: str | None,
-             to_stdout: bool, keep: bool, remove_source: bool, suffix: str, codec: str, no_name: bool,
-             compress_flag: bool) -> None:
+def compress(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    output: str | None,
+    to_stdout: bool,
+    keep: bool,
+    remove_source: bool,
+    suffix: str,
+    codec: str,
+    no_name: bool,
+    block_size: int | None,
+    compress_flag: bool,
+) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
     if remove_source and to_stdout:
         remove_source = False  # like zstd: -c never removes inputs
-    opts = _options(quiet, verbose, threads, force, output=output, stdout=to_stdout, remove_source=remove_source,
-                    suffix=suffix, codec=codec, store_name=not no_name)
+    opts = _options(
+        quiet,
+        verbose,
+        threads,
+        force,
+        output=output,
+        stdout=to_stdout,
+        remove_source=remove_source,
+        suffix=suffix,
+        codec=codec,
+        store_name=not no_name,
+        block_size=block_size,
+    )
     _run(files, opts, compress_one)
 
 
@@ -475,13 +555,33 @@ def compress(files: tuple[str, ...], quiet: int, verbose: int, threads: int, for
 @_common_options
 @_io_options
 @click.option("-N", "--name", "restore_name", is_flag=True, help="Restore the original file name if stored.")
-def decompress(files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, output: str | None,
-               to_stdout: bool, keep: bool, remove_source: bool, suffix: str, restore_name: bool) -> None:
+def decompress(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    output: str | None,
+    to_stdout: bool,
+    keep: bool,
+    remove_source: bool,
+    suffix: str,
+    restore_name: bool,
+) -> None:
     """Decompress FILES (default: stdin to stdout); FILE.nnc becomes FILE."""
     if remove_source and to_stdout:
         remove_source = False
-    opts = _options(quiet, verbose, threads, force, output=output, stdout=to_stdout, remove_source=remove_source,
-                    suffix=suffix, restore_name=restore_name)
+    opts = _options(
+        quiet,
+        verbose,
+        threads,
+        force,
+        output=output,
+        stdout=to_stdout,
+        remove_source=remove_source,
+        suffix=suffix,
+        restore_name=restore_name,
+    )
     _run(files, opts, decompress_one)
 
 

@@ -16,8 +16,8 @@ Works for alphabets from 2 to 65,536 symbols.
 
 from __future__ import annotations
 
-import numpy as np
 import constriction
+import numpy as np
 
 from nncodec.errors import CorruptError
 

@@ -14,7 +14,7 @@ import hashlib
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from nncodec.errors import CorruptError, NotNncodecError, TruncatedError, UnsupportedFormatError
@@ -35,7 +35,7 @@ CONTENT_CHECKSUM_SIZE = 8  # blake2b-64 of the frame's original content
 MAX_PARAMS_SIZE = 1 << 16
 MAX_METADATA_SIZE = 1 << 16
 MAX_MODEL_ID_SIZE = 255
-MAX_BLOCK_SIZE = 1 << 34  # original bytes in one block
+MAX_BLOCK_SIZE = 1 << 30  # original bytes in one block
 MAX_VARINT = (1 << 63) - 1
 READ_CHUNK = 1 << 20
 
@@ -142,6 +142,13 @@ class FileMetadata:
     @classmethod
     def decode(cls, buf: bytes) -> FileMetadata:
         """Parse tag-length-value entries; unknown tags are skipped (they are optional by design)."""
+        try:
+            return cls._decode(buf)
+        except TruncatedError as exc:  # the section passed its CRC, so a short entry is corruption
+            raise CorruptError(f"metadata corrupt ({exc})") from exc
+
+    @classmethod
+    def _decode(cls, buf: bytes) -> FileMetadata:
         fields: dict[str, object] = {}
         pos = 0
         while pos < len(buf):
@@ -175,6 +182,8 @@ class FrameHeader:
     content_size: int | None = None
     metadata: FileMetadata | None = None
     version: int = FORMAT_VERSION
+    #: bytes the header occupied in the file it was read from (0 when built in memory)
+    size: int = field(default=0, compare=False)
 
     def encode(self) -> bytes:
         if not 1 <= self.codec_id <= 255:
@@ -269,6 +278,7 @@ def read_frame_header(stream: BinaryIO) -> FrameHeader | None:
         content_size=content_size,
         metadata=metadata,
         version=version,
+        size=len(raw) + 4,
     )
 
 
@@ -284,6 +294,8 @@ class BlockHeader:
     original_size: int
     payload_size: int
     crc32: int
+    #: bytes the header occupied in the file it was read from (0 when built in memory)
+    size: int = field(default=0, compare=False)
 
     def encode(self) -> bytes:
         if not 1 <= self.codec_id <= 255:
@@ -310,7 +322,7 @@ def read_block_header(stream: BinaryIO) -> BlockHeader | None:
         raise CorruptError("block header corrupt (header checksum mismatch)")
     if original_size > MAX_BLOCK_SIZE:
         raise CorruptError("block header corrupt (declared size too large)")
-    return BlockHeader(codec_id, original_size, payload_size, crc)
+    return BlockHeader(codec_id, original_size, payload_size, crc, size=len(raw) + 2)
 
 
 def encode_footer(content_digest: bytes) -> bytes:

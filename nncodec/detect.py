@@ -49,9 +49,7 @@ def is_text(sample: bytes) -> bool:
     if len(sample) >= 4:  # forgive a multi-byte character cut at the end of the sample
         text = text[:-3] + sample[-3:].decode("utf-8", errors="ignore")
     bad = sum(
-        1
-        for ch in text
-        if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS)
+        1 for ch in text if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS)
     )
     return bad <= _MAX_BAD_TEXT_SHARE * len(text)
 

@@ -24,7 +24,7 @@ from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
 from nncodec.container import BlockHeader, FileMetadata, FrameHeader
 from nncodec.detect import SNIFF_SIZE, sniff
-from nncodec.errors import CodecUnavailableError, CorruptError, NotNncodecError
+from nncodec.errors import CodecUnavailableError, CorruptError, NotNncodecError, TruncatedError
 from nncodec.modelstore import LoadedModel, require_model
 
 #: which codec each sniffed kind of input goes to, when this build has that codec
@@ -44,10 +44,7 @@ class FrameStats:
 
     @property
     def codec_name(self) -> str:
-        try:
-            return codec_by_id(self.header.codec_id).name
-        except CodecUnavailableError:
-            return f"id {self.header.codec_id}"
+        return _codec_name(self.header.codec_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,9 +217,7 @@ def _frame_codec(header: FrameHeader) -> Codec:
     return codec_by_id(header.codec_id).from_header(header.codec_params, model)
 
 
-def _decode_block(
-    frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes
-) -> bytes:
+def _decode_block(frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes) -> bytes:
     if block_header.codec_id == frame_codec.codec_id:
         codec: Codec = frame_codec
     elif block_header.codec_id == StoredCodec.codec_id:
@@ -240,8 +235,14 @@ def _decode_block(
     return data
 
 
-def _read_blocks(src: BinaryIO, stats: FrameStats) -> Iterator[tuple[int, BlockHeader, bytes]]:
+def _read_blocks(
+    src: BinaryIO, stats: FrameStats, *, skip_payloads: bool = False
+) -> Iterator[tuple[int, BlockHeader, bytes]]:
+    """Yield (index, header, payload) for each block of a frame, checking declared sizes against the
+    frame's content size before anything is decoded. With ``skip_payloads`` the payload is b""."""
     index = 0
+    declared_total = 0
+    content_size = stats.header.content_size
     while True:
         try:
             block_header = container.read_block_header(src)
@@ -249,17 +250,52 @@ def _read_blocks(src: BinaryIO, stats: FrameStats) -> Iterator[tuple[int, BlockH
             raise CorruptError(f"block {index}: {exc}") from exc
         if block_header is None:
             return
-        payload = container.read_exact(src, block_header.payload_size, f"block {index}")
-        stats.compressed_size += len(block_header.encode()) + len(payload)
+        declared_total += block_header.original_size
+        if content_size is not None and declared_total > content_size:
+            raise CorruptError(f"block {index} corrupt (blocks declare more data than the frame)")
+        if skip_payloads:
+            _skip(src, block_header.payload_size, f"block {index}")
+            payload = b""
+        else:
+            payload = container.read_exact(src, block_header.payload_size, f"block {index}")
+        stats.compressed_size += block_header.size + block_header.payload_size
         yield index, block_header, payload
         index += 1
+
+
+def _skip(src: BinaryIO, size: int, what: str) -> None:
+    if src.seekable():
+        here = src.tell()
+        if here + size > src.seek(0, io.SEEK_END):
+            raise TruncatedError(f"unexpected end of file in {what}")
+        src.seek(here + size)
+    else:
+        container.read_exact(src, size, what)
+
+
+def _frame_headers(src: BinaryIO) -> Iterator[FrameHeader]:
+    """Frame headers of concatenated frames; data after a frame that is not a frame is an error."""
+    count = 0
+    while True:
+        try:
+            header = container.read_frame_header(src)
+        except NotNncodecError:
+            if count:
+                raise CorruptError(f"unexpected data after frame {count} (trailing garbage)") from None
+            raise
+        if header is None:
+            if not count:
+                raise NotNncodecError("empty input, not an nncodec file")
+            return
+        count += 1
+        yield header
 
 
 def decompress_frame(
     header: FrameHeader, src: BinaryIO, dst: BinaryIO | None, threads: int = 1
 ) -> FrameStats:
     """Decode the blocks and footer of a frame whose header was just read; verify everything."""
-    stats = FrameStats(header, compressed_size=len(header.encode()))
+    stats = FrameStats(header, compressed_size=header.size)
     frame_codec = _frame_codec(header)
     hasher = container.content_hasher()
     threads = resolve_threads(threads)
@@ -269,17 +305,13 @@ def decompress_frame(
 
     executor = _executor(threads)
     try:
-        for block_header, data in _ordered_map(
-            decode, _read_blocks(src, stats), executor, threads + 1
-        ):
+        for block_header, data in _ordered_map(decode, _read_blocks(src, stats), executor, threads + 1):
             hasher.update(data)
             if dst is not None:
                 dst.write(data)
             stats.blocks += 1
             stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
             stats.original_size += len(data)
-            if header.content_size is not None and stats.original_size > header.content_size:
-                raise CorruptError("frame holds more data than its header declares")
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)
@@ -294,66 +326,36 @@ def decompress_frame(
 
 def decompress_stream(src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1) -> list[FrameStats]:
     """Decode every concatenated frame in ``src`` (``dst=None`` only verifies)."""
-    frames: list[FrameStats] = []
-    while True:
-        try:
-            header = container.read_frame_header(src)
-        except NotNncodecError:
-            if frames:
-                raise CorruptError(
-                    f"unexpected data after frame {len(frames)} (trailing garbage)"
-                ) from None
-            raise
-        if header is None:
-            break
-        frames.append(decompress_frame(header, src, dst, threads))
-    if not frames:
-        raise NotNncodecError("empty input, not an nncodec file")
-    return frames
+    return [decompress_frame(header, src, dst, threads) for header in _frame_headers(src)]
 
 
 def scan_frames(src: BinaryIO) -> list[FrameStats]:
     """Walk frame and block headers without decoding payloads (for ``nncodec info``)."""
     frames: list[FrameStats] = []
-    seekable = src.seekable()
-    while True:
-        header = container.read_frame_header(src)
-        if header is None:
-            break
-        stats = FrameStats(header, compressed_size=len(header.encode()))
-        index = 0
-        while (block_header := container.read_block_header(src)) is not None:
-            if seekable:
-                here = src.tell()
-                end = src.seek(0, io.SEEK_END)
-                if here + block_header.payload_size > end:
-                    raise container.TruncatedError(f"unexpected end of file in block {index}")
-                src.seek(here + block_header.payload_size)
-            else:
-                container.read_exact(src, block_header.payload_size, f"block {index}")
+    for header in _frame_headers(src):
+        stats = FrameStats(header, compressed_size=header.size)
+        for _, block_header, _ in _read_blocks(src, stats, skip_payloads=True):
             stats.blocks += 1
             stats.original_size += block_header.original_size
-            stats.compressed_size += len(block_header.encode()) + block_header.payload_size
-            try:
-                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
-            except CodecUnavailableError:
-                stats.block_codecs[f"id {block_header.codec_id}"] += 1
-            index += 1
+            stats.block_codecs[_codec_name(block_header.codec_id)] += 1
         stats.content_checksum = container.read_content_checksum(src)
         stats.compressed_size += 1 + len(stats.content_checksum)
         frames.append(stats)
-    if not frames:
-        raise NotNncodecError("empty input, not an nncodec file")
     return frames
+
+
+def _codec_name(codec_id: int) -> str:
+    try:
+        return codec_by_id(codec_id).name
+    except CodecUnavailableError:
+        return f"id {codec_id}"
 
 
 # ---------------------------------------------------------------------------------------------
 # in-memory API
 
 
-def compress(
-    data: bytes, codec: str = "auto", *, threads: int = 1, block_size: int | None = None
-) -> bytes:
+def compress(data: bytes, codec: str = "auto", *, threads: int = 1, block_size: int | None = None) -> bytes:
     """Compress bytes into one nncodec frame."""
     out = io.BytesIO()
     compress_stream(

@@ -49,7 +49,7 @@ def file_sha256(path: Path) -> bytes:
 
 
 def _installed_paths(model_id: str) -> list[Path]:
-    if not MODEL_ID_PATTERN.match(model_id):
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
         raise ModelError(f"invalid model id {model_id!r}")
     paths = [d / f"{model_id}.safetensors" for d in model_dirs()]
     return [p for p in paths if p.is_file()]

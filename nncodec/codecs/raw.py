@@ -42,7 +42,9 @@ class RawCodec(Codec):
         decompressor = zstandard.ZstdDecompressor(max_window_size=1 << MAX_WINDOW_LOG)
         out = bytearray()
         try:
-            with decompressor.stream_reader(io.BytesIO(payload)) as reader:
+            if zstandard.get_frame_parameters(payload).content_size != original_size:
+                raise CorruptError("zstd frame declares a different size than its block")
+            with decompressor.stream_reader(io.BytesIO(payload), read_across_frames=False) as reader:
                 while len(out) <= original_size:
                     chunk = reader.read(min(_READ_CHUNK, original_size + 1 - len(out)))
                     if not chunk:

@@ -1,0 +1,95 @@
+"""Shared test helpers: running the CLI in a subprocess, sample inputs, the optional ../shared data."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file from ../shared/data, or skip the test with the reason when it is not there."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/data is optional outside the dev machines)")
+    return path
+
+
+def run_cli(
+    *args: str, input: bytes | None = None, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m nncodec ARGS`` and capture its output (never raises on failure)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nncodec", *args],
+        input=input if input is not None else b"",
+        capture_output=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=600,
+    )
+
+
+def prose(size: int, seed: int = 0) -> bytes:
+    """English-like text made from a fixed vocabulary (deterministic)."""
+    rng = random.Random(seed)
+    words = (
+        "the of and a to in is was he that it for his with as had on at by not be this but from "
+        "they which she or her all an were one we there been so their has when would who more "
+        "house door morning letter window evening Mr. Pickwick replied gentleman said"
+    ).split()
+    out = []
+    length = 0
+    while length < size:
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(5, 18))).capitalize() + ". "
+        if rng.random() < 0.15:
+            sentence += "\n\n"
+        out.append(sentence)
+        length += len(sentence)
+    return "".join(out).encode()[:size]
+
+
+def log_lines(count: int, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    levels = ["INFO", "WARN", "ERROR", "DEBUG"]
+    lines = []
+    for i in range(count):
+        lines.append(
+            f"2024-03-{1 + i // 1000:02d} 12:{(i // 60) % 60:02d}:{i % 60:02d},{rng.randint(0, 999):03d} "
+            f"{rng.choice(levels)} [worker-{rng.randint(1, 8)}] dfs.DataNode: Received block "
+            f"blk_{rng.getrandbits(40)} of size {rng.randint(1, 1 << 26)} "
+            f"from /10.0.{rng.randint(0, 255)}.{rng.randint(0, 255)}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def png_bytes(width: int = 17, height: int = 9, mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    rng = random.Random(width * 1000 + height)
+    image = Image.new(mode, (width, height))
+    bands = len(image.getbands())
+    pixels = [tuple(rng.randrange(256) for _ in range(bands)) for _ in range(width * height)]
+    image.putdata(pixels if bands > 1 else [p[0] for p in pixels])
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture
+def samples() -> dict[str, bytes]:
+    """One input of each sniffed kind."""
+    return {
+        "text": prose(30_000),
+        "log": log_lines(400),
+        "image": png_bytes(),
+        "binary": random.Random(1).randbytes(20_000),
+    }
