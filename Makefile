@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test lint demo bench train-text clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,18 @@ test: venv lint
 
 demo: venv
 	$(BIN)/python scripts/demo.py testdata
+
+bench: venv
+	$(BIN)/python scripts/bench.py
+
+# Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
+train-text: venv
+	$(BIN)/python -m nncodec.training.tokenizer_train --vocab 4096 --out models/text-bpe4k.tokenizer.json
+	$(BIN)/python -m nncodec.training.train_text --tokenizer models/text-bpe4k.tokenizer.json \
+		--out-dir checkpoints/text --steps 5000 --eval-every 500
+	$(BIN)/python -m nncodec.training.export_text --weights checkpoints/text/model.safetensors \
+		--card checkpoints/text/card.json --tokenizer models/text-bpe4k.tokenizer.json \
+		--model-id text-v1 --out-dir models
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -24,7 +24,7 @@ from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
 from nncodec.container import BlockHeader, FileMetadata, FrameHeader
 from nncodec.detect import SNIFF_SIZE, sniff
-from nncodec.errors import CodecUnavailableError, CorruptError, NotNncodecError, TruncatedError
+from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, NotNncodecError, TruncatedError
 from nncodec.modelstore import LoadedModel, require_model
 
 #: which codec each sniffed kind of input goes to, when this build has that codec
@@ -71,15 +71,15 @@ def read_up_to(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def choose_codec(codec: str, sample: bytes) -> type[Codec]:
-    """The codec class for a ``--codec`` choice; ``auto`` sniffs, and uses raw if the codec for the
-    sniffed kind is not in this build."""
+def choose_codec(codec: str, sample: bytes) -> Codec:
+    """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and uses raw
+    when this build lacks the codec (or its model) for the sniffed kind."""
     if codec != "auto":
-        return codec_by_name(codec)
+        return codec_by_name(codec).for_encoding(sample)
     try:
-        return codec_by_name(CODEC_FOR_KIND[sniff(sample)])
-    except CodecUnavailableError:
-        return RawCodec
+        return codec_by_name(CODEC_FOR_KIND[sniff(sample)]).for_encoding(sample)
+    except (CodecUnavailableError, ModelError):
+        return RawCodec()
 
 
 def _ordered_map(
@@ -152,11 +152,10 @@ def compress_stream(
     """Compress all of ``src`` into one frame written to ``dst``."""
     threads = resolve_threads(threads)
     sample = read_up_to(src, SNIFF_SIZE)
-    codec_cls = choose_codec(codec, sample)
-    frame_codec = codec_cls.for_encoding(sample)
-    if codec_cls.needs_whole_input:
+    frame_codec = choose_codec(codec, sample)
+    if frame_codec.needs_whole_input:
         block_size = container.MAX_BLOCK_SIZE
-    block_size = block_size or codec_cls.block_size
+    block_size = block_size or frame_codec.block_size
     if not 1 <= block_size <= container.MAX_BLOCK_SIZE:
         raise ValueError(f"block size must be 1..{container.MAX_BLOCK_SIZE}")
 

@@ -21,7 +21,11 @@ PRETOKENIZE_PATTERN = r"Ġ?[A-Za-z\u00c0-\u024f]+|Ġ?[0-9]{1,3}|Ġ?[^A-Za-z0-9\u
 @lru_cache(maxsize=1)
 def byte_to_char() -> tuple[str, ...]:
     """GPT-2's table: printable Latin-1 bytes map to themselves, the rest to U+0100.. upwards."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars = {b: chr(b) for b in printable}
     extra = 0
     for b in range(256):
@@ -48,9 +52,8 @@ class ByteTokenizer:
     """Encode bytes to token ids (BPE via `tokenizers`) and decode ids back by table lookup."""
 
     def __init__(self, tokenizer_json: str) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._json = tokenizer_json
+        self._tokenizer = None  # the BPE encoder is built on first use: decoding never needs it
         vocab = json.loads(tokenizer_json)["model"]["vocab"]
         table = char_to_byte()
         self.token_bytes: list[bytes] = [b""] * len(vocab)
@@ -63,6 +66,10 @@ class ByteTokenizer:
         return cls(Path(path).read_text(encoding="utf-8"))
 
     def encode(self, data: bytes) -> np.ndarray:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self._json)
         ids = self._tokenizer.encode(bytes_to_text(data), add_special_tokens=False).ids
         return np.asarray(ids, dtype=np.int32)
 

@@ -52,14 +52,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.register_buffer("slopes", torch.tensor(alibi_slopes(config.n_head)), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """window: attend only to the last ``window`` positions (the codec's sliding window)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         pos = torch.arange(T, device=x.device)
         distance = (pos[:, None] - pos[None, :]).float()  # (T, T), query minus key
         bias = -self.slopes[:, None, None] * distance  # (H, T, T)
-        bias = bias.masked_fill(distance < 0, float("-inf"))
+        outside = distance < 0 if window is None else (distance < 0) | (distance >= window)
+        bias = bias.masked_fill(outside, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -82,8 +84,8 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), window)
         return x + self.mlp(self.norm2(x))
 
 
@@ -104,10 +106,10 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, window: int | None = None):
         x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, window)
         logits = self.norm(x) @ self.embed.weight.T  # tied output head: (B, T, vocab)
         loss = None
         if targets is not None:

@@ -30,7 +30,9 @@ from nncodec.training.text_data import load_split
 VAL_BYTES = 200_000  # bytes of each validation file used for the periodic estimate
 
 
-def tokenize_all(tokenizer: ByteTokenizer, items: list[tuple[str, bytes]]) -> list[tuple[str, np.ndarray, int]]:
+def tokenize_all(
+    tokenizer: ByteTokenizer, items: list[tuple[str, bytes]]
+) -> list[tuple[str, np.ndarray, int]]:
     out = []
     for name, data in items:
         ids = np.concatenate(
@@ -40,7 +42,9 @@ def tokenize_all(tokenizer: ByteTokenizer, items: list[tuple[str, bytes]]) -> li
     return out
 
 
-def batch_from(streams: list[np.ndarray], weights: np.ndarray, rng: np.random.Generator, batch: int, window: int):
+def batch_from(
+    streams: list[np.ndarray], weights: np.ndarray, rng: np.random.Generator, batch: int, window: int
+):
     choice = rng.choice(len(streams), size=batch, p=weights)
     rows = []
     for s in choice:
@@ -78,7 +82,9 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, default=Path("checkpoints/text"))
     parser.add_argument("--steps", type=int, default=20000)
@@ -170,7 +176,10 @@ def main() -> None:
                         "batch": args.batch,
                         "tokens_seen": step * args.batch * config.window,
                         "seed": args.seed,
-                        "command": " ".join([os.path.basename(sys.executable), "-m", "nncodec.training.train_text"] + sys.argv[1:]),
+                        "command": " ".join(
+                            [os.path.basename(sys.executable), "-m", "nncodec.training.train_text"]
+                            + sys.argv[1:]
+                        ),
                         "torch": torch.__version__,
                     },
                     "validation_bpb_float": bpb,
@@ -178,8 +187,14 @@ def main() -> None:
                 }
                 (args.out_dir / "card.json").write_text(json.dumps(card, indent=2))
             torch.save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "best": best,
-                 "history": history, "config": config.to_dict()},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "best": best,
+                    "history": history,
+                    "config": config.to_dict(),
+                },
                 ckpt_path,
             )
 

@@ -1,0 +1,209 @@
+"""The ``text`` codec: a token language model's predictions, range-coded.
+
+A block is tokenized (exactly invertible byte-level BPE), its tokens are cut into S contiguous
+segments, and each segment is coded as its own range-coded stream: the first token with a uniform
+table, every later one with the exact-integer model's table given the segment's previous tokens (a
+sliding window of ``window`` tokens), mixed with order-1/2 token counts learned from the block itself
+(nncodec/mixing.py). Segments are grouped in mix groups of ``MIX_GROUP`` consecutive segments that
+share one set of counts, updated in lockstep (step t sees every token of the group before step t).
+
+The encoder scores a whole mix group in one parallel pass; the decoder runs all segments together as
+a batch, one token per stream per step, with a KV cache. Both compute the same tables bit for bit
+(nncodec/textmodel.py), and decoding any arrangement of whole mix groups gives the same output.
+
+Frame params: format version (1), mix group size. Payload::
+
+    varint n_tokens | varint S | S x varint stream_bytes | S range-coded streams
+
+Segment s holds n_tokens // S tokens, plus one if s < n_tokens % S.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from nncodec.codecs.base import Codec
+from nncodec.coder import SymbolDecoder, SymbolEncoder
+from nncodec.container import decode_varint, encode_varint
+from nncodec.errors import CorruptError, NncodecError
+from nncodec.mixing import ContextMixer
+from nncodec.modelstore import LoadedModel, find_model
+from nncodec.textmodel import IntGPT
+from nncodec.tokenizer import ByteTokenizer
+
+TEXT_MODEL_ID = "text-v1"
+FORMAT_VERSION = 1
+MAX_SEGMENTS = 64
+MIN_SEGMENT_TOKENS = 512
+MIX_GROUP = 8  # consecutive segments sharing adaptive counts
+ROWS_PER_CHUNK = 32  # encoder: positions whose frequency rows exist at once
+
+
+@lru_cache(maxsize=4)
+def load_text_model(path: Path, sha256: bytes) -> tuple[IntGPT, ByteTokenizer]:
+    """Load (once per process) the exact model and its tokenizer from a verified file."""
+    model = IntGPT(path)
+    return model, ByteTokenizer(model.tokenizer_json)
+
+
+def segment_lengths(n_tokens: int, segments: int) -> list[int]:
+    base, extra = divmod(n_tokens, segments)
+    return [base + (1 if s < extra else 0) for s in range(segments)]
+
+
+def choose_segments(n_tokens: int) -> int:
+    return max(1, min(MAX_SEGMENTS, n_tokens // MIN_SEGMENT_TOKENS))
+
+
+class TextCodec(Codec):
+    codec_id = 3
+    name = "text"
+    block_size = 1 << 20
+
+    def __init__(self, model: LoadedModel, mix_group: int = MIX_GROUP, decode_groups: int = 0) -> None:
+        self._model = model
+        self.mix_group = mix_group
+        # mix groups decoded together (0: all); any value gives the same output
+        self.decode_groups = decode_groups
+        self.lm, self.tokenizer = load_text_model(model.path, model.sha256)
+
+    @classmethod
+    def for_encoding(cls, sample: bytes) -> TextCodec:
+        return cls(find_model(TEXT_MODEL_ID))
+
+    @classmethod
+    def from_header(cls, params: bytes, model: LoadedModel | None) -> TextCodec:
+        if len(params) != 2 or params[0] != FORMAT_VERSION or not 1 <= params[1] <= MAX_SEGMENTS:
+            raise CorruptError(f"text codec parameters {params.hex()} not understood (newer nncodec?)")
+        if model is None:
+            raise CorruptError("text frame names no model")
+        return cls(model, mix_group=params[1])
+
+    def params(self) -> bytes:
+        return bytes([FORMAT_VERSION, self.mix_group])
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._model
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def _encode_segments(self, segments: list[np.ndarray]) -> list[bytes]:
+        """Code segments mix group by mix group: one parallel model pass per group, then the
+        lockstep walk that mixes in the group's adaptive counts exactly as the decoder will."""
+        streams = []
+        for first in range(0, len(segments), self.mix_group):
+            group = segments[first : first + self.mix_group]
+            streams.extend(self._encode_group(group))
+        return streams
+
+    def _encode_group(self, group: list[np.ndarray]) -> list[bytes]:
+        lengths = [len(t) for t in group]
+        longest = max(lengths)
+        batch = np.zeros((len(group), longest), dtype=np.int64)  # short rows padded at the end
+        for row, tokens in enumerate(group):
+            batch[row, : len(tokens)] = tokens
+        encoders = [SymbolEncoder() for _ in group]
+        for encoder, tokens in zip(encoders, group, strict=True):
+            if len(tokens):
+                encoder.encode(tokens[:1], np.ones((1, self.lm.vocab_size)))
+        if longest < 2:
+            return [encoder.finish() for encoder in encoders]
+        residual = self.lm.sequence_residuals(batch[:, :-1])
+        mixer = ContextMixer(self.lm.vocab_size)
+        for start in range(1, longest, ROWS_PER_CHUNK):
+            stop = min(longest, start + ROWS_PER_CHUNK)
+            model_rows = self.lm.frequencies(residual[:, start - 1 : stop - 1])  # predict start..stop-1
+            mixed = np.empty_like(model_rows)
+            for t in range(start, stop):
+                active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
+                prev1 = batch[:active, t - 1]
+                prev2 = batch[:active, t - 2] if t >= 2 else np.full(active, -1)
+                mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], prev2, prev1)
+                mixer.update(prev2, prev1, batch[:active, t])
+            for row, encoder in enumerate(encoders):
+                count = min(stop, lengths[row]) - start
+                if count > 0:
+                    encoder.encode(batch[row, start : start + count], mixed[row, :count])
+        return [encoder.finish() for encoder in encoders]
+
+    def encode_block(self, data: bytes) -> bytes:
+        tokens = self.tokenizer.encode(data)
+        segments, start = [], 0
+        for length in segment_lengths(len(tokens), choose_segments(len(tokens))):
+            segments.append(tokens[start : start + length])
+            start += length
+        streams = self._encode_segments(segments)
+        header = encode_varint(len(tokens)) + encode_varint(len(segments))
+        header += b"".join(encode_varint(len(s)) for s in streams)
+        return header + b"".join(streams)
+
+    # -- decoding --------------------------------------------------------------------------------
+
+    def decode_block(self, payload: bytes, original_size: int) -> bytes:
+        try:
+            n_tokens, pos = decode_varint(payload, 0)
+            segments, pos = decode_varint(payload, pos)
+            if n_tokens > original_size or not 1 <= segments <= max(1, min(MAX_SEGMENTS, n_tokens)):
+                raise CorruptError("text block header out of range")
+            sizes = []
+            for _ in range(segments):
+                size, pos = decode_varint(payload, pos)
+                sizes.append(size)
+            if pos + sum(sizes) != len(payload):
+                raise CorruptError("text block streams do not fill the payload")
+            streams = []
+            for size in sizes:
+                streams.append(payload[pos : pos + size])
+                pos += size
+            lengths = segment_lengths(n_tokens, segments)
+            per_call = self.mix_group * (self.decode_groups or MAX_SEGMENTS)
+            tokens = []
+            for first in range(0, segments, per_call):
+                part = slice(first, first + per_call)
+                tokens.extend(self._decode_streams(streams[part], lengths[part]))
+        except NncodecError:
+            raise
+        except (ValueError, IndexError, RuntimeError) as exc:
+            raise CorruptError(f"text stream corrupt ({exc})") from exc
+        data = self.tokenizer.decode(np.concatenate(tokens) if tokens else np.zeros(0, np.int32))
+        if len(data) != original_size:
+            raise CorruptError("text block decodes to the wrong size")
+        return data
+
+    def _decode_streams(self, streams: list[bytes], lengths: list[int]) -> list[np.ndarray]:
+        """Decode whole mix groups in lockstep; lengths are non-increasing, so the active streams
+        are always a prefix of the batch."""
+        decoders = [SymbolDecoder(s) for s in streams]
+        out = [np.zeros(n, dtype=np.int32) for n in lengths]
+        uniform = np.ones((1, self.lm.vocab_size))
+        active = sum(1 for n in lengths if n > 0)
+        for s in range(active):
+            out[s][0] = decoders[s].decode(uniform)[0]
+        mixers = [ContextMixer(self.lm.vocab_size) for _ in range(0, len(streams), self.mix_group)]
+        state = self.lm.decoder(active)
+        longest = max(lengths, default=0)
+        for t in range(1, longest):
+            now_active = sum(1 for n in lengths if n > t)
+            if now_active < active:
+                state.select(np.arange(now_active))
+                active = now_active
+            prev1 = np.array([out[s][t - 1] for s in range(active)], dtype=np.int64)
+            prev2 = np.array([out[s][t - 2] for s in range(active)] if t >= 2 else [-1] * active)
+            model_rows = state.step(prev1)
+            for g, mixer in enumerate(mixers):
+                group = slice(g * self.mix_group, min(active, (g + 1) * self.mix_group))
+                if group.start >= active:
+                    break
+                rows = mixer.frequencies(model_rows[group], prev2[group], prev1[group])
+                symbols = [
+                    decoders[s].decode(rows[i : i + 1])[0]
+                    for i, s in enumerate(range(group.start, group.stop))
+                ]
+                for s, symbol in zip(range(group.start, group.stop), symbols, strict=True):
+                    out[s][t] = symbol
+                mixer.update(prev2[group], prev1[group], np.array(symbols))
+        return out

@@ -1,0 +1,227 @@
+"""Exact integer inference of the text model (the float model lives in nncodec/training/gpt.py).
+
+The model file (``models/<id>.safetensors``, written by nncodec/training/export_text.py) holds int8
+weights with per-output-channel scales, the residual-stream unit, per-head value scales, the ALiBi
+bias table and the exp lookup tables; its metadata holds the config and the tokenizer. All arithmetic
+follows nncodec/exact.py, so the frequency tables are a pure function of the model file and the
+tokens before them. Two paths compute them:
+
+* ``sequence_frequencies``: all positions of many streams at once (the encoder);
+* ``Decoder.step``: one new token per stream with a KV ring buffer (the decoder).
+
+They give bit-identical tables (tests check it): each query's computation is the same sequence of
+exact integer matmuls, integer sums and elementwise IEEE operations on the same values in both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nncodec.exact import int_matmul, lut_weights, quantize_rows
+
+FORMAT = "nncodec-intgpt-1"
+
+
+@dataclass(frozen=True)
+class IntLinear:
+    weight: np.ndarray  # (out, in) int8-valued float32
+    scale: np.ndarray  # (out,) float64
+
+    def __call__(self, q: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+        """q: (..., in) int8-valued; row_scale: (...,) -> float64 (..., out)."""
+        return int_matmul(q, self.weight) * (row_scale[..., None] * self.scale)
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    qkv: IntLinear
+    proj: IntLinear
+    up: IntLinear
+    down: IntLinear
+    v_scale: np.ndarray  # (H,) value unit per head (values are int8 in these units)
+
+
+class IntGPT:
+    """The text model in exact arithmetic."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors import safe_open
+        from safetensors.numpy import load_file
+
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata()
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an {FORMAT} model")
+        tensors = load_file(str(path))
+        self.config = json.loads(metadata["config"])
+        self.tokenizer_json = metadata["tokenizer"]
+        self.n_head = self.config["n_head"]
+        self.n_embd = self.config["n_embd"]
+        self.window = self.config["window"]
+        self.head_dim = self.n_embd // self.n_head
+        self.vocab_size = self.config["vocab_size"]
+        self.attn_steps = float(metadata["attn_lut_steps"])
+        self.out_steps = float(metadata["out_lut_steps"])
+
+        def linear(name: str) -> IntLinear:
+            return IntLinear(tensors[f"{name}.w"].astype(np.float32), tensors[f"{name}.s"].astype(np.float64))
+
+        self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
+        self.layers = [
+            IntLayer(
+                linear(f"l{i}.qkv"),
+                linear(f"l{i}.proj"),
+                linear(f"l{i}.up"),
+                linear(f"l{i}.down"),
+                tensors[f"l{i}.v_scale"].astype(np.float64),
+            )
+            for i in range(self.config["n_layer"])
+        ]
+        self.head = linear("head")
+        self.res_unit = float(tensors["res_unit"][0])
+        self.eps_units = float(tensors["eps_units"][0])  # RMSNorm epsilon in residual units squared
+        self.alibi = tensors["alibi"].astype(np.float64)  # (H, window): slope * distance
+        self.attn_exp = tensors["attn_exp"].astype(np.float64)  # integers, exact in float64
+        self.out_exp = tensors["out_exp"].astype(np.float64)
+        self.inv_sqrt_hd = 1.0 / np.sqrt(np.float64(self.head_dim))
+        if self.window > 512 or self.head_dim * 127 * 127 >= 1 << 24:
+            raise ValueError("model shape outside the range where the arithmetic is exact")
+
+    # -- pieces shared by both paths -------------------------------------------------------------
+
+    def _norm_quantize(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RMSNorm (gain folded into the next weights) + int8 row quantization, exactly."""
+        sum_sq = np.einsum("...i,...i->...", residual, residual)  # int64: exact
+        rms = np.sqrt(sum_sq / self.n_embd + self.eps_units)
+        q, peak_scale = quantize_rows(residual)
+        return q, peak_scale / rms
+
+    def _split_heads(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(*x.shape[:-1], self.n_head, self.head_dim)
+
+    def _qkv(self, layer: IntLayer, residual: np.ndarray):
+        q_in, s_in = self._norm_quantize(residual)
+        qkv = layer.qkv(q_in, s_in)
+        q, k, v = np.split(qkv, 3, axis=-1)
+        q_q, q_s = quantize_rows(self._split_heads(q))  # (..., H, hd), (..., H)
+        k_q, k_s = quantize_rows(self._split_heads(k))
+        v_i = np.clip(np.round(self._split_heads(v) / layer.v_scale[:, None]), -127, 127).astype(np.float32)
+        return q_q, q_s * self.inv_sqrt_hd, k_q, k_s, v_i
+
+    def attention_bias(self, distance: np.ndarray) -> np.ndarray:
+        """(Tq, Tk) query-minus-key distances -> (H, Tq, Tk) ALiBi bias, +inf outside the window."""
+        inside = (distance >= 0) & (distance < self.window)
+        bias = self.alibi[:, np.clip(distance, 0, self.window - 1)]
+        return np.where(inside, bias, np.inf)
+
+    def _attend(self, q_q, q_s, k_q, k_s, v_i, bias, v_scale) -> np.ndarray:
+        """q: (B, H, Tq, hd), k/v: (B, H, Tk, hd), bias: (H, Tq, Tk) -> (B, H, Tq, hd) float64.
+
+        Keys outside the window get score -inf, a gap of +inf, and weight table[-1] = 0."""
+        dots = q_q @ np.swapaxes(k_q, -1, -2)  # exact integers: hd * 127^2 < 2^24
+        scores = dots * (q_s[..., :, None] * k_s[..., None, :]) - bias
+        gap = np.max(scores, axis=-1, keepdims=True) - scores
+        weights = lut_weights(gap, self.attn_exp, self.attn_steps)  # integers in [0, 2^15]
+        total = weights.sum(axis=-1, keepdims=True)  # exact: integers < 2^53
+        # weights = 256 * high + low with both bytes <= 255: each float32 product sum stays below
+        # 255 * 127 * window < 2^24 (window <= 512), so both matmuls are exact
+        high = np.floor(weights * (1.0 / 256.0))
+        low = (weights - 256.0 * high).astype(np.float32)
+        mixed = (high.astype(np.float32) @ v_i) * 256.0 + (low @ v_i)
+        return (mixed / total) * v_scale[:, None, None]
+
+    def _mlp_and_proj(self, layer: IntLayer, residual: np.ndarray, attended: np.ndarray) -> np.ndarray:
+        """attended: (..., C) float64 -> residual after attention projection and MLP."""
+        a_q, a_s = quantize_rows(attended)
+        residual = residual + np.round(layer.proj(a_q, a_s) / self.res_unit).astype(np.int64)
+        m_q, m_s = self._norm_quantize(residual)
+        hidden = np.maximum(layer.up(m_q, m_s), 0.0)
+        h_q, h_s = quantize_rows(hidden)
+        return residual + np.round(layer.down(h_q, h_s) / self.res_unit).astype(np.int64)
+
+    def frequencies(self, residual: np.ndarray) -> np.ndarray:
+        """Final norm + tied head + LUT softmax -> integer frequency rows (..., vocab).
+
+        Row entries are exp(logit - max) * 2^24 from the lookup table, plus 1 so every token stays
+        codable; rows need no common total (the coder normalizes integer rows exactly)."""
+        q, s = self._norm_quantize(residual)
+        logits = self.head(q, s)
+        gap = np.max(logits, axis=-1, keepdims=True) - logits
+        return lut_weights(gap, self.out_exp, self.out_steps) + 1
+
+    # -- encoder path: whole sequences ------------------------------------------------------------
+
+    def sequence_residuals(self, tokens: np.ndarray, chunk: int = 128) -> np.ndarray:
+        """tokens (B, T) -> final residual stream (B, T, C) int64."""
+        B, T = tokens.shape
+        residual = self.embed[tokens]
+        positions = np.arange(T)
+        spans = []
+        for start in range(0, T, chunk):
+            stop = min(T, start + chunk)
+            first_key = max(0, start - self.window + 1)
+            distance = positions[start:stop, None] - positions[None, first_key:stop]
+            spans.append((start, stop, first_key, self.attention_bias(distance)))
+        for layer in self.layers:
+            q_q, q_s, k_q, k_s, v_i = (np.moveaxis(a, 2, 1) for a in self._qkv(layer, residual))
+            outputs = [
+                self._attend(
+                    q_q[:, :, start:stop], q_s[:, :, start:stop],
+                    k_q[:, :, first:stop], k_s[:, :, first:stop], v_i[:, :, first:stop],
+                    bias, layer.v_scale,
+                )
+                for start, stop, first, bias in spans
+            ]  # fmt: skip
+            attended = np.moveaxis(np.concatenate(outputs, axis=2), 1, 2).reshape(B, T, self.n_embd)
+            residual = self._mlp_and_proj(layer, residual, attended)
+        return residual
+
+    def sequence_frequencies(self, tokens: np.ndarray) -> np.ndarray:
+        """Frequency rows for predicting tokens[:, t] from tokens[:, :t], for t = 1..T-1."""
+        return self.frequencies(self.sequence_residuals(tokens[:, :-1]))
+
+    def decoder(self, batch: int) -> Decoder:
+        return Decoder(self, batch)
+
+
+class Decoder:
+    """Step-by-step inference for ``batch`` streams in lockstep, with a KV ring buffer per layer."""
+
+    def __init__(self, model: IntGPT, batch: int) -> None:
+        self.model = model
+        shape = (batch, model.n_head, model.window, model.head_dim)
+        self.k_q = [np.zeros(shape, np.float32) for _ in model.layers]
+        self.k_s = [np.ones(shape[:3], np.float64) for _ in model.layers]
+        self.v_i = [np.zeros(shape, np.float32) for _ in model.layers]
+        self.position = 0
+        self.slot_position = np.full(model.window, -1)
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep only the given streams (others have finished)."""
+        self.k_q = [a[rows] for a in self.k_q]
+        self.k_s = [a[rows] for a in self.k_s]
+        self.v_i = [a[rows] for a in self.v_i]
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        """Feed one token per stream; return frequency rows (batch, vocab) for the next token."""
+        model = self.model
+        slot = self.position % model.window
+        self.slot_position[slot] = self.position
+        distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)
+        bias = model.attention_bias(distance[None, :])
+        residual = model.embed[tokens]  # (B, C)
+        for i, layer in enumerate(model.layers):
+            q_q, q_s, k_q, k_s, v_i = model._qkv(layer, residual)  # (B, H, hd), (B, H)
+            self.k_q[i][:, :, slot] = k_q
+            self.k_s[i][:, :, slot] = k_s
+            self.v_i[i][:, :, slot] = v_i
+            attended = model._attend(
+                q_q[:, :, None], q_s[:, :, None], self.k_q[i], self.k_s[i], self.v_i[i], bias, layer.v_scale
+            )
+            residual = model._mlp_and_proj(layer, residual, attended.reshape(len(tokens), model.n_embd))
+        self.position += 1
+        return model.frequencies(residual)

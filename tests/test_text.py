@@ -1,0 +1,105 @@
+"""The text codec: tokenizer invertibility, exactness of the integer model across paths and batch
+shapes, round trips of edge cases, and cross-configuration decoding."""
+
+import numpy as np
+import pytest
+from conftest import REPO, prose, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nncodec
+from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
+from nncodec.modelstore import find_model
+
+MODEL_FILE = REPO / "models" / f"{TEXT_MODEL_ID}.safetensors"
+pytestmark = pytest.mark.skipif(not MODEL_FILE.exists(), reason=f"{MODEL_FILE} not built yet")
+
+
+@pytest.fixture(scope="module")
+def codec() -> TextCodec:
+    return TextCodec(find_model(TEXT_MODEL_ID))
+
+
+EDGE_CASES = {
+    "empty": b"",
+    "one byte": b"x",
+    "crlf": b"line one\r\nline two\r\n\r\nlast line without newline",
+    "invalid utf-8": b"caf\xe9 \xff\xfe na\xefve \xc3\x28 \xed\xa0\x80 end",
+    "nul bytes": b"a\x00b\x00\x00c" * 50,
+    "huge line": b"word " * 40_000,
+    "unicode": "Ünïcödé — “quotes” 日本語 emoji 🙂\n".encode() * 30,
+    "mixed endings": b"a\nb\r\nc\rd\n\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_CASES))
+def test_tokenizer_is_exactly_invertible(codec, name):
+    data = EDGE_CASES[name]
+    assert codec.tokenizer.decode(codec.tokenizer.encode(data)) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_tokenizer_inverts_any_bytes(codec, data):
+    assert codec.tokenizer.decode(codec.tokenizer.encode(data)) == data
+
+
+@pytest.mark.parametrize("name", list(EDGE_CASES))
+def test_codec_round_trips_edge_cases(codec, name):
+    data = EDGE_CASES[name]
+    if data:
+        assert codec.decode_block(codec.encode_block(data), len(data)) == data
+    assert nncodec.decompress(nncodec.compress(data, codec="text")) == data
+
+
+def test_sequence_and_step_paths_give_identical_tables(codec):
+    """The encoder's parallel pass and the decoder's KV-cache steps, past the window (ring wrap)."""
+    model = codec.lm
+    tokens = np.random.default_rng(3).integers(0, model.vocab_size, size=(3, model.window + 60))
+    parallel = model.sequence_frequencies(tokens)
+    decoder = model.decoder(3)
+    stepped = np.stack([decoder.step(tokens[:, t]) for t in range(tokens.shape[1] - 1)], axis=1)
+    assert np.array_equal(parallel, stepped)
+
+
+def test_tables_do_not_depend_on_batch_or_chunking(codec):
+    model = codec.lm
+    tokens = np.random.default_rng(4).integers(0, model.vocab_size, size=(4, 300))
+    full = model.frequencies(model.sequence_residuals(tokens))
+    assert np.array_equal(full[2:3], model.frequencies(model.sequence_residuals(tokens[2:3])))
+    assert np.array_equal(full, model.frequencies(model.sequence_residuals(tokens, chunk=37)))
+    assert np.array_equal(full[:, :50], model.frequencies(model.sequence_residuals(tokens[:, :50])))
+
+
+def test_decode_batch_arrangement_does_not_change_output(codec):
+    data = prose(60_000, seed=9)
+    payload = codec.encode_block(data)
+    for groups in (1, 3, 8):
+        other = TextCodec(codec.model, decode_groups=groups)
+        assert other.decode_block(payload, len(data)) == data
+
+
+@pytest.mark.slow
+def test_cli_threads_1_then_threads_2_on_200kb(tmp_path):
+    """Compress with -T1 and one block/segment layout; decompress with -T2 (other block parallelism)."""
+    data = prose(210_000, seed=11) + "naïve café\r\n".encode() * 100
+    source = tmp_path / "prose.txt"
+    source.write_bytes(data)
+    packed = run_cli("--codec", "text", "-T1", "-B", "100K", "-c", str(source))
+    assert packed.returncode == 0, packed.stderr
+    info = nncodec.engine.scan_frames(__import__("io").BytesIO(packed.stdout))[0]
+    assert info.codec_name == "text" and info.blocks == 3 and info.block_codecs["text"] >= 2
+    restored = run_cli("-d", "-T2", input=packed.stdout)
+    assert restored.returncode == 0 and restored.stdout == data
+
+
+def test_model_hash_mismatch_names_the_model(tmp_path, monkeypatch):
+    packed = nncodec.compress(b"Some text to code with the language model. " * 20, codec="text")
+    (tmp_path / f"{TEXT_MODEL_ID}.safetensors").write_bytes(b"not the same weights")
+    monkeypatch.setenv("NNCODEC_MODEL_PATH", str(tmp_path))
+    # the bundled file still matches, so it is used ...
+    assert nncodec.decompress(packed).startswith(b"Some text")
+    # ... but when only a different file is found, the error names the model and both hashes
+    monkeypatch.setattr("nncodec.modelstore.BUNDLED_MODEL_DIR", tmp_path / "nowhere")
+    with pytest.raises(nncodec.NncodecError, match=f"needs model '{TEXT_MODEL_ID}' with sha256"):
+        nncodec.decompress(packed)
