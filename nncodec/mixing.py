@@ -1,15 +1,20 @@
 """Mixing the language model with statistics learned from the data being coded.
 
 A small model cannot know a file's own names and repetitions; order-k token counts gathered while
-coding can. ``ContextMixer`` keeps order-1 and order-2 token counts for a block, shared by all of its
-segments and updated in lockstep order (after each step, with every stream's token in stream order),
-so encoder and decoder see the same counts at every step. It blends them into the model's
-distribution with weights that grow with how often the context has been seen::
+coding can. ``ContextMixer`` keeps order-1, -2 and -3 token counts for a group of segments, shared
+by them and updated in lockstep order (after each step, with every stream's new token in stream
+order), so encoder and decoder see the same counts at every step. It blends them into the model's
+distribution from the lowest order to the highest::
 
-    p = (1 - l2) * ((1 - l1) * p_model + l1 * p_order1) + l2 * p_order2,   l_k = n_k / (n_k + K_k)
+    p <- (1 - l) * p + l * counts / n,   l = n / (n + K_k * d)
 
-where n_k is the count of the order-k context. Every operation is elementwise IEEE arithmetic on exact
-integers or an exact integer sum, so the resulting integer frequencies are reproducible anywhere.
+where n is how often the order-k context was seen and d how many distinct tokens followed it (a
+context that was always followed by the same token earns trust fastest, as in PPM's escape
+estimates). Every operation is elementwise IEEE arithmetic on exact integers or an exact integer sum,
+so the resulting integer frequencies are reproducible anywhere.
+
+The priors K_k were tuned on text that is neither training nor validation data (unseen Python
+standard library sources and /usr/share/common-licenses), with the ideal code length as the measure.
 """
 
 from __future__ import annotations
@@ -17,55 +22,55 @@ from __future__ import annotations
 import numpy as np
 
 FREQ_SCALE = float(1 << 24)
-ORDER1_PRIOR = 64.0  # K_1: sightings of a context before its order-1 counts carry half the weight
-ORDER2_PRIOR = 6.0  # K_2 (tuned on training text, never on validation tails)
+ORDER_PRIORS = (12.0, 1.5, 1.0)  # K_1, K_2, K_3
+ORDERS = len(ORDER_PRIORS)
 
 
 class ContextMixer:
-    def __init__(
-        self, vocab_size: int, order1_prior: float = ORDER1_PRIOR, order2_prior: float = ORDER2_PRIOR
-    ):
+    def __init__(self, vocab_size: int, priors: tuple[float, ...] = ORDER_PRIORS) -> None:
         self.vocab_size = vocab_size
-        self.order1_prior = order1_prior
-        self.order2_prior = order2_prior
-        self.order1: dict[int, dict[int, int]] = {}
-        self.order2: dict[int, dict[int, int]] = {}
+        self.priors = priors
+        self.tables: list[dict[int, dict[int, int]]] = [{} for _ in priors]
 
-    @staticmethod
-    def _blend(probs: np.ndarray, table: dict[int, int] | None, prior: float) -> np.ndarray:
-        """probs (V,) float64 -> (1 - l) * probs + l * counts / n, in place, l = n / (n + prior)."""
-        if not table:
-            return probs
-        tokens = np.fromiter(table.keys(), dtype=np.int64, count=len(table))
-        counts = np.fromiter(table.values(), dtype=np.float64, count=len(table))
-        seen = counts.sum()  # exact: integers
-        weight = seen / (seen + prior)
-        probs *= 1.0 - weight
-        probs[tokens] += counts * (weight / seen)
-        return probs
+    def _keys(self, history: np.ndarray) -> list[int | None]:
+        """Context keys of orders 1..ORDERS for one stream; history holds the previous ORDERS
+        tokens, oldest first, -1 where the stream has none."""
+        keys: list[int | None] = []
+        key = 0
+        for order in range(1, len(self.priors) + 1):
+            token = int(history[-order])
+            if token < 0:
+                keys.extend([None] * (len(self.priors) - order + 1))
+                break
+            key = key * self.vocab_size + token
+            keys.append(key)
+        return keys
 
-    def frequencies(self, model_rows: np.ndarray, prev2: np.ndarray, prev1: np.ndarray) -> np.ndarray:
-        """model_rows (S, V) integer-valued float64 -> mixed integer frequency rows (S, V), each >= 1.
-
-        prev2/prev1: the two previous tokens of each stream (-1 where there is none)."""
+    def frequencies(self, model_rows: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """model_rows (S, V) integer-valued float64, history (S, ORDERS) -> mixed integer
+        frequency rows (S, V), every entry >= 1."""
         totals = model_rows.sum(axis=1, keepdims=True)  # exact: integers < 2^53
         probs = model_rows / totals
         for s in range(len(probs)):
-            if prev1[s] >= 0:
-                self._blend(probs[s], self.order1.get(int(prev1[s])), self.order1_prior)
-                if prev2[s] >= 0:
-                    key = int(prev2[s]) * self.vocab_size + int(prev1[s])
-                    self._blend(probs[s], self.order2.get(key), self.order2_prior)
+            for table, prior, key in zip(self.tables, self.priors, self._keys(history[s]), strict=True):
+                counts_by_token = table.get(key) if key is not None else None
+                if not counts_by_token:
+                    continue
+                tokens = np.fromiter(counts_by_token.keys(), dtype=np.int64, count=len(counts_by_token))
+                counts = np.fromiter(counts_by_token.values(), dtype=np.float64, count=len(counts_by_token))
+                seen = counts.sum()  # exact: integers
+                weight = seen / (seen + prior * len(counts_by_token))
+                row = probs[s]
+                row *= 1.0 - weight
+                row[tokens] += counts * (weight / seen)
         return np.floor(probs * FREQ_SCALE) + 1.0
 
-    def update(self, prev2: np.ndarray, prev1: np.ndarray, tokens: np.ndarray) -> None:
+    def update(self, history: np.ndarray, tokens: np.ndarray) -> None:
         """Count each stream's new token under its contexts, in stream order."""
         for s in range(len(tokens)):
-            if prev1[s] < 0:
-                continue
             token = int(tokens[s])
-            table = self.order1.setdefault(int(prev1[s]), {})
-            table[token] = table.get(token, 0) + 1
-            if prev2[s] >= 0:
-                table = self.order2.setdefault(int(prev2[s]) * self.vocab_size + int(prev1[s]), {})
-                table[token] = table.get(token, 0) + 1
+            for table, key in zip(self.tables, self._keys(history[s]), strict=True):
+                if key is None:
+                    break
+                counts = table.setdefault(key, {})
+                counts[token] = counts.get(token, 0) + 1

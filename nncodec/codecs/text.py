@@ -29,7 +29,7 @@ from nncodec.codecs.base import Codec
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, NncodecError
-from nncodec.mixing import ContextMixer
+from nncodec.mixing import ORDERS, ContextMixer
 from nncodec.modelstore import LoadedModel, find_model
 from nncodec.textmodel import IntGPT
 from nncodec.tokenizer import ByteTokenizer
@@ -113,6 +113,7 @@ class TextCodec(Codec):
         if longest < 2:
             return [encoder.finish() for encoder in encoders]
         residual = self.lm.sequence_residuals(batch[:, :-1])
+        padded = np.concatenate([np.full((len(group), ORDERS), -1), batch], axis=1)  # -1: no token
         mixer = ContextMixer(self.lm.vocab_size)
         for start in range(1, longest, ROWS_PER_CHUNK):
             stop = min(longest, start + ROWS_PER_CHUNK)
@@ -120,10 +121,9 @@ class TextCodec(Codec):
             mixed = np.empty_like(model_rows)
             for t in range(start, stop):
                 active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
-                prev1 = batch[:active, t - 1]
-                prev2 = batch[:active, t - 2] if t >= 2 else np.full(active, -1)
-                mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], prev2, prev1)
-                mixer.update(prev2, prev1, batch[:active, t])
+                history = padded[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
+                mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], history)
+                mixer.update(history, batch[:active, t])
             for row, encoder in enumerate(encoders):
                 count = min(stop, lengths[row]) - start
                 if count > 0:
@@ -178,32 +178,30 @@ class TextCodec(Codec):
         """Decode whole mix groups in lockstep; lengths are non-increasing, so the active streams
         are always a prefix of the batch."""
         decoders = [SymbolDecoder(s) for s in streams]
-        out = [np.zeros(n, dtype=np.int32) for n in lengths]
+        longest = max(lengths, default=0)
+        # column ORDERS + t holds token t; the ORDERS columns before it hold -1 ("no token")
+        tokens = np.full((len(streams), ORDERS + longest), -1, dtype=np.int64)
         uniform = np.ones((1, self.lm.vocab_size))
         active = sum(1 for n in lengths if n > 0)
         for s in range(active):
-            out[s][0] = decoders[s].decode(uniform)[0]
+            tokens[s, ORDERS] = decoders[s].decode(uniform)[0]
         mixers = [ContextMixer(self.lm.vocab_size) for _ in range(0, len(streams), self.mix_group)]
         state = self.lm.decoder(active)
-        longest = max(lengths, default=0)
         for t in range(1, longest):
             now_active = sum(1 for n in lengths if n > t)
             if now_active < active:
                 state.select(np.arange(now_active))
                 active = now_active
-            prev1 = np.array([out[s][t - 1] for s in range(active)], dtype=np.int64)
-            prev2 = np.array([out[s][t - 2] for s in range(active)] if t >= 2 else [-1] * active)
-            model_rows = state.step(prev1)
+            history = tokens[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
+            model_rows = state.step(history[:, -1])
             for g, mixer in enumerate(mixers):
-                group = slice(g * self.mix_group, min(active, (g + 1) * self.mix_group))
-                if group.start >= active:
+                group = range(g * self.mix_group, min(active, (g + 1) * self.mix_group))
+                if not group:
                     break
-                rows = mixer.frequencies(model_rows[group], prev2[group], prev1[group])
-                symbols = [
-                    decoders[s].decode(rows[i : i + 1])[0]
-                    for i, s in enumerate(range(group.start, group.stop))
-                ]
-                for s, symbol in zip(range(group.start, group.stop), symbols, strict=True):
-                    out[s][t] = symbol
-                mixer.update(prev2[group], prev1[group], np.array(symbols))
-        return out
+                rows = mixer.frequencies(
+                    model_rows[group.start : group.stop], history[group.start : group.stop]
+                )
+                for i, s in enumerate(group):
+                    tokens[s, ORDERS + t] = decoders[s].decode(rows[i : i + 1])[0]
+                mixer.update(history[group.start : group.stop], tokens[group.start : group.stop, ORDERS + t])
+        return [tokens[s, ORDERS : ORDERS + n] for s, n in enumerate(lengths)]
