@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, SHARED_DATA, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +139,19 @@ def test_other_blas_kernels_and_threads_produce_the_same_bytes(tmp_path):
     assert here.stdout == there.stdout
     restored = run_cli("-d", input=here.stdout, env=OTHER_KERNELS)
     assert restored.returncode == 0 and restored.stdout == data
+
+
+@pytest.mark.slow
+def test_every_shared_text_file_round_trips_through_the_text_codec():
+    """Acceptance 1, sampled for CI time: 48 KB from the middle of every file in ../shared/data/text
+    (binaries included: their blocks fall back to zstd or stored after the text codec tried them)."""
+    root = SHARED_DATA / "text"
+    if not root.is_dir():
+        pytest.skip(f"{root} not present (../shared/data is optional)")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        middle = len(data) // 2
+        sample = data[middle : middle + 48_000]
+        assert nncodec.decompress(nncodec.compress(sample, codec="text")) == sample, path
