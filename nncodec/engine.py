@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from nncodec import container
 from nncodec.codecs import Codec, codec_by_id, codec_by_name
+from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
 from nncodec.container import BlockHeader, FileMetadata, FrameHeader
@@ -117,7 +118,10 @@ def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes]:
     for candidate in candidates:
         if isinstance(candidate, StoredCodec):
             continue
-        payload = candidate.encode_block(data)
+        try:
+            payload = candidate.encode_block(data)
+        except BlockDeclined:
+            continue
         if len(payload) < len(best_payload):
             best_codec, best_payload = candidate, payload
     header = BlockHeader(best_codec.codec_id, len(data), len(best_payload), zlib.crc32(data))
@@ -155,7 +159,7 @@ def compress_stream(
     frame_codec = choose_codec(codec, sample)
     if frame_codec.needs_whole_input:
         block_size = container.MAX_BLOCK_SIZE
-    block_size = block_size or frame_codec.block_size
+    block_size = min(block_size or frame_codec.block_size, frame_codec.max_block_size)
     if not 1 <= block_size <= container.MAX_BLOCK_SIZE:
         raise ValueError(f"block size must be 1..{container.MAX_BLOCK_SIZE}")
 
@@ -225,6 +229,8 @@ def _decode_block(frame_codec: Codec, index: int, block_header: BlockHeader, pay
         codec = RawCodec()
     else:
         raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")
+    if block_header.original_size > codec.max_block_size:
+        raise CorruptError(f"block {index} corrupt (larger than codec '{codec.name}' allows)")
     try:
         data = codec.decode_block(payload, block_header.original_size)
     except CorruptError as exc:

@@ -6,7 +6,7 @@ bias table and the exp lookup tables; its metadata holds the config and the toke
 follows nncodec/exact.py, so the frequency tables are a pure function of the model file and the
 tokens before them. Two paths compute them:
 
-* ``sequence_frequencies``: all positions of many streams at once (the encoder);
+* ``sequence_residuals`` + ``frequencies``: all positions of many streams at once (the encoder);
 * ``Decoder.step``: one new token per stream with a KV ring buffer (the decoder).
 
 They give bit-identical tables (tests check it): each query's computation is the same sequence of
@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.exact import int_matmul, lut_weights, quantize_rows
+from nncodec.exact import MAX_EXACT_K, int_matmul, lut_weights, quantize_rows
+
+MAX_RESIDUAL = 1 << 27  # sums of 256 squares stay below 2^63 in int64
+
+
+class ResidualOverflow(ValueError):
+    """The residual stream left the range where the arithmetic is exact (the block is then coded
+    with another codec; the decoder never meets this, as it sees the encoder's values)."""
+
 
 FORMAT = "nncodec-intgpt-1"
 
@@ -88,13 +96,30 @@ class IntGPT:
         self.attn_exp = tensors["attn_exp"].astype(np.float64)  # integers, exact in float64
         self.out_exp = tensors["out_exp"].astype(np.float64)
         self.inv_sqrt_hd = 1.0 / np.sqrt(np.float64(self.head_dim))
-        if self.window > 512 or self.head_dim * 127 * 127 >= 1 << 24:
-            raise ValueError("model shape outside the range where the arithmetic is exact")
+        self._check_invariants()
+
+    def _check_invariants(self) -> None:
+        """The conditions the exactness argument relies on (see nncodec/exact.py)."""
+        hidden = self.layers[0].up.weight.shape[0] if self.layers else 0
+        problems = [
+            (self.window > 512, "window above 512"),
+            (self.head_dim * 127 * 127 >= 1 << 24, "head dimension too large"),
+            (max(self.n_embd, hidden) > MAX_EXACT_K, "matmul inner dimension above 1040"),
+            (self.attn_exp[-1] != 0 or self.attn_exp.max() > 1 << 15, "attention table out of range"),
+            (self.out_exp[-1] != 0 or self.out_exp.max() > 1 << 24, "output table out of range"),
+            (self.alibi.shape != (self.n_head, self.window), "ALiBi table shape"),
+            (self.embed.shape != (self.vocab_size, self.n_embd), "embedding shape"),
+        ]
+        for failed, what in problems:
+            if failed:
+                raise ValueError(f"model file violates an exactness invariant: {what}")
 
     # -- pieces shared by both paths -------------------------------------------------------------
 
     def _norm_quantize(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RMSNorm (gain folded into the next weights) + int8 row quantization, exactly."""
+        if residual.size and np.abs(residual).max() >= MAX_RESIDUAL:
+            raise ResidualOverflow("residual stream out of range")
         sum_sq = np.einsum("...i,...i->...", residual, residual)  # int64: exact
         rms = np.sqrt(sum_sq / self.n_embd + self.eps_units)
         q, peak_scale = quantize_rows(residual)
@@ -127,11 +152,11 @@ class IntGPT:
         gap = np.max(scores, axis=-1, keepdims=True) - scores
         weights = lut_weights(gap, self.attn_exp, self.attn_steps)  # integers in [0, 2^15]
         total = weights.sum(axis=-1, keepdims=True)  # exact: integers < 2^53
-        # weights = 256 * high + low with both bytes <= 255: each float32 product sum stays below
-        # 255 * 127 * window < 2^24 (window <= 512), so both matmuls are exact
+        # weights = 256 * high + low with both bytes <= 255 (weights <= 2^15): each float32 product
+        # sum stays below 255 * 127 * window < 2^24 (window <= 512), so both matmuls are exact
         high = np.floor(weights * (1.0 / 256.0))
         low = (weights - 256.0 * high).astype(np.float32)
-        mixed = (high.astype(np.float32) @ v_i) * 256.0 + (low @ v_i)
+        mixed = (high.astype(np.float32) @ v_i).astype(np.float64) * 256.0 + (low @ v_i)  # exact in f64
         return (mixed / total) * v_scale[:, None, None]
 
     def _mlp_and_proj(self, layer: IntLayer, residual: np.ndarray, attended: np.ndarray) -> np.ndarray:
@@ -156,28 +181,30 @@ class IntGPT:
     # -- encoder path: whole sequences ------------------------------------------------------------
 
     def sequence_residuals(self, tokens: np.ndarray, chunk: int = 128) -> np.ndarray:
-        """tokens (B, T) -> final residual stream (B, T, C) int64."""
+        """tokens (B, T) -> final residual stream (B, T, C) int64.
+
+        Layer by layer: keys and values for all positions first, then attention, projection and
+        MLP one span of ``chunk`` query positions at a time (row-wise work, so memory stays bounded
+        by the span, and the results do not depend on ``chunk``)."""
         B, T = tokens.shape
         residual = self.embed[tokens]
         positions = np.arange(T)
-        spans = []
-        for start in range(0, T, chunk):
-            stop = min(T, start + chunk)
-            first_key = max(0, start - self.window + 1)
-            distance = positions[start:stop, None] - positions[None, first_key:stop]
-            spans.append((start, stop, first_key, self.attention_bias(distance)))
         for layer in self.layers:
-            q_q, q_s, k_q, k_s, v_i = (np.moveaxis(a, 2, 1) for a in self._qkv(layer, residual))
-            outputs = [
-                self._attend(
+            parts = [self._qkv(layer, residual[:, a : a + chunk]) for a in range(0, T, chunk)]
+            q_q, q_s, k_q, k_s, v_i = (
+                np.moveaxis(np.concatenate(p, axis=1), 2, 1) for p in zip(*parts, strict=True)
+            )
+            for start in range(0, T, chunk):
+                stop = min(T, start + chunk)
+                first = max(0, start - self.window + 1)
+                bias = self.attention_bias(positions[start:stop, None] - positions[None, first:stop])
+                attended = self._attend(
                     q_q[:, :, start:stop], q_s[:, :, start:stop],
                     k_q[:, :, first:stop], k_s[:, :, first:stop], v_i[:, :, first:stop],
                     bias, layer.v_scale,
-                )
-                for start, stop, first, bias in spans
-            ]  # fmt: skip
-            attended = np.moveaxis(np.concatenate(outputs, axis=2), 1, 2).reshape(B, T, self.n_embd)
-            residual = self._mlp_and_proj(layer, residual, attended)
+                )  # fmt: skip
+                attended = np.moveaxis(attended, 1, 2).reshape(B, stop - start, self.n_embd)
+                residual[:, start:stop] = self._mlp_and_proj(layer, residual[:, start:stop], attended)
         return residual
 
     def sequence_frequencies(self, tokens: np.ndarray) -> np.ndarray:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-# words keep their leading space; runs of other symbols stay together; newlines stand alone
+# Pre-tokenizer split, in the byte-mapped alphabet. Note: the mapped space and control bytes
+# (U+0100..U+0143, e.g. Ġ for space, Ċ for LF) fall inside the \u00c0-\u024f "letter" range, so
+# runs of words, spaces and newlines form one piece and BPE merges may cross word and line
+# boundaries. Invertibility does not depend on this; changing it means retraining the tokenizer
+# and the model (a new model id).
 PRETOKENIZE_PATTERN = r"Ġ?[A-Za-z\u00c0-\u024f]+|Ġ?[0-9]{1,3}|Ġ?[^A-Za-z0-9\u00c0-\u024fĠĊč]+|[Ġ]+|[čĊ]"
 
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from nncodec.container import MAX_BLOCK_SIZE
 from nncodec.modelstore import LoadedModel
+
+
+class BlockDeclined(Exception):
+    """Raised by ``encode_block`` when a codec cannot code a block (it is then coded otherwise)."""
 
 
 class Codec(ABC):
@@ -24,6 +29,8 @@ class Codec(ABC):
     block_size: ClassVar[int] = 32 << 20
     #: True if the codec must see the whole input as one block (e.g. an image file)
     needs_whole_input: ClassVar[bool] = False
+    #: largest block this codec writes or accepts (a decoder refuses larger declared sizes)
+    max_block_size: ClassVar[int] = MAX_BLOCK_SIZE
 
     @classmethod
     def for_encoding(cls, sample: bytes) -> Codec:

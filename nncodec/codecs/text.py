@@ -3,7 +3,7 @@
 A block is tokenized (exactly invertible byte-level BPE), its tokens are cut into S contiguous
 segments, and each segment is coded as its own range-coded stream: the first token with a uniform
 table, every later one with the exact-integer model's table given the segment's previous tokens (a
-sliding window of ``window`` tokens), mixed with order-1/2 token counts learned from the block itself
+sliding window of ``window`` tokens), mixed with order-1..3 token counts learned from the block itself
 (nncodec/mixing.py). Segments are grouped in mix groups of ``MIX_GROUP`` consecutive segments that
 share one set of counts, updated in lockstep (step t sees every token of the group before step t).
 
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.codecs.base import Codec
+from nncodec.codecs.base import BlockDeclined, Codec
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CorruptError, NncodecError
+from nncodec.errors import CorruptError, NncodecError, TruncatedError
 from nncodec.mixing import ORDERS, ContextMixer
 from nncodec.modelstore import LoadedModel, find_model
-from nncodec.textmodel import IntGPT
+from nncodec.textmodel import IntGPT, ResidualOverflow
 from nncodec.tokenizer import ByteTokenizer
 
 TEXT_MODEL_ID = "text-v1"
@@ -62,6 +62,7 @@ class TextCodec(Codec):
     codec_id = 3
     name = "text"
     block_size = 1 << 20
+    max_block_size = 4 << 20  # bounds encoder memory and a corrupt header's decoding work
 
     def __init__(self, model: LoadedModel, mix_group: int = MIX_GROUP, decode_groups: int = 0) -> None:
         self._model = model
@@ -136,7 +137,10 @@ class TextCodec(Codec):
         for length in segment_lengths(len(tokens), choose_segments(len(tokens))):
             segments.append(tokens[start : start + length])
             start += length
-        streams = self._encode_segments(segments)
+        try:
+            streams = self._encode_segments(segments)
+        except ResidualOverflow as exc:
+            raise BlockDeclined(str(exc)) from exc
         header = encode_varint(len(tokens)) + encode_varint(len(segments))
         header += b"".join(encode_varint(len(s)) for s in streams)
         return header + b"".join(streams)
@@ -165,9 +169,11 @@ class TextCodec(Codec):
             for first in range(0, segments, per_call):
                 part = slice(first, first + per_call)
                 tokens.extend(self._decode_streams(streams[part], lengths[part]))
+        except TruncatedError as exc:  # a varint running off a complete payload: corruption
+            raise CorruptError(f"text block corrupt ({exc})") from exc
         except NncodecError:
             raise
-        except (ValueError, IndexError, RuntimeError) as exc:
+        except (ValueError, IndexError, RuntimeError, MemoryError) as exc:
             raise CorruptError(f"text stream corrupt ({exc})") from exc
         data = self.tokenizer.decode(np.concatenate(tokens) if tokens else np.zeros(0, np.int32))
         if len(data) != original_size:
@@ -180,7 +186,7 @@ class TextCodec(Codec):
         decoders = [SymbolDecoder(s) for s in streams]
         longest = max(lengths, default=0)
         # column ORDERS + t holds token t; the ORDERS columns before it hold -1 ("no token")
-        tokens = np.full((len(streams), ORDERS + longest), -1, dtype=np.int64)
+        tokens = np.full((len(streams), ORDERS + longest), -1, dtype=np.int32)
         uniform = np.ones((1, self.lm.vocab_size))
         active = sum(1 for n in lengths if n > 0)
         for s in range(active):
