@@ -107,7 +107,7 @@ def test_stream_without_known_size_round_trips():
 
 def test_unknown_codec_name_is_a_clear_error():
     with pytest.raises(CodecUnavailableError, match="not available"):
-        nncodec.compress(b"x", codec="text")
+        nncodec.compress(b"x", codec="image")
 
 
 def _frame_with_model(model_id: str, sha256: bytes, data: bytes = b"payload") -> bytes:
