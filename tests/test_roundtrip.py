@@ -153,8 +153,8 @@ def test_block_of_a_codec_foreign_to_the_frame_is_corrupt():
 
 
 def test_frame_needing_a_codec_this_build_lacks():
-    packed = FrameHeader(codec_id=3).encode() + container.encode_footer(container.content_hasher().digest())
-    with pytest.raises(CodecUnavailableError, match="codec 'text'"):
+    packed = FrameHeader(codec_id=4).encode() + container.encode_footer(container.content_hasher().digest())
+    with pytest.raises(CodecUnavailableError, match="codec 'image'"):
         nncodec.decompress(packed)
 
 
