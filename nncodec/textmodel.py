@@ -155,8 +155,10 @@ class IntGPT:
         # weights = 256 * high + low with both bytes <= 255 (weights <= 2^15): each float32 product
         # sum stays below 255 * 127 * window < 2^24 (window <= 512), so both matmuls are exact
         high = np.floor(weights * (1.0 / 256.0))
-        low = (weights - 256.0 * high).astype(np.float32)
-        mixed = (high.astype(np.float32) @ v_i).astype(np.float64) * 256.0 + (low @ v_i)  # exact in f64
+        low = weights - 256.0 * high
+        rows = weights.shape[-2]  # both byte planes in one matmul: the values are read once
+        both = np.concatenate([high, low], axis=-2).astype(np.float32) @ v_i
+        mixed = both[..., :rows, :].astype(np.float64) * 256.0 + both[..., rows:, :]  # exact in f64
         return (mixed / total) * v_scale[:, None, None]
 
     def _mlp_and_proj(self, layer: IntLayer, residual: np.ndarray, attended: np.ndarray) -> np.ndarray:
