@@ -155,3 +155,23 @@ def test_every_shared_text_file_round_trips_through_the_text_codec():
         middle = len(data) // 2
         sample = data[middle : middle + 48_000]
         assert nncodec.decompress(nncodec.compress(sample, codec="text")) == sample, path
+
+
+def test_damaged_text_containers_fail_cleanly(codec):
+    """Sampled byte flips and truncations of a text-coded container: the original or a clean error."""
+    import random
+
+    data = natural_text(1500)
+    packed = nncodec.compress(data, codec="text")
+    assert nncodec.engine.scan_frames(__import__("io").BytesIO(packed))[0].block_codecs["text"] == 1
+    rng = random.Random(7)
+    for _ in range(40):
+        damaged = bytearray(packed)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        else:
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        try:
+            assert nncodec.decompress(bytes(damaged)) == data
+        except nncodec.NncodecError:
+            pass
