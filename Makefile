@@ -19,7 +19,7 @@ lint: venv
 	$(BIN)/ruff check nncodec tests scripts
 
 test: venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 demo: venv
 	$(BIN)/python scripts/demo.py testdata

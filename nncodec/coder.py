@@ -108,7 +108,11 @@ class SymbolDecoder:
         rows = _as_rows(freqs, np.shape(freqs)[0])
         if not len(rows):
             return np.zeros(0, dtype=np.int32)
-        return np.asarray(self._decoder.decode(_CATEGORICAL, rows), dtype=np.int32)
+        try:
+            symbols = self._decoder.decode(_CATEGORICAL, rows)
+        except (AssertionError, ValueError, RuntimeError) as exc:  # constriction on invalid data
+            raise CorruptError(f"range-coded data invalid ({exc})") from exc
+        return np.asarray(symbols, dtype=np.int32)
 
 
 def encode_symbols(symbols: np.ndarray, freqs: np.ndarray) -> bytes:

@@ -179,7 +179,7 @@ def test_version_and_help():
 
 
 def test_info_and_test_commands(text_file, tmp_path):
-    run_cli("-B", "8K", str(text_file))
+    run_cli("--codec", "raw", "-B", "8K", str(text_file))
     packed = tmp_path / "notes.txt.nnc"
     shown = run_cli("info", str(packed)).stdout.decode()
     for field in ("codec", "raw", "original", f"{len(text_file.read_bytes()):,}", "blocks", "checksum"):

@@ -17,7 +17,11 @@ def _with_metadata(data: bytes) -> bytes:
 
     out = io.BytesIO()
     compress_stream(
-        io.BytesIO(data), out, content_size=len(data), metadata=FileMetadata("a.txt", 0o640, 1234567890)
+        io.BytesIO(data),
+        out,
+        codec="raw",
+        content_size=len(data),
+        metadata=FileMetadata("a.txt", 0o640, 1234567890),
     )
     return out.getvalue()
 
@@ -27,14 +31,14 @@ def _containers(samples) -> dict[str, tuple[bytes, bytes, dict[int, bytes]]]:
     frames legitimately decodes to the frames before it (as with gzip and zstd)."""
     text = samples["text"][:3000]
     binary = samples["binary"][:600]
-    first = nncodec.compress(text[:200])
+    first = nncodec.compress(text[:200], codec="raw")
     return {
         "stored": (binary, nncodec.compress(binary, codec="stored"), {}),
-        "raw-multiblock": (text, nncodec.compress(text, block_size=700), {}),
+        "raw-multiblock": (text, nncodec.compress(text, codec="raw", block_size=700), {}),
         "metadata": (text[:500], _with_metadata(text[:500]), {}),
         "concatenated": (
             text[:200] + binary[:100],
-            first + nncodec.compress(binary[:100]),
+            first + nncodec.compress(binary[:100], codec="raw"),
             {len(first): text[:200]},
         ),
         "empty": (b"", nncodec.compress(b""), {}),
@@ -66,7 +70,7 @@ def test_every_byte_flip_and_truncation(samples, name):
 
 
 def test_damaged_files_through_the_cli_give_one_line_and_exit_1(tmp_path, samples):
-    packed = nncodec.compress(samples["text"][:2000], block_size=500)
+    packed = nncodec.compress(samples["text"][:2000], codec="raw", block_size=500)
     rng = random.Random(5)
     for i in range(12):
         damaged = bytearray(packed)

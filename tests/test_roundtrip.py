@@ -67,7 +67,7 @@ def test_thread_count_never_changes_the_output(samples):
 
 def test_concatenated_frames_decode_to_concatenated_content(samples):
     parts = list(samples.values())
-    packed = b"".join(nncodec.compress(p, block_size=5000) for p in parts)
+    packed = b"".join(nncodec.compress(p, codec="raw", block_size=5000) for p in parts)
     assert nncodec.decompress(packed) == b"".join(parts)
 
 
@@ -100,7 +100,7 @@ def test_stream_without_known_size_round_trips():
             buffer[: len(chunk)] = chunk
             return len(chunk)
 
-    stats = engine.compress_stream(Pipe(), out, block_size=100_000)
+    stats = engine.compress_stream(Pipe(), out, codec="raw", block_size=100_000)
     assert stats.header.content_size is None and stats.blocks == 7
     assert nncodec.decompress(out.getvalue()) == data
 
