@@ -157,6 +157,32 @@ def compress_stream(
     threads = resolve_threads(threads)
     sample = read_up_to(src, SNIFF_SIZE)
     frame_codec = choose_codec(codec, sample)
+    options = dict(threads=threads, block_size=block_size, content_size=content_size, metadata=metadata)
+    if len(sample) < SNIFF_SIZE and frame_codec.model is not None:
+        # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
+        # smaller by the model id and hash it would record, so write that instead.
+        buffer = io.BytesIO()
+        stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options)
+        if not stats.block_codecs[frame_codec.name] and stats.blocks:
+            buffer = io.BytesIO()
+            stats = _write_frame(sample, io.BytesIO(), buffer, RawCodec(), **options)
+        dst.write(buffer.getvalue())
+        return stats
+    return _write_frame(sample, src, dst, frame_codec, **options)
+
+
+def _write_frame(
+    sample: bytes,
+    src: BinaryIO,
+    dst: BinaryIO,
+    frame_codec: Codec,
+    *,
+    threads: int,
+    block_size: int | None,
+    content_size: int | None,
+    metadata: FileMetadata | None,
+) -> FrameStats:
+    """Write one frame holding ``sample`` followed by the rest of ``src``."""
     if frame_codec.needs_whole_input:
         block_size = container.MAX_BLOCK_SIZE
     block_size = min(block_size or frame_codec.block_size, frame_codec.max_block_size)

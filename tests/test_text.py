@@ -175,3 +175,10 @@ def test_damaged_text_containers_fail_cleanly(codec):
             assert nncodec.decompress(bytes(damaged)) == data
         except nncodec.NncodecError:
             pass
+
+
+def test_small_input_the_model_does_not_win_gets_a_raw_frame():
+    """No model id and hash are spent on a frame whose blocks all fell back to zstd or stored."""
+    packed = nncodec.compress(b"hi!")
+    frame = nncodec.engine.scan_frames(__import__("io").BytesIO(packed))[0]
+    assert frame.codec_name == "raw" and len(packed) <= 3 + 40
