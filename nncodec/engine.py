@@ -110,14 +110,12 @@ def _executor(threads: int) -> ThreadPoolExecutor | None:
 
 def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes]:
     """Code one block with the frame codec, zstd and stored; keep the smallest."""
-    candidates: list[Codec] = [codec]
+    candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
     if not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
     best_codec: Codec = StoredCodec()
     best_payload = bytes(data)
     for candidate in candidates:
-        if isinstance(candidate, StoredCodec):
-            continue
         try:
             payload = candidate.encode_block(data)
         except BlockDeclined:
