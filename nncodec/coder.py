@@ -70,8 +70,6 @@ def _as_rows(freqs: np.ndarray, count: int) -> np.ndarray:
         raise ValueError(f"need one frequency row per symbol ({count}), got shape {rows.shape}")
     if not MIN_ALPHABET <= rows.shape[1] <= MAX_ALPHABET:
         raise ValueError(f"alphabet size {rows.shape[1]} outside {MIN_ALPHABET}..{MAX_ALPHABET}")
-    if count and rows.min() < 1:
-        raise ValueError("every frequency must be >= 1")
     return rows
 
 
@@ -86,6 +84,8 @@ class SymbolEncoder:
         rows = _as_rows(freqs, len(symbols))
         if not len(symbols):
             return
+        if rows.min() < 1:  # (the decoder needs no check: it meets only rows the encoder accepted)
+            raise ValueError("every frequency must be >= 1")
         if symbols.min() < 0 or symbols.max() >= rows.shape[1]:
             raise ValueError("symbol outside the alphabet")
         self._encoder.encode(symbols, _CATEGORICAL, rows)
@@ -113,6 +113,15 @@ class SymbolDecoder:
         except (AssertionError, ValueError, RuntimeError) as exc:  # constriction on invalid data
             raise CorruptError(f"range-coded data invalid ({exc})") from exc
         return np.asarray(symbols, dtype=np.int32)
+
+
+    def decode_row(self, row: np.ndarray) -> int:
+        """Decode one symbol against ``row``, a (1, alphabet) C-contiguous float64 array of integer
+        frequencies >= 1 (the per-token fast path of the text decoder; ``decode`` checks its input)."""
+        try:
+            return int(self._decoder.decode(_CATEGORICAL, row)[0])
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise CorruptError(f"range-coded data invalid ({exc})") from exc
 
 
 def encode_symbols(symbols: np.ndarray, freqs: np.ndarray) -> bytes:

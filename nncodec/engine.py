@@ -15,8 +15,11 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from threadpoolctl import threadpool_limits
 
 from nncodec import container
 from nncodec.codecs import Codec, codec_by_id, codec_by_name
@@ -102,6 +105,21 @@ def _ordered_map(
 
 def _executor(threads: int) -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+
+@contextmanager
+def _workers(codec: Codec, threads: int) -> Iterator[None]:
+    """Give the codec ``threads`` worker threads for work inside blocks (shared by the blocks in
+    flight), with BLAS kept to one thread each: -T N means N busy cores."""
+    pool = _executor(threads)
+    codec.pool, codec.workers = pool, threads
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        codec.pool, codec.workers = None, 1
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,21 +225,22 @@ def _write_frame(
         return data, block_header, payload
 
     executor = _executor(threads)
-    try:
-        for data, block_header, payload in _ordered_map(
-            encode, _blocks(sample, src, block_size), executor, threads + 1
-        ):
-            hasher.update(data)
-            raw_header = block_header.encode()
-            dst.write(raw_header)
-            dst.write(payload)
-            stats.blocks += 1
-            stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
-            stats.original_size += len(data)
-            stats.compressed_size += len(raw_header) + len(payload)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+    with _workers(frame_codec, threads):
+        try:
+            for data, block_header, payload in _ordered_map(
+                encode, _blocks(sample, src, block_size), executor, threads + 1
+            ):
+                hasher.update(data)
+                raw_header = block_header.encode()
+                dst.write(raw_header)
+                dst.write(payload)
+                stats.blocks += 1
+                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+                stats.original_size += len(data)
+                stats.compressed_size += len(raw_header) + len(payload)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
     if content_size is not None and stats.original_size != content_size:
         raise CorruptError(
             f"input changed while reading: expected {content_size} bytes, read {stats.original_size}"
@@ -333,17 +352,18 @@ def decompress_frame(
         return block_header, _decode_block(frame_codec, index, block_header, payload)
 
     executor = _executor(threads)
-    try:
-        for block_header, data in _ordered_map(decode, _read_blocks(src, stats), executor, threads + 1):
-            hasher.update(data)
-            if dst is not None:
-                dst.write(data)
-            stats.blocks += 1
-            stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
-            stats.original_size += len(data)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+    with _workers(frame_codec, threads):
+        try:
+            for block_header, data in _ordered_map(decode, _read_blocks(src, stats), executor, threads + 1):
+                hasher.update(data)
+                if dst is not None:
+                    dst.write(data)
+                stats.blocks += 1
+                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+                stats.original_size += len(data)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
     stats.content_checksum = container.read_content_checksum(src)
     stats.compressed_size += 1 + len(stats.content_checksum)
     if header.content_size is not None and stats.original_size != header.content_size:

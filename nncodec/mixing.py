@@ -21,16 +21,26 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # compiled form of this class (nncodec/_kernels.c): same tables, same values, faster
+    from nncodec._kernels import Mixer as CompiledMixer
+except ImportError:  # pragma: no cover - built by `pip install`
+    CompiledMixer = None
+
 FREQ_SCALE = float(1 << 24)
 ORDER_PRIORS = (12.0, 1.5, 1.0)  # K_1, K_2, K_3
 ORDERS = len(ORDER_PRIORS)
 
 
 class ContextMixer:
-    def __init__(self, vocab_size: int, priors: tuple[float, ...] = ORDER_PRIORS) -> None:
+    def __init__(
+        self, vocab_size: int, priors: tuple[float, ...] = ORDER_PRIORS, compiled: bool | None = None
+    ) -> None:
+        """``compiled``: use the compiled mixer (default: when it is built); False: this reference."""
         self.vocab_size = vocab_size
         self.priors = priors
         self.tables: list[dict[int, dict[int, int]]] = [{} for _ in priors]
+        use_compiled = CompiledMixer is not None if compiled is None else compiled
+        self._compiled = CompiledMixer(vocab_size, priors) if use_compiled else None
 
     def _keys(self, history: np.ndarray) -> list[int | None]:
         """Context keys of orders 1..ORDERS for one stream; history holds the previous ORDERS
@@ -49,6 +59,11 @@ class ContextMixer:
     def frequencies(self, model_rows: np.ndarray, history: np.ndarray) -> np.ndarray:
         """model_rows (S, V) integer-valued float64, history (S, ORDERS) -> mixed integer
         frequency rows (S, V), every entry >= 1."""
+        if self._compiled is not None:
+            rows = np.ascontiguousarray(model_rows, np.float64)
+            out = np.empty_like(rows)
+            self._compiled.frequencies(rows, np.ascontiguousarray(history, np.int64), out, len(rows))
+            return out
         totals = model_rows.sum(axis=1, keepdims=True)  # exact: integers < 2^53
         probs = model_rows / totals
         for s in range(len(probs)):
@@ -67,6 +82,10 @@ class ContextMixer:
 
     def update(self, history: np.ndarray, tokens: np.ndarray) -> None:
         """Count each stream's new token under its contexts, in stream order."""
+        if self._compiled is not None:
+            tokens = np.ascontiguousarray(tokens, np.int64)
+            self._compiled.update(np.ascontiguousarray(history, np.int64), tokens, len(tokens))
+            return
         for s in range(len(tokens)):
             token = int(tokens[s])
             for table, key in zip(self.tables, self._keys(history[s]), strict=True):

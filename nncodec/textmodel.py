@@ -21,27 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.exact import MAX_EXACT_K, int_matmul, lut_weights, quantize_rows
+from nncodec.exact import MAX_EXACT_K, int_matmul
+from nncodec.rowops import CompiledOps, NumpyOps, ResidualOverflow, best_ops
+
+__all__ = ["IntGPT", "Decoder", "ResidualOverflow"]
 
 MAX_RESIDUAL = 1 << 27  # sums of 256 squares stay below 2^63 in int64
-
-
-class ResidualOverflow(ValueError):
-    """The residual stream left the range where the arithmetic is exact (the block is then coded
-    with another codec; the decoder never meets this, as it sees the encoder's values)."""
-
 
 FORMAT = "nncodec-intgpt-1"
 
 
 @dataclass(frozen=True)
 class IntLinear:
-    weight: np.ndarray  # (out, in) int8-valued float32
+    weight_t: np.ndarray  # (in, out) int8-valued float32, C order (the file stores (out, in))
     scale: np.ndarray  # (out,) float64
 
-    def __call__(self, q: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
-        """q: (..., in) int8-valued; row_scale: (...,) -> float64 (..., out)."""
-        return int_matmul(q, self.weight) * (row_scale[..., None] * self.scale)
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        """q: (..., in) int8-valued -> (..., out) exact integer sums (float32); the layer's value
+        is that times (row scale * self.scale)."""
+        return int_matmul(q, self.weight_t)
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,8 @@ class IntGPT:
         self.out_steps = float(metadata["out_lut_steps"])
 
         def linear(name: str) -> IntLinear:
-            return IntLinear(tensors[f"{name}.w"].astype(np.float32), tensors[f"{name}.s"].astype(np.float64))
+            weight_t = np.ascontiguousarray(tensors[f"{name}.w"].astype(np.float32).T)
+            return IntLinear(weight_t, tensors[f"{name}.s"].astype(np.float64))
 
         self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
         self.layers = [
@@ -96,11 +95,12 @@ class IntGPT:
         self.attn_exp = tensors["attn_exp"].astype(np.float64)  # integers, exact in float64
         self.out_exp = tensors["out_exp"].astype(np.float64)
         self.inv_sqrt_hd = 1.0 / np.sqrt(np.float64(self.head_dim))
+        self.ops: NumpyOps | CompiledOps = best_ops()  # tests swap in NumpyOps to compare
         self._check_invariants()
 
     def _check_invariants(self) -> None:
         """The conditions the exactness argument relies on (see nncodec/exact.py)."""
-        hidden = self.layers[0].up.weight.shape[0] if self.layers else 0
+        hidden = self.layers[0].up.weight_t.shape[1] if self.layers else 0
         problems = [
             (self.window > 512, "window above 512"),
             (self.head_dim * 127 * 127 >= 1 << 24, "head dimension too large"),
@@ -117,58 +117,30 @@ class IntGPT:
     # -- pieces shared by both paths -------------------------------------------------------------
 
     def _norm_quantize(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """RMSNorm (gain folded into the next weights) + int8 row quantization, exactly."""
-        if residual.size and np.abs(residual).max() >= MAX_RESIDUAL:
-            raise ResidualOverflow("residual stream out of range")
-        sum_sq = np.einsum("...i,...i->...", residual, residual)  # int64: exact
-        rms = np.sqrt(sum_sq / self.n_embd + self.eps_units)
-        q, peak_scale = quantize_rows(residual)
-        return q, peak_scale / rms
-
-    def _split_heads(self, x: np.ndarray) -> np.ndarray:
-        return x.reshape(*x.shape[:-1], self.n_head, self.head_dim)
+        return self.ops.norm_quantize(residual, self.eps_units, MAX_RESIDUAL)
 
     def _qkv(self, layer: IntLayer, residual: np.ndarray):
+        """-> q (..., H, hd) int8, q scale / sqrt(hd), k, k scale, v (int8 in units of v_scale)."""
         q_in, s_in = self._norm_quantize(residual)
-        qkv = layer.qkv(q_in, s_in)
-        q, k, v = np.split(qkv, 3, axis=-1)
-        q_q, q_s = quantize_rows(self._split_heads(q))  # (..., H, hd), (..., H)
-        k_q, k_s = quantize_rows(self._split_heads(k))
-        v_i = np.clip(np.round(self._split_heads(v) / layer.v_scale[:, None]), -127, 127).astype(np.float32)
-        return q_q, q_s * self.inv_sqrt_hd, k_q, k_s, v_i
+        return self.ops.qkv_split(
+            layer.qkv(q_in), s_in, layer.qkv.scale, self.inv_sqrt_hd, layer.v_scale, self.n_head
+        )
 
-    def attention_bias(self, distance: np.ndarray) -> np.ndarray:
-        """(Tq, Tk) query-minus-key distances -> (H, Tq, Tk) ALiBi bias, +inf outside the window."""
-        inside = (distance >= 0) & (distance < self.window)
-        bias = self.alibi[:, np.clip(distance, 0, self.window - 1)]
-        return np.where(inside, bias, np.inf)
-
-    def _attend(self, q_q, q_s, k_q, k_s, v_i, bias, v_scale) -> np.ndarray:
-        """q: (B, H, Tq, hd), k/v: (B, H, Tk, hd), bias: (H, Tq, Tk) -> (B, H, Tq, hd) float64.
-
-        Keys outside the window get score -inf, a gap of +inf, and weight table[-1] = 0."""
-        dots = q_q @ np.swapaxes(k_q, -1, -2)  # exact integers: hd * 127^2 < 2^24
-        scores = dots * (q_s[..., :, None] * k_s[..., None, :]) - bias
-        gap = np.max(scores, axis=-1, keepdims=True) - scores
-        weights = lut_weights(gap, self.attn_exp, self.attn_steps)  # integers in [0, 2^15]
-        total = weights.sum(axis=-1, keepdims=True)  # exact: integers < 2^53
-        # weights = 256 * high + low with both bytes <= 255 (weights <= 2^15): each float32 product
-        # sum stays below 255 * 127 * window < 2^24 (window <= 512), so both matmuls are exact
-        high = np.floor(weights * (1.0 / 256.0))
-        low = weights - 256.0 * high
-        rows = weights.shape[-2]  # both byte planes in one matmul: the values are read once
-        both = np.concatenate([high, low], axis=-2).astype(np.float32) @ v_i
-        mixed = both[..., :rows, :].astype(np.float64) * 256.0 + both[..., rows:, :]  # exact in f64
-        return (mixed / total) * v_scale[:, None, None]
+    def _attend(self, q_q, q_s, k_q, k_s, v_i, distance, v_scale) -> np.ndarray:
+        """q: (B, H, Tq, hd), k/v: (B, H, Tk, hd) int8, distance: (Tq, Tk) query-minus-key
+        positions (keys outside [0, window) are masked) -> (B, H, Tq, hd) float64."""
+        return self.ops.attend(
+            q_q, q_s, k_q, k_s, v_i, distance, self.alibi, self.attn_exp, self.attn_steps, v_scale
+        )
 
     def _mlp_and_proj(self, layer: IntLayer, residual: np.ndarray, attended: np.ndarray) -> np.ndarray:
         """attended: (..., C) float64 -> residual after attention projection and MLP."""
-        a_q, a_s = quantize_rows(attended)
-        residual = residual + np.round(layer.proj(a_q, a_s) / self.res_unit).astype(np.int64)
+        ops = self.ops
+        a_q, a_s = ops.quantize(attended)
+        residual = ops.residual_add(residual, layer.proj(a_q), a_s, layer.proj.scale, self.res_unit)
         m_q, m_s = self._norm_quantize(residual)
-        hidden = np.maximum(layer.up(m_q, m_s), 0.0)
-        h_q, h_s = quantize_rows(hidden)
-        return residual + np.round(layer.down(h_q, h_s) / self.res_unit).astype(np.int64)
+        h_q, h_s = ops.relu_quantize(layer.up(m_q), m_s, layer.up.scale)
+        return ops.residual_add(residual, layer.down(h_q), h_s, layer.down.scale, self.res_unit)
 
     def frequencies(self, residual: np.ndarray) -> np.ndarray:
         """Final norm + tied head + LUT softmax -> integer frequency rows (..., vocab).
@@ -176,9 +148,7 @@ class IntGPT:
         Row entries are exp(logit - max) * 2^24 from the lookup table, plus 1 so every token stays
         codable; rows need no common total (the coder normalizes integer rows exactly)."""
         q, s = self._norm_quantize(residual)
-        logits = self.head(q, s)
-        gap = np.max(logits, axis=-1, keepdims=True) - logits
-        return lut_weights(gap, self.out_exp, self.out_steps) + 1
+        return self.ops.head_lut(self.head(q), s, self.head.scale, self.out_exp, self.out_steps)
 
     # -- encoder path: whole sequences ------------------------------------------------------------
 
@@ -199,11 +169,11 @@ class IntGPT:
             for start in range(0, T, chunk):
                 stop = min(T, start + chunk)
                 first = max(0, start - self.window + 1)
-                bias = self.attention_bias(positions[start:stop, None] - positions[None, first:stop])
+                distance = positions[start:stop, None] - positions[None, first:stop]
                 attended = self._attend(
                     q_q[:, :, start:stop], q_s[:, :, start:stop],
                     k_q[:, :, first:stop], k_s[:, :, first:stop], v_i[:, :, first:stop],
-                    bias, layer.v_scale,
+                    distance, layer.v_scale,
                 )  # fmt: skip
                 attended = np.moveaxis(attended, 1, 2).reshape(B, stop - start, self.n_embd)
                 residual[:, start:stop] = self._mlp_and_proj(layer, residual[:, start:stop], attended)
@@ -223,9 +193,9 @@ class Decoder:
     def __init__(self, model: IntGPT, batch: int) -> None:
         self.model = model
         shape = (batch, model.n_head, model.window, model.head_dim)
-        self.k_q = [np.zeros(shape, np.float32) for _ in model.layers]
+        self.k_q = [np.zeros(shape, np.int8) for _ in model.layers]
         self.k_s = [np.ones(shape[:3], np.float64) for _ in model.layers]
-        self.v_i = [np.zeros(shape, np.float32) for _ in model.layers]
+        self.v_i = [np.zeros(shape, np.int8) for _ in model.layers]
         self.position = 0
         self.slot_position = np.full(model.window, -1)
 
@@ -240,8 +210,7 @@ class Decoder:
         model = self.model
         slot = self.position % model.window
         self.slot_position[slot] = self.position
-        distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)
-        bias = model.attention_bias(distance[None, :])
+        distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)[None, :]
         residual = model.embed[tokens]  # (B, C)
         for i, layer in enumerate(model.layers):
             q_q, q_s, k_q, k_s, v_i = model._qkv(layer, residual)  # (B, H, hd), (B, H)
@@ -249,8 +218,9 @@ class Decoder:
             self.k_s[i][:, :, slot] = k_s
             self.v_i[i][:, :, slot] = v_i
             attended = model._attend(
-                q_q[:, :, None], q_s[:, :, None], self.k_q[i], self.k_s[i], self.v_i[i], bias, layer.v_scale
-            )
+                q_q[:, :, None], q_s[:, :, None],
+                self.k_q[i], self.k_s[i], self.v_i[i], distance, layer.v_scale,
+            )  # fmt: skip
             residual = model._mlp_and_proj(layer, residual, attended.reshape(len(tokens), model.n_embd))
         self.position += 1
         return model.frequencies(residual)

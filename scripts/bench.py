@@ -4,7 +4,8 @@
 
 Data: the validation tails of the text model (never trained on, see nncodec/training/text_data.py),
 the first ``--bytes`` of each, read from ../shared/data/text. nncodec runs as the CLI in a fresh
-process (`-T1`, codec text), so its times include start-up and its peak RSS is that process's. The
+process (`-T1` and `-T2`, codec text), so its times include start-up and its peak RSS is that
+process's; the two thread counts must give identical bytes. The
 classical coders run in-process through their Python bindings at the settings named in the table.
 Every round trip is verified.
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(REPO))
 from nncodec.training.text_data import SHARED_FILES, SHARED_TEXT  # noqa: E402
 
 BEGIN, END = "<!-- text-bench:begin -->", "<!-- text-bench:end -->"
+THREADS = (1, 2)
 
 
 def run_measured(args: list[str], data: bytes) -> tuple[bytes, float, int]:
@@ -88,12 +90,22 @@ def main() -> None:
     rows = []
     for name, relative, held_out in SHARED_FILES:
         data = (SHARED_TEXT / relative).read_bytes()[-held_out:][: args.bytes]
-        packed, c_time, c_rss = run_measured([*cli, "-T1", "--codec", "text", "-c"], data)
-        restored, d_time, d_rss = run_measured([*cli, "-T1", "-d", "-c"], packed)
-        assert restored == data, f"nncodec round trip failed on {name}"
+        c_time, d_time, rss = {}, {}, 0
+        for threads in THREADS:
+            flag = f"-T{threads}"
+            out, c_time[threads], c_rss = run_measured([*cli, flag, "--codec", "text", "-c"], data)
+            restored, d_time[threads], d_rss = run_measured([*cli, flag, "-d", "-c"], out)
+            assert restored == data, f"nncodec round trip failed on {name} with {flag}"
+            if threads == THREADS[0]:
+                packed = out
+            assert out == packed, f"nncodec output depends on the thread count on {name}"
+            rss = max(rss, c_rss, d_rss)
         others = classical(data)
-        rows.append((name, relative, len(data), len(packed), c_time, d_time, max(c_rss, d_rss), others))
-        speeds = f"{len(data) / c_time / 1e3:.1f} / {len(data) / d_time / 1e3:.1f} KB/s"
+        rows.append((name, relative, len(data), len(packed), c_time, d_time, rss, others))
+        size = len(data)
+        speeds = ", ".join(
+            f"-T{t} {size / c_time[t] / 1e3:.1f} / {size / d_time[t] / 1e3:.1f} KB/s" for t in THREADS
+        )
         print(f"{name}: nncodec {8 * len(packed) / len(data):.3f} bpb, {speeds}", flush=True)
 
     names = list(rows[0][7])
@@ -116,19 +128,21 @@ def main() -> None:
     lines += [
         "",
         "Speed (KB/s = 1000 bytes of original per second, wall clock; nncodec as a fresh CLI process with "
-        "`-T1`, start-up included; peak RSS of that process):",
+        "`-T1` and `-T2` (identical output), start-up included; peak RSS of those processes; the classical "
+        "coders single-threaded, in-process):",
         "",
-        "| file | nncodec compress | nncodec decompress | nncodec peak RSS | "
+        "| file | "
+        + " | ".join(f"nncodec -T{t} compress / decompress" for t in THREADS)
+        + " | nncodec peak RSS | "
         + " | ".join(f"{n} c / d" for n in names)
         + " |",
-        "|---|---|---|---|" + "---|" * len(names),
+        "|---|" + "---|" * len(THREADS) + "---|" + "---|" * len(names),
     ]
     for name, _, size, _, c_time, d_time, rss, others in rows:
+        ours = [f"{size / c_time[t] / 1e3:.1f} / {size / d_time[t] / 1e3:.1f}" for t in THREADS]
         cells = [f"{size / others[n][1] / 1e3:,.0f} / {size / others[n][2] / 1e3:,.0f}" for n in names]
         lines.append(
-            f"| {name} | {size / c_time / 1e3:.1f} | {size / d_time / 1e3:.1f} | {rss / 1024:.0f} MiB | "
-            + " | ".join(cells)
-            + " |"
+            f"| {name} | " + " | ".join(ours) + f" | {rss / 1024:.0f} MiB | " + " | ".join(cells) + " |"
         )
     lines.append(END)
     section = "\n".join(lines)

@@ -1,6 +1,7 @@
 """The text codec: tokenizer invertibility, exactness of the integer model across paths and batch
 shapes, round trips of edge cases, and cross-configuration decoding."""
 
+import os
 import sysconfig
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
+from nncodec import rowops
 from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
+from nncodec.mixing import ORDERS, ContextMixer
 from nncodec.modelstore import find_model
 
 MODEL_FILE = REPO / "models" / f"{TEXT_MODEL_ID}.safetensors"
@@ -86,6 +89,52 @@ def test_tables_do_not_depend_on_batch_or_chunking(codec):
     assert np.array_equal(full[:, :50], model.frequencies(model.sequence_residuals(tokens[:, :50])))
 
 
+needs_kernels = pytest.mark.skipif(
+    not rowops.CompiledOps.available(), reason="nncodec._kernels not built (no C compiler at install)"
+)
+
+
+def test_compiled_kernels_are_built():
+    """`pip install` builds nncodec/_kernels.c (optional, for machines without a compiler): where it
+    silently did not, everything still works but several times slower, so the suite says so."""
+    if os.environ.get("NNCODEC_ALLOW_NO_KERNELS") != "1":
+        assert rowops.CompiledOps.available(), "nncodec._kernels missing: run `pip install -e .` with gcc"
+
+
+@needs_kernels
+def test_compiled_ops_match_the_numpy_reference(codec):
+    """Both paths of the model give bit-identical tables with the C kernels and with numpy."""
+    model = codec.lm
+    tokens = np.random.default_rng(5).integers(0, model.vocab_size, size=(3, model.window + 40))
+    tables = {}
+    try:
+        for ops in (rowops.NumpyOps(), rowops.CompiledOps()):
+            model.ops = ops
+            decoder = model.decoder(3)
+            stepped = np.stack([decoder.step(tokens[:, t]) for t in range(tokens.shape[1] - 1)], axis=1)
+            tables[ops.compiled] = (model.sequence_frequencies(tokens), stepped)
+    finally:
+        model.ops = rowops.best_ops()
+    assert np.array_equal(tables[False][0], tables[True][0])
+    assert np.array_equal(tables[False][1], tables[True][1])
+    assert np.array_equal(tables[True][0], tables[True][1])
+
+
+@needs_kernels
+def test_compiled_mixer_matches_the_reference():
+    rng = np.random.default_rng(6)
+    vocab = 4096
+    reference, compiled = ContextMixer(vocab, compiled=False), ContextMixer(vocab, compiled=True)
+    tokens = rng.integers(0, 40, size=(5, 1500))  # few distinct tokens: contexts repeat
+    tokens[:, :ORDERS] = -1
+    for t in range(ORDERS, tokens.shape[1]):
+        history = tokens[:, t - ORDERS : t]
+        rows = np.floor(rng.random((5, vocab)) * 2.0**20) + 1
+        assert np.array_equal(reference.frequencies(rows, history), compiled.frequencies(rows, history))
+        reference.update(history, tokens[:, t])
+        compiled.update(history, tokens[:, t])
+
+
 def test_decode_batch_arrangement_does_not_change_output(codec):
     data = natural_text(60_000)
     payload = codec.encode_block(data)
@@ -106,6 +155,9 @@ def test_cli_threads_1_then_threads_2_on_200kb(tmp_path):
     assert info.codec_name == "text" and info.blocks == 3 and info.block_codecs["text"] >= 2
     restored = run_cli("-d", "-T2", input=packed.stdout)
     assert restored.returncode == 0 and restored.stdout == data
+    # -T2 also splits the work inside a block (mix groups on two threads): same bytes
+    again = run_cli("--codec", "text", "-T2", "-B", "100K", "-c", str(source))
+    assert again.returncode == 0 and again.stdout == packed.stdout
 
 
 def test_model_hash_mismatch_names_the_model(tmp_path, monkeypatch):

@@ -10,10 +10,15 @@ its id and format version.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from typing import ClassVar, TypeVar
 
 from nncodec.container import MAX_BLOCK_SIZE
 from nncodec.modelstore import LoadedModel
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BlockDeclined(Exception):
@@ -31,6 +36,16 @@ class Codec(ABC):
     needs_whole_input: ClassVar[bool] = False
     #: largest block this codec writes or accepts (a decoder refuses larger declared sizes)
     max_block_size: ClassVar[int] = MAX_BLOCK_SIZE
+    #: worker threads for independent work inside a block (set by the engine for -T N); a codec's
+    #: output must not depend on it
+    pool: Executor | None = None
+    workers: int = 1  # threads in ``pool``
+
+    def map_parallel(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[func(x) for x in items]``, on the engine's worker threads when there are some."""
+        if self.pool is None:
+            return [func(item) for item in items]
+        return list(self.pool.map(func, items))
 
     @classmethod
     def for_encoding(cls, sample: bytes) -> Codec:

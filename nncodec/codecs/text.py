@@ -95,11 +95,9 @@ class TextCodec(Codec):
     def _encode_segments(self, segments: list[np.ndarray]) -> list[bytes]:
         """Code segments mix group by mix group: one parallel model pass per group, then the
         lockstep walk that mixes in the group's adaptive counts exactly as the decoder will."""
-        streams = []
-        for first in range(0, len(segments), self.mix_group):
-            group = segments[first : first + self.mix_group]
-            streams.extend(self._encode_group(group))
-        return streams
+        size = self.mix_group
+        groups = [segments[first : first + size] for first in range(0, len(segments), size)]
+        return [stream for group in self.map_parallel(self._encode_group, groups) for stream in group]
 
     def _encode_group(self, group: list[np.ndarray]) -> list[bytes]:
         lengths = [len(t) for t in group]
@@ -164,11 +162,10 @@ class TextCodec(Codec):
                 streams.append(payload[pos : pos + size])
                 pos += size
             lengths = segment_lengths(n_tokens, segments)
-            per_call = self.mix_group * (self.decode_groups or MAX_SEGMENTS)
-            tokens = []
-            for first in range(0, segments, per_call):
-                part = slice(first, first + per_call)
-                tokens.extend(self._decode_streams(streams[part], lengths[part]))
+            per_call = self.mix_group * self._groups_per_call(segments)
+            parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
+            decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
+            tokens = [t for part in decoded for t in part]
         except TruncatedError as exc:  # a varint running off a complete payload: corruption
             raise CorruptError(f"text block corrupt ({exc})") from exc
         except NncodecError:
@@ -179,6 +176,13 @@ class TextCodec(Codec):
         if len(data) != original_size:
             raise CorruptError("text block decodes to the wrong size")
         return data
+
+    def _groups_per_call(self, segments: int) -> int:
+        """Mix groups decoded together as one batch: all of them, or an equal share per worker."""
+        if self.decode_groups:
+            return self.decode_groups
+        groups = -(-segments // self.mix_group)
+        return -(-groups // self.workers)
 
     def _decode_streams(self, streams: list[bytes], lengths: list[int]) -> list[np.ndarray]:
         """Decode whole mix groups in lockstep; lengths are non-increasing, so the active streams
@@ -208,6 +212,6 @@ class TextCodec(Codec):
                     model_rows[group.start : group.stop], history[group.start : group.stop]
                 )
                 for i, s in enumerate(group):
-                    tokens[s, ORDERS + t] = decoders[s].decode(rows[i : i + 1])[0]
+                    tokens[s, ORDERS + t] = decoders[s].decode_row(rows[i : i + 1])
                 mixer.update(history[group.start : group.stop], tokens[group.start : group.stop, ORDERS + t])
         return [tokens[s, ORDERS : ORDERS + n] for s, n in enumerate(lengths)]
