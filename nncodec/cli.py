@@ -115,6 +115,11 @@ class Options:
     store_name: bool = True
     restore_name: bool = False
     block_size: int | None = None
+    max_error: int = 0
+
+    @property
+    def codec_options(self) -> dict[str, object]:
+        return {"max_error": self.max_error} if self.max_error else {}
 
     def say(self, level: int, message: str) -> None:
         if self.verbosity >= level:
@@ -236,8 +241,9 @@ def compress_one(path: str, opts: Options) -> None:
         if opts.output and not opts.stdout:
             with PendingOutput(Path(opts.output), opts.force) as pending:
                 stats = engine.compress_stream(
-                    src, pending.stream, codec=opts.codec, threads=opts.threads, block_size=opts.block_size
-                )
+                    src, pending.stream, codec=opts.codec, threads=opts.threads, block_size=opts.block_size,
+                    options=opts.codec_options,
+                )  # fmt: skip
                 pending.commit(None, None)
         else:
             stats = engine.compress_stream(
@@ -246,6 +252,7 @@ def compress_one(path: str, opts: Options) -> None:
                 codec=opts.codec,
                 threads=opts.threads,
                 block_size=opts.block_size,
+                options=opts.codec_options,
             )
         opts.say(2, _ratio_line("stdin", stats.original_size, stats.compressed_size))
         return
@@ -263,6 +270,7 @@ def compress_one(path: str, opts: Options) -> None:
             block_size=opts.block_size,
             content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
             metadata=metadata,
+            options=opts.codec_options,
         )
         if opts.stdout:
             stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
@@ -279,7 +287,10 @@ def compress_one(path: str, opts: Options) -> None:
                     if [f.content_checksum for f in frames] != [stats.content_checksum]:
                         raise UserError("verification of the written output failed; source kept")
                 pending.commit(info, None)
-            if opts.remove_source:
+            if opts.remove_source and not stats.identical:
+                opts.say(0, f"nncodec: {path}: kept: decompressing gives a different file (re-encoded PNG "
+                         "or near-lossless pixels), so --rm does not remove it")  # fmt: skip
+            elif opts.remove_source:
                 _remove_source(path, opts)
     opts.say(2, _ratio_line(path, stats.original_size, stats.compressed_size))
 
@@ -352,6 +363,13 @@ def test_one(path: str, opts: Options) -> None:
     opts.say(1, f"{path}: OK ({sum(f.original_size for f in frames):,} bytes, {len(frames)} frame(s))")
 
 
+def _codec_details(frame: engine.FrameStats) -> list[tuple[str, str]]:
+    try:
+        return engine.codec_by_id(frame.header.codec_id).describe_params(frame.header.codec_params)
+    except NncodecError:
+        return []
+
+
 def _frame_record(frame: engine.FrameStats) -> dict[str, object]:
     header = frame.header
     meta = header.metadata
@@ -365,6 +383,7 @@ def _frame_record(frame: engine.FrameStats) -> dict[str, object]:
         "ratio": round(frame.original_size / frame.compressed_size, 4) if frame.compressed_size else None,
         "blocks": frame.blocks,
         "block_codecs": dict(frame.block_codecs),
+        "details": dict(_codec_details(frame)),
         "checksum": "blake2b-64:" + frame.content_checksum.hex(),
         "name": meta.name if meta else None,
         "mode": oct(meta.mode) if meta and meta.mode is not None else None,
@@ -407,6 +426,7 @@ def info_one(path: str, opts: Options, as_json: bool) -> None:
             ("blocks", f"{record['blocks']}" + (f" ({blocks})" if blocks else "")),
             ("checksum", record["checksum"]),
         ]
+        lines += list(record["details"].items())  # type: ignore[union-attr]
         if record["name"] is not None:
             lines.append(("name", record["name"]))
         if record["mode"] is not None:
@@ -515,6 +535,13 @@ def _options(quiet: int, verbose: int, threads: int, force: bool, **extra: objec
     default=None,
     help="Bytes per independent block, e.g. 4M (default: the codec's choice).",
 )
+@click.option(
+    "--max-error",
+    type=click.IntRange(0, 32),
+    default=0,
+    show_default=True,
+    help="Images: near-lossless, every subpixel within N of the original (0 = lossless).",
+)
 @click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
 def compress(
     files: tuple[str, ...],
@@ -530,6 +557,7 @@ def compress(
     codec: str,
     no_name: bool,
     block_size: int | None,
+    max_error: int,
     compress_flag: bool,
 ) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
@@ -547,6 +575,7 @@ def compress(
         codec=codec,
         store_name=not no_name,
         block_size=block_size,
+        max_error=max_error,
     )
     _run(files, opts, compress_one)
 

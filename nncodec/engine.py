@@ -45,6 +45,8 @@ class FrameStats:
     blocks: int = 0
     block_codecs: Counter[str] = field(default_factory=Counter)
     content_checksum: bytes = b""
+    #: False when decoding gives other bytes than the input (a rebuilt PNG, near-lossless pixels)
+    identical: bool = True
 
     @property
     def codec_name(self) -> str:
@@ -75,13 +77,14 @@ def read_up_to(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def choose_codec(codec: str, sample: bytes) -> Codec:
+def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Codec:
     """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and uses raw
     when this build lacks the codec (or its model) for the sniffed kind."""
+    options = options or {}
     if codec != "auto":
-        return codec_by_name(codec).for_encoding(sample)
+        return codec_by_name(codec).for_encoding(sample, **options)
     try:
-        return codec_by_name(CODEC_FOR_KIND[sniff(sample)]).for_encoding(sample)
+        return codec_by_name(CODEC_FOR_KIND[sniff(sample)]).for_encoding(sample, **options)
     except (CodecUnavailableError, ModelError):
         return RawCodec()
 
@@ -126,22 +129,23 @@ def _workers(codec: Codec, threads: int) -> Iterator[None]:
 # compression
 
 
-def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes]:
-    """Code one block with the frame codec, zstd and stored; keep the smallest."""
+def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
+    """Code one block with the frame codec, zstd and stored; keep the smallest. Returns the block
+    header, the payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
     candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
     if not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
     best_codec: Codec = StoredCodec()
-    best_payload = bytes(data)
+    best_payload, best_output = bytes(data), data
     for candidate in candidates:
         try:
-            payload = candidate.encode_block(data)
+            payload, output = candidate.encode_block_with_output(data)
         except BlockDeclined:
             continue
         if len(payload) < len(best_payload):
-            best_codec, best_payload = candidate, payload
-    header = BlockHeader(best_codec.codec_id, len(data), len(best_payload), zlib.crc32(data))
-    return header, best_payload
+            best_codec, best_payload, best_output = candidate, payload, output
+    header = BlockHeader(best_codec.codec_id, len(best_output), len(best_payload), zlib.crc32(best_output))
+    return header, best_payload, best_output
 
 
 def _blocks(first: bytes, rest: BinaryIO, block_size: int) -> Iterator[tuple[bytes]]:
@@ -168,11 +172,13 @@ def compress_stream(
     block_size: int | None = None,
     content_size: int | None = None,
     metadata: FileMetadata | None = None,
+    options: dict | None = None,
 ) -> FrameStats:
-    """Compress all of ``src`` into one frame written to ``dst``."""
+    """Compress all of ``src`` into one frame written to ``dst``. ``options``: codec settings
+    (e.g. ``{"max_error": 2}`` for near-lossless images)."""
     threads = resolve_threads(threads)
     sample = read_up_to(src, SNIFF_SIZE)
-    frame_codec = choose_codec(codec, sample)
+    frame_codec = choose_codec(codec, sample, options)
     options = dict(threads=threads, block_size=block_size, content_size=content_size, metadata=metadata)
     if len(sample) < SNIFF_SIZE and frame_codec.model is not None:
         # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
@@ -205,46 +211,61 @@ def _write_frame(
     if not 1 <= block_size <= container.MAX_BLOCK_SIZE:
         raise ValueError(f"block size must be 1..{container.MAX_BLOCK_SIZE}")
 
-    model = frame_codec.model
-    header = FrameHeader(
-        codec_id=frame_codec.codec_id,
-        codec_params=frame_codec.params(),
-        model_id=model.model_id if model else "",
-        model_sha256=model.sha256 if model else b"",
-        content_size=content_size,
-        metadata=metadata,
-    )
-    stats = FrameStats(header)
+    # A codec that sees the whole input writes its header after coding it: its parameters (e.g. an
+    # image's PSNR) and the size of what decoding gives (a rebuilt PNG) are known only then.
+    late_header = frame_codec.needs_whole_input
+    body: BinaryIO = io.BytesIO() if late_header else dst
+
+    def make_header(size: int | None) -> FrameHeader:
+        model = frame_codec.model
+        return FrameHeader(
+            codec_id=frame_codec.codec_id,
+            codec_params=frame_codec.params(),
+            model_id=model.model_id if model else "",
+            model_sha256=model.sha256 if model else b"",
+            content_size=size,
+            metadata=metadata,
+        )
+
+    stats = FrameStats(make_header(content_size))
     hasher = container.content_hasher()
-    encoded_header = header.encode()
-    dst.write(encoded_header)
-    stats.compressed_size += len(encoded_header)
+    if not late_header:
+        encoded_header = stats.header.encode()
+        dst.write(encoded_header)
+        stats.compressed_size += len(encoded_header)
 
-    def encode(data: bytes) -> tuple[bytes, BlockHeader, bytes]:
-        block_header, payload = _encode_block(frame_codec, data)
-        return data, block_header, payload
+    def encode(data: bytes) -> tuple[int, BlockHeader, bytes, bytes, bool]:
+        block_header, payload, output = _encode_block(frame_codec, data)
+        return len(data), block_header, payload, output, output is data or output == data
 
+    input_size = 0
     executor = _executor(threads)
     with _workers(frame_codec, threads):
         try:
-            for data, block_header, payload in _ordered_map(
+            for read, block_header, payload, output, same in _ordered_map(
                 encode, _blocks(sample, src, block_size), executor, threads + 1
             ):
-                hasher.update(data)
+                input_size += read
+                hasher.update(output)
                 raw_header = block_header.encode()
-                dst.write(raw_header)
-                dst.write(payload)
+                body.write(raw_header)
+                body.write(payload)
                 stats.blocks += 1
                 stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
-                stats.original_size += len(data)
+                stats.original_size += len(output)
                 stats.compressed_size += len(raw_header) + len(payload)
+                stats.identical = stats.identical and same
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
-    if content_size is not None and stats.original_size != content_size:
-        raise CorruptError(
-            f"input changed while reading: expected {content_size} bytes, read {stats.original_size}"
-        )
+    if content_size is not None and input_size != content_size:
+        raise CorruptError(f"input changed while reading: expected {content_size} bytes, read {input_size}")
+    if late_header:
+        stats.header = make_header(stats.original_size if content_size is not None else None)
+        encoded_header = stats.header.encode()
+        dst.write(encoded_header)
+        dst.write(body.getvalue())  # type: ignore[attr-defined]
+        stats.compressed_size += len(encoded_header)
     stats.content_checksum = hasher.digest()
     footer = container.encode_footer(stats.content_checksum)
     dst.write(footer)

@@ -48,8 +48,9 @@ class Codec(ABC):
         return list(self.pool.map(func, items))
 
     @classmethod
-    def for_encoding(cls, sample: bytes) -> Codec:
-        """A codec ready to encode input whose first bytes are ``sample``."""
+    def for_encoding(cls, sample: bytes, **options: object) -> Codec:
+        """A codec ready to encode input whose first bytes are ``sample``. ``options`` are codec
+        settings from the command line (e.g. ``max_error``); codecs ignore those they lack."""
         return cls()
 
     @classmethod
@@ -73,6 +74,17 @@ class Codec(ABC):
     @abstractmethod
     def encode_block(self, data: bytes) -> bytes:
         """Code one block of original bytes."""
+
+    def encode_block_with_output(self, data: bytes) -> tuple[bytes, bytes]:
+        """(payload, what decoding it gives). That is ``data`` for every byte-exact codec; a codec
+        that rebuilds a file in its own way (a PNG with new IDAT data) or a lossy one returns what
+        its decoder will produce, and the container's checksums cover that."""
+        return self.encode_block(data), data
+
+    @classmethod
+    def describe_params(cls, params: bytes) -> list[tuple[str, str]]:
+        """(label, value) lines about a frame's parameters for ``nncodec info``."""
+        return []
 
     @abstractmethod
     def decode_block(self, payload: bytes, original_size: int) -> bytes:

@@ -72,7 +72,7 @@ class TextCodec(Codec):
         self.lm, self.tokenizer = load_text_model(model.path, model.sha256)
 
     @classmethod
-    def for_encoding(cls, sample: bytes) -> TextCodec:
+    def for_encoding(cls, sample: bytes, **options: object) -> TextCodec:
         return cls(find_model(TEXT_MODEL_ID))
 
     @classmethod
