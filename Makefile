@@ -26,6 +26,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_image.py
 
 # Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
 train-text: venv
