@@ -124,6 +124,28 @@ def _compress(data: bytes, max_error: int, threads: int = 1) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.parametrize("max_error", [0, 2])
+def test_damaged_image_containers_fail_cleanly(max_error):
+    """Sampled byte flips and truncations of an image-coded container: the original or a clean error."""
+    import random
+
+    data = encoded(as_image(smooth(21, 17, 3, seed=9), "RGB"), "PPM")
+    packed = _compress(data, max_error)
+    assert engine.scan_frames(io.BytesIO(packed))[0].block_codecs["image"] == 1
+    expected = nncodec.decompress(packed)
+    rng = random.Random(11)
+    for _ in range(150):
+        damaged = bytearray(packed)
+        if rng.random() < 0.2:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        else:
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        try:
+            assert nncodec.decompress(bytes(damaged)) == expected
+        except nncodec.NncodecError:
+            pass
+
+
 def test_threads_and_stripe_grouping_do_not_change_anything():
     data = encoded(as_image(smooth(150, 61, 3, seed=4), "RGB"), "PPM")
     one, two = _compress(data, 0, threads=1), _compress(data, 0, threads=2)

@@ -312,6 +312,8 @@ class ImageCodec(Codec):
             raise CorruptError("image payload truncated")
         method, pos = payload[pos], pos + 1
         height, width, channels = layout.shape
+        if height * width * channels * (layout.bits // 8) > original_size:
+            raise CorruptError("image larger than the block it decodes to")  # bounds what we allocate
         if method == METHOD_DELTA16 and layout.bits == 16:
             raw = _unzstd(payload[pos:], height * width * channels * 2)
             if len(raw) != height * width * channels * 2:
