@@ -198,9 +198,11 @@ class ImageCodec(Codec):
             decoded = pixels
         else:
             stripes = self._stripes(pixels)
-            results = self.map_parallel(self._encode_stripe, stripes)
-            streams = [stream for stream, _ in results]
-            decoded = np.concatenate([rec for _, rec in results], axis=0)
+            per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
+            parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
+            results = self.map_parallel(self._encode_stripes, parts)
+            streams = [stream for part in results for stream in part[0]]
+            decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
             body = bytes([METHOD_MODEL]) + encode_varint(self.stripe_rows) + encode_varint(len(streams))
             body += b"".join(encode_varint(len(s)) for s in streams) + b"".join(streams)
             if self.max_error:
@@ -214,13 +216,14 @@ class ImageCodec(Codec):
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
         return [pixels[top : top + self.stripe_rows] for top in range(0, pixels.shape[0], self.stripe_rows)]
 
-    def _encode_stripe(self, stripe: np.ndarray) -> tuple[bytes, np.ndarray]:
-        encoder = SymbolEncoder()
-        plan = StripePlan([stripe.shape[0]], stripe.shape[1])
-        truth = plan.canvas(stripe.shape[2])
-        plan.fill(truth, [stripe])
-        canvas = self._walk(plan, stripe.shape[2], truth=truth, encoders=[encoder])
-        return encoder.finish(), plan.extract(canvas)[0]
+    def _encode_stripes(self, stripes: list[np.ndarray]) -> tuple[list[bytes], list[np.ndarray]]:
+        """Code stripes (one stream each) in one walk; also return their reconstructed pixels."""
+        encoders = [SymbolEncoder() for _ in stripes]
+        plan = StripePlan([s.shape[0] for s in stripes], stripes[0].shape[1])
+        truth = plan.canvas(stripes[0].shape[2])
+        plan.fill(truth, stripes)
+        canvas = self._walk(plan, stripes[0].shape[2], truth=truth, encoders=encoders)
+        return [e.finish() for e in encoders], plan.extract(canvas)
 
     # -- the shared walk -------------------------------------------------------------------------
 
