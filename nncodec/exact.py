@@ -61,3 +61,16 @@ def make_exp_table(steps_per_unit: int, length: int, scale: int) -> np.ndarray:
     """Build an exp lookup table (at export time; the table is then stored in the model file)."""
     values = np.round(np.exp(-np.arange(length, dtype=np.float64) / steps_per_unit) * scale)
     return values.astype(np.int64)
+
+
+def load_model_file(path, expected_format: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(metadata, tensors) of a safetensors model file whose metadata says ``expected_format``
+    (safetensors only: nothing in a model file is executed)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("format") != expected_format:
+        raise ValueError(f"{path} is not an {expected_format} model")
+    return metadata, load_file(str(path))

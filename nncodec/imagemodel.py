@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.exact import int_matmul
+from nncodec.exact import int_matmul, load_model_file
 from nncodec.rowops import CompiledOps, NumpyOps, best_ops
 
 FORMAT = "nncodec-pixelmlp-1"
@@ -130,14 +130,7 @@ class PixelModel:
     """The exact-integer MLP loaded from ``models/<id>.safetensors``."""
 
     def __init__(self, path: Path) -> None:
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata()
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an {FORMAT} model")
-        tensors = load_file(str(path))
+        metadata, tensors = load_model_file(path, FORMAT)
         self.config = json.loads(metadata["config"])
         self.layers = []
         for i in range(self.config["n_layers"]):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.exact import MAX_EXACT_K, int_matmul
+from nncodec.exact import MAX_EXACT_K, int_matmul, load_model_file
 from nncodec.rowops import CompiledOps, NumpyOps, ResidualOverflow, best_ops
 
 __all__ = ["IntGPT", "Decoder", "ResidualOverflow"]
@@ -55,14 +55,7 @@ class IntGPT:
     """The text model in exact arithmetic."""
 
     def __init__(self, path: Path) -> None:
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata()
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an {FORMAT} model")
-        tensors = load_file(str(path))
+        metadata, tensors = load_model_file(path, FORMAT)
         self.config = json.loads(metadata["config"])
         self.tokenizer_json = metadata["tokenizer"]
         self.n_head = self.config["n_head"]

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import ClassVar, TypeVar
 
-from nncodec.container import MAX_BLOCK_SIZE
+from nncodec.container import MAX_BLOCK_SIZE, decode_varint, encode_varint
+from nncodec.errors import CorruptError
 from nncodec.modelstore import LoadedModel
 
 T = TypeVar("T")
@@ -57,8 +58,6 @@ class Codec(ABC):
     def from_header(cls, params: bytes, model: LoadedModel | None) -> Codec:
         """A codec ready to decode blocks of a frame recorded with ``params`` and ``model``."""
         if params:
-            from nncodec.errors import CorruptError
-
             raise CorruptError(f"codec '{cls.name}' takes no parameters")
         return cls()
 
@@ -89,3 +88,26 @@ class Codec(ABC):
     @abstractmethod
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         """Invert ``encode_block``; raise ``CorruptError`` on a malformed payload."""
+
+
+def join_streams(streams: list[bytes]) -> bytes:
+    """Several coded streams in one payload: their sizes as varints, then the streams."""
+    return b"".join(encode_varint(len(s)) for s in streams) + b"".join(streams)
+
+
+def split_streams(payload: bytes, pos: int, count: int, what: str) -> list[bytes]:
+    """Inverse of ``join_streams`` for ``count`` streams starting at ``pos``; they must fill the
+    rest of the payload exactly. Raises TruncatedError on a varint running off the end."""
+    from nncodec.errors import CorruptError
+
+    sizes = []
+    for _ in range(count):
+        size, pos = decode_varint(payload, pos)
+        sizes.append(size)
+    if pos + sum(sizes) != len(payload):
+        raise CorruptError(f"{what} streams do not fill the payload")
+    streams = []
+    for size in sizes:
+        streams.append(payload[pos : pos + size])
+        pos += size
+    return streams

@@ -43,7 +43,7 @@ import numpy as np
 import zstandard
 
 from nncodec import imagefile
-from nncodec.codecs.base import BlockDeclined, Codec
+from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, NncodecError, TruncatedError
@@ -204,7 +204,7 @@ class ImageCodec(Codec):
             streams = [stream for part in results for stream in part[0]]
             decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
             body = bytes([METHOD_MODEL]) + encode_varint(self.stripe_rows) + encode_varint(len(streams))
-            body += b"".join(encode_varint(len(s)) for s in streams) + b"".join(streams)
+            body += join_streams(streams)
             if self.max_error:
                 self.psnr = _psnr(pixels, decoded)
         head = layout.to_json()
@@ -334,16 +334,10 @@ class ImageCodec(Codec):
         count, pos = _read_varint(payload, pos)
         if not 1 <= stripe_rows or count != -(-height // stripe_rows):
             raise CorruptError("image stripe layout out of range")
-        sizes = []
-        for _ in range(count):
-            size, pos = _read_varint(payload, pos)
-            sizes.append(size)
-        if pos + sum(sizes) != len(payload):
-            raise CorruptError("image streams do not fill the payload")
-        streams = []
-        for size in sizes:
-            streams.append(payload[pos : pos + size])
-            pos += size
+        try:
+            streams = split_streams(payload, pos, count, "image")
+        except TruncatedError as exc:
+            raise CorruptError(f"image payload truncated ({exc})") from exc
         rows = [min(stripe_rows, height - top) for top in range(0, height, stripe_rows)]
         per_call = self.decode_groups or -(-count // self.workers)
         parts = [range(a, min(count, a + per_call)) for a in range(0, count, per_call)]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nncodec.codecs.base import BlockDeclined, Codec
+from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, NncodecError, TruncatedError
@@ -139,9 +139,7 @@ class TextCodec(Codec):
             streams = self._encode_segments(segments)
         except ResidualOverflow as exc:
             raise BlockDeclined(str(exc)) from exc
-        header = encode_varint(len(tokens)) + encode_varint(len(segments))
-        header += b"".join(encode_varint(len(s)) for s in streams)
-        return header + b"".join(streams)
+        return encode_varint(len(tokens)) + encode_varint(len(segments)) + join_streams(streams)
 
     # -- decoding --------------------------------------------------------------------------------
 
@@ -151,16 +149,7 @@ class TextCodec(Codec):
             segments, pos = decode_varint(payload, pos)
             if n_tokens > original_size or not 1 <= segments <= max(1, min(MAX_SEGMENTS, n_tokens)):
                 raise CorruptError("text block header out of range")
-            sizes = []
-            for _ in range(segments):
-                size, pos = decode_varint(payload, pos)
-                sizes.append(size)
-            if pos + sum(sizes) != len(payload):
-                raise CorruptError("text block streams do not fill the payload")
-            streams = []
-            for size in sizes:
-                streams.append(payload[pos : pos + size])
-                pos += size
+            streams = split_streams(payload, pos, segments, "text block")
             lengths = segment_lengths(n_tokens, segments)
             per_call = self.mix_group * self._groups_per_call(segments)
             parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
