@@ -1,6 +1,7 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
-(raw codec, and text codec with model text-v1). If a change breaks one of these, it broke users'
-archives: keep the old decoding path (and model) instead of regenerating the file."""
+(raw codec, text codec with model text-v1, image codec with model image-v1). If a change breaks
+one of these, it broke users' archives: keep the old decoding path (and model) instead of
+regenerating the file."""
 
 from pathlib import Path
 
@@ -15,3 +16,16 @@ GOLDEN = Path(__file__).parent / "golden"
 def test_old_files_still_decode(name):
     original = (GOLDEN / "sample.txt").read_bytes()
     assert nncodec.decompress((GOLDEN / name).read_bytes()) == original
+
+
+def test_old_image_files_still_decode():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    original = (GOLDEN / "sample.ppm").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample.image-v1.nnc").read_bytes()) == original
+    near = nncodec.decompress((GOLDEN / "sample.image-v1-near2.nnc").read_bytes())  # checksummed
+    a, b = (np.asarray(Image.open(io.BytesIO(d))).astype(int) for d in (original, near))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 2
