@@ -32,6 +32,22 @@ static int check_size(Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize, con
 }
 
 
+/* Softmax numerators of one query: w_j = table[(int) min((peak - score_j) * steps, L - 1)] (masked
+ * keys have score -inf, hence weight table[L-1] = 0); returns their exact sum. */
+static inline __attribute__((always_inline)) int64_t softmax_weights(const double *scores, Py_ssize_t Tk,
+                                                                     double peak, double steps, double last,
+                                                                     const double *tab, int32_t *weights) {
+    int64_t total = 0;
+    for (Py_ssize_t j = 0; j < Tk; j++) {
+        double index = (peak - scores[j]) * steps; /* +inf for masked keys */
+        index = index < last ? index : last;       /* np.minimum; NaN cannot occur */
+        const int32_t w = (int32_t)tab[(int32_t)index];
+        weights[j] = w;
+        total += w;
+    }
+    return total;
+}
+
 /* The work of attend() (below); returns 1 if a query has more than 512 keys inside the window.
  * Inlined into wrappers below so that the usual head size 64 is a compile-time constant. */
 static inline __attribute__((always_inline)) int attend_body(const int8_t *qb, const double *qsb, const int8_t *kb, const double *ksb,
@@ -67,14 +83,7 @@ static inline __attribute__((always_inline)) int attend_body(const int8_t *qb, c
                 if (s > peak) peak = s;
             }
             if (inside > 512) return 1;
-            int64_t total = 0;
-            for (Py_ssize_t j = 0; j < Tk; j++) {
-                double index = (peak - scores[j]) * steps; /* +inf for masked keys */
-                index = index < last ? index : last;  /* np.minimum; NaN cannot occur */
-                const int32_t w = (int32_t)tab[(int32_t)index];
-                weights[j] = w;
-                total += w;
-            }
+            const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
             /* int32 is exact: weights <= 2^15, |v| <= 127, at most 512 keys: sums < 2^31 */
             for (Py_ssize_t e = 0; e < D; e++) mixed[e] = 0;
             for (Py_ssize_t j = 0; j < Tk; j++) {
@@ -156,14 +165,7 @@ __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
                 if (sc > peak) peak = sc;
             }
             if (inside > 512) return 1;
-            int64_t total = 0;
-            for (Py_ssize_t j = 0; j < Tk; j++) {
-                double index = (peak - scores[j]) * steps; /* +inf for masked keys */
-                index = index < last ? index : last;  /* np.minimum; NaN cannot occur */
-                const int32_t w = (int32_t)tab[(int32_t)index];
-                weights[j] = w;
-                total += w;
-            }
+            const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
             __m256i acc[8];
             for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_si256();
             int32_t extra[64];

@@ -252,12 +252,9 @@ class ImageCodec(Codec):
                 feats, base = features(canvas, cy, cx, ys, c, kinds[c], plan.width)
                 rows = self.pixel_model.frequencies(feats)
                 contexts = _mix_contexts(feats, c)
-                start = 0
-                for s, count in enumerate(counts):
-                    if count:
-                        part = slice(start, start + count)
-                        rows[part] = mixers[s].frequencies(rows[part], contexts[part])
-                    start += count
+                parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
+                for s, part in parts:
+                    rows[part] = mixers[s].frequencies(rows[part], contexts[part])
                 if near:
                     rows = _bin_rows(rows, base, near, bins)
                 if truth is not None:
@@ -268,29 +265,20 @@ class ImageCodec(Codec):
                         symbols = q + bins[-1]
                     else:
                         symbols = residual_tokens(value, base)
-                    start = 0
-                    for s, count in enumerate(counts):
-                        if count:
-                            encoders[s].encode(symbols[start : start + count], rows[start : start + count])
-                        start += count
+                    for s, part in parts:
+                        encoders[s].encode(symbols[part], rows[part])
                 else:
                     symbols = np.empty(len(cy), np.int64)
-                    start = 0
-                    for s, count in enumerate(counts):
-                        if count:
-                            symbols[start : start + count] = decoders[s].decode(rows[start : start + count])
-                        start += count
+                    for s, part in parts:
+                        symbols[part] = decoders[s].decode(rows[part])
                 if near:
                     values = np.clip(base + (symbols - bins[-1]) * step, 0, 255)
                 else:
                     values = (base + symbols) % 256
                 canvas[c, cy, cx] = values
                 tokens = residual_tokens(values, base)
-                start = 0
-                for s, count in enumerate(counts):
-                    if count:
-                        mixers[s].update(contexts[start : start + count], tokens[start : start + count])
-                    start += count
+                for s, part in parts:
+                    mixers[s].update(contexts[part], tokens[part])
         return canvas
 
     # -- decoding --------------------------------------------------------------------------------
@@ -349,6 +337,16 @@ class ImageCodec(Codec):
 
         stripes = [s for part in self.map_parallel(decode_part, parts) for s in part]
         return np.concatenate(stripes, axis=0)
+
+
+def _stripe_parts(counts: list[int]) -> list[tuple[int, slice]]:
+    """(stripe, slice of the step's rows) for each stripe with positions in this step."""
+    parts, start = [], 0
+    for s, count in enumerate(counts):
+        if count:
+            parts.append((s, slice(start, start + count)))
+        start += count
+    return parts
 
 
 def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
