@@ -138,6 +138,9 @@ def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]
     best_codec: Codec = StoredCodec()
     best_payload, best_output = bytes(data), data
     for candidate in candidates:
+        skip_trial = best_codec is codec and not codec.needs_fallback_trial(data, best_payload)
+        if candidate is not codec and skip_trial:
+            continue
         try:
             payload, output = candidate.encode_block_with_output(data)
         except BlockDeclined:

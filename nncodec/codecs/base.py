@@ -80,6 +80,11 @@ class Codec(ABC):
         its decoder will produce, and the container's checksums cover that."""
         return self.encode_block(data), data
 
+    def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
+        """Whether the engine should also try zstd -19 on a block this codec coded to ``payload``
+        (it keeps the smaller). A codec that can tell cheaply that zstd will not win may say no."""
+        return True
+
     @classmethod
     def describe_params(cls, params: bytes) -> list[tuple[str, str]]:
         """(label, value) lines about a frame's parameters for ``nncodec info``."""

@@ -1,0 +1,141 @@
+"""Classical byte-stream coders for a codec's inner streams: zstd, xz (LZMA2) and PPMd, best of.
+
+A codec that splits its input into streams (the log codec's template ids, number columns, string
+columns) codes each one with whichever backend makes it smallest and records the choice in one tag
+byte before the coded bytes. Every backend here is a fixed, documented algorithm with fixed
+parameters, so its output decodes with any build of the library (FORMAT.md §7.3):
+
+* tag 0: the bytes as they are;
+* tag 1: one zstd frame (level 19, content size recorded);
+* tag 2: raw LZMA2 (``lzma.FORMAT_RAW``, preset 9 | extreme, dictionary capped at 64 MiB);
+* tag 3 + order: PPMd variant H (7-Zip's PPMd7); the order follows the tag byte, then the data's
+  length (PPMd cannot tell where its data ends), which also sets the model memory
+  (``ppmd_memory``).
+
+Decoding never produces more than the size the caller says a stream may have.
+"""
+
+from __future__ import annotations
+
+import lzma
+
+import pyppmd
+import zstandard
+
+from nncodec.container import decode_varint, encode_varint
+from nncodec.errors import CorruptError, TruncatedError
+
+STORED, ZSTD, XZ, PPMD = 0, 1, 2, 3
+ZSTD_LEVEL = 19
+XZ_DICT_MAX = 64 << 20
+PPMD_MEMORY_MAX = 64 << 20
+PPMD_ORDERS = (3, 5, 8, 16)
+#: below this size a stream is only tried stored and with PPMd order 5 (others rarely win there)
+SMALL_STREAM = 64
+
+
+def _xz_filters(size: int) -> list[dict]:
+    dict_size = min(XZ_DICT_MAX, max(1 << 16, 1 << max(size - 1, 1).bit_length()))
+    return [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": dict_size}]
+
+
+def _zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False).compress(data)
+
+
+def ppmd_memory(size: int) -> int:
+    """PPMd model memory for ``size`` bytes of data: 8x the data (a power of two), 1-64 MiB."""
+    return min(PPMD_MEMORY_MAX, max(1 << 20, 1 << (8 * max(size, 1) - 1).bit_length()))
+
+
+def _ppmd(data: bytes, order: int) -> bytes:
+    encoder = pyppmd.Ppmd7Encoder(order, ppmd_memory(len(data)))
+    return encoder.encode(data) + encoder.flush(endmark=False)
+
+
+class _PpmdFailure(Exception):
+    pass
+
+
+def _unppmd(body: bytes, order: int, size: int) -> bytes:
+    """PPMd-decode ``size`` bytes. pyppmd waits for more input when a (damaged) stream runs short
+    and raises odd exceptions on garbage; feeding it zeros until it has produced ``size`` bytes
+    (each symbol reads a few bytes at most) and catching everything keeps damage a clean error."""
+    decoder = pyppmd.Ppmd7Decoder(order, ppmd_memory(size))
+    try:
+        data = decoder.decode(body + bytes(16), size)
+        for _ in range(8):
+            if len(data) >= size or decoder.eof:
+                break
+            data += decoder.decode(bytes(4 * (size - len(data)) + 16), size - len(data))
+    except Exception as exc:  # noqa: BLE001 - pyppmd raises ValueError, SystemError, ... on garbage
+        raise _PpmdFailure(str(exc) or type(exc).__name__) from exc
+    if len(data) != size:
+        raise _PpmdFailure("PPMd data ends early")
+    return data
+
+
+def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd")) -> bytes:
+    """``data`` coded with the best of the candidate backends, as tag byte(s) + coded bytes."""
+    best = bytes([STORED]) + data
+    if not data:
+        return best
+    options: list[bytes] = []
+    if len(data) < SMALL_STREAM:
+        candidates = ("ppmd",)
+    for name in candidates:
+        if name == "zstd":
+            options.append(bytes([ZSTD]) + _zstd(data))
+        elif name == "xz":
+            options.append(bytes([XZ]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_xz_filters(len(data))))
+        elif name == "ppmd":
+            orders = (5,) if len(data) < SMALL_STREAM else PPMD_ORDERS
+            for order in orders:
+                options.append(bytes([PPMD, order]) + encode_varint(len(data)) + _ppmd(data, order))
+        else:
+            raise ValueError(f"unknown backend {name!r}")
+    for option in options:
+        if len(option) < len(best):
+            best = option
+    return best
+
+
+def backend_name(coded: bytes) -> str:
+    """Which backend a coded stream uses (for ``nncodec info`` and benchmarks)."""
+    if not coded:
+        return "?"
+    if coded[0] == PPMD and len(coded) > 1:
+        return f"ppmd-o{coded[1]}"
+    return {STORED: "stored", ZSTD: "zstd", XZ: "xz"}.get(coded[0], "?")
+
+
+def decode_stream(coded: bytes, max_size: int, what: str) -> bytes:
+    """Inverse of ``encode_stream``; the result may not exceed ``max_size`` bytes."""
+    if not coded:
+        raise CorruptError(f"{what} stream is empty")
+    tag, body = coded[0], coded[1:]
+    try:
+        if tag == STORED:
+            data = body
+        elif tag == ZSTD:
+            data = zstandard.ZstdDecompressor().decompress(body, max_output_size=max_size)
+        elif tag == XZ:
+            decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_xz_filters(max_size))
+            data = decompressor.decompress(body, max_length=max_size + 1)
+        elif tag == PPMD:
+            if not body:
+                raise TruncatedError(f"{what} stream ends early")
+            order = body[0]
+            if not 2 <= order <= 64:
+                raise CorruptError(f"{what} stream has a bad PPMd order")
+            size, pos = decode_varint(body, 1)
+            if size > max_size:
+                raise CorruptError(f"{what} stream declares too much data")
+            data = _unppmd(body[pos:], order, size) if size else b""
+        else:
+            raise CorruptError(f"{what} stream has unknown coding {tag}")
+    except (zstandard.ZstdError, lzma.LZMAError, _PpmdFailure) as exc:
+        raise CorruptError(f"{what} stream corrupt ({exc})") from exc
+    if len(data) > max_size:
+        raise CorruptError(f"{what} stream decodes to too much data")
+    return data

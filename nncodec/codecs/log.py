@@ -1,0 +1,60 @@
+"""The ``log`` codec: lines split into templates and columns, each stream coded by its best backend.
+
+A block is cut into lines; each line into its template (literal text) and variables, which go to
+columns (nncodec/logtransform.py). The resulting streams (layout, literal text, one template id per
+line, number columns, text columns) are each coded with whichever of PPMd, xz and zstd is smallest
+(nncodec/backends.py), so the choice is made per stream and recorded in it.
+
+Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
+learns in one block is not needed to decode the next. Frame params: none. Payload::
+
+    u8 format (1) | 5 x varint coded-stream size | 5 coded streams (backends.py tags)
+"""
+
+from __future__ import annotations
+
+import zstandard
+
+from nncodec.backends import decode_stream, encode_stream
+from nncodec.codecs.base import Codec, join_streams, split_streams
+from nncodec.errors import CorruptError, TruncatedError
+from nncodec.logtransform import STREAM_NAMES, build_table, render_table, table_from_streams, table_streams
+
+FORMAT_VERSION = 1
+#: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
+#: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
+QUICK_ZSTD_MARGIN = 0.6
+
+
+class LogCodec(Codec):
+    codec_id = 5
+    name = "log"
+    block_size = 16 << 20
+    max_block_size = 64 << 20  # bounds a corrupt header's decoding work
+
+    def encode_block(self, data: bytes) -> bytes:
+        streams = table_streams(build_table(data))
+        coded = self.map_parallel(encode_stream, streams)
+        return bytes([FORMAT_VERSION]) + join_streams(coded)
+
+    def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
+        quick = zstandard.ZstdCompressor(level=3).compress(data)
+        return len(payload) > QUICK_ZSTD_MARGIN * len(quick)
+
+    def decode_block(self, payload: bytes, original_size: int) -> bytes:
+        if not payload:
+            raise TruncatedError("log block is empty")
+        if payload[0] != FORMAT_VERSION:
+            raise CorruptError(f"log block has unknown format {payload[0]}")
+        coded = split_streams(payload, 1, len(STREAM_NAMES), "log")
+        # the streams of a block never hold more than a few times its size (varints, separators)
+        limit = 4 * original_size + 64
+        streams = [decode_stream(c, limit, name) for c, name in zip(coded, STREAM_NAMES, strict=True)]
+        try:
+            table = table_from_streams(streams, original_size)
+        except ValueError as exc:
+            raise CorruptError(f"log streams do not fit together ({exc})") from exc
+        data = render_table(table)
+        if len(data) != original_size:
+            raise CorruptError("log block decodes to the wrong size")
+        return data

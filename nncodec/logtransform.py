@@ -1,0 +1,388 @@
+"""Log lines to templates and columns, and back (the log codec's transform; FORMAT.md §7.3).
+
+Each line is cut at its *variable* tokens: runs of letters, digits and ``_`` that hold a digit
+(``2015``, ``10``, ``blk_3886``, ``CqKst53mF3``). What is left, the literal text between them, is
+the line's *template*; lines with the same literal pieces share a template (as in CLP). A template
+with ``k`` variables has ``k + 1`` literal pieces.
+
+Variables become columns. The column of variable ``j`` of a template is the node reached in a trie
+by following the template's first ``j + 1`` literal pieces, so templates that start alike (the
+same header: ``"", " ", " "`` for ``081109 203615 148 INFO ...``) share the columns of that header
+and a timestamp column runs through every line in order, while variables after the point where two
+templates differ get columns of their own. A column whose values are all decimal numbers of at most
+18 digits is stored as integers (deltas from the previous value when that is cheaper); one whose
+numbers all have the same width keeps its leading zeros that way. Other columns are text.
+
+Everything here is exact for any bytes: lines are cut at ``\\n`` only, ``\\r`` and any other byte
+sit in the literal pieces, and whether the block ends with a newline is recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: a variable token: a whole run of letters/digits/underscore (ASCII ``\w`` on bytes) holding a
+#: digit. Anchored at the start of the run so that a long run without digits costs linear time.
+VARIABLE = re.compile(rb"((?<!\w)(?=\w*\d)\w+)")
+MAX_NUMBER_DIGITS = 18  # fits int64, and so do differences of two such numbers
+
+# column kinds
+TEXT, INTEGER, FIXED_WIDTH = 0, 1, 2
+
+
+@dataclass
+class Column:
+    kind: int
+    width: int = 0  # digits of a FIXED_WIDTH column
+    delta: bool = False  # integers stored as differences from the previous value in the column
+    values: list[bytes] = field(default_factory=list)  # TEXT values
+    numbers: np.ndarray | None = None  # INTEGER / FIXED_WIDTH values
+
+
+@dataclass
+class LogTable:
+    """A block of lines as templates, one template id per line, and columns of variables."""
+
+    templates: list[tuple[bytes, ...]]  # literal pieces of each template
+    template_ids: np.ndarray  # int64, one per line
+    columns: list[Column]
+    final_newline: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# lines <-> templates
+
+
+def split_lines(data: bytes) -> tuple[list[bytes], bool]:
+    """Lines without their ``\\n``, and whether ``data`` ends with one. ``b""`` has no lines."""
+    if not data:
+        return [], False
+    lines = data.split(b"\n")
+    final_newline = not lines[-1]
+    if final_newline:
+        lines.pop()
+    return lines, final_newline
+
+
+def join_lines(lines: list[bytes], final_newline: bool) -> bytes:
+    return b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+
+
+def column_layout(templates: list[tuple[bytes, ...]]) -> list[list[int]]:
+    """For each template, the column id of each of its variables (trie of literal prefixes).
+    Column ids are numbered in order of first appearance, templates taken in id order."""
+    trie: dict[tuple[int, bytes], int] = {}
+    layout = []
+    for literals in templates:
+        node = -1
+        columns = []
+        for piece in literals[:-1]:
+            node = trie.setdefault((node, piece), len(trie))
+            columns.append(node)
+        layout.append(columns)
+    return layout
+
+
+def _group_positions(template_ids: np.ndarray, count: int) -> list[np.ndarray]:
+    """Line numbers of each template's lines, in order."""
+    order = np.argsort(template_ids, kind="stable")
+    bounds = np.cumsum(np.bincount(template_ids, minlength=count))
+    return np.split(order, bounds[:-1])
+
+
+def _column_order(positions: list[np.ndarray]) -> np.ndarray:
+    """How the values of a column fed by several templates (each a list of line numbers) are
+    ordered in the column: by line. Returns, for each value in concatenated-template order, its
+    index in line order."""
+    merged = np.concatenate(positions)
+    rank = np.empty(len(merged), dtype=np.int64)
+    rank[np.argsort(merged, kind="stable")] = np.arange(len(merged))
+    return rank
+
+
+def build_table(data: bytes) -> LogTable:
+    lines, final_newline = split_lines(data)
+    index: dict[tuple[bytes, ...], int] = {}
+    template_rows: list[list[list[bytes]]] = []
+    template_ids = np.empty(len(lines), dtype=np.int64)
+    split = VARIABLE.split
+    for number, line in enumerate(lines):
+        parts = split(line)
+        key = tuple(parts[0::2])
+        tid = index.get(key)
+        if tid is None:
+            tid = index[key] = len(index)
+            template_rows.append([])
+        template_ids[number] = tid
+        template_rows[tid].append(parts[1::2])
+    templates = list(index)
+    layout = column_layout(templates)
+    positions = _group_positions(template_ids, len(templates))
+
+    feeds: dict[int, list[tuple[int, list[bytes]]]] = {}
+    for tid, rows in enumerate(template_rows):
+        if not layout[tid]:
+            continue
+        for slot, values in enumerate(zip(*rows, strict=True)):
+            feeds.setdefault(layout[tid][slot], []).append((tid, list(values)))
+    columns = []
+    for column_id in range(len(feeds)):
+        feed = feeds[column_id]
+        if len(feed) == 1:
+            values = feed[0][1]
+        else:
+            rank = _column_order([positions[tid] for tid, _ in feed])
+            ordered: list[bytes] = [b""] * len(rank)
+            flat = [value for _, vals in feed for value in vals]
+            for where, value in zip(rank.tolist(), flat, strict=True):
+                ordered[where] = value
+            values = ordered
+        columns.append(make_column(values))
+    return LogTable(templates, template_ids, columns, final_newline)
+
+
+def make_column(values: list[bytes]) -> Column:
+    """The cheapest exact kind for a column's values."""
+    if values and all(v.isdigit() and len(v) <= MAX_NUMBER_DIGITS for v in values):
+        widths = {len(v) for v in values}
+        numbers = np.array([int(v) for v in values], dtype=np.int64)
+        if len(widths) == 1:
+            kind, width = FIXED_WIDTH, widths.pop()
+        elif all(v[0] != 0x30 or len(v) == 1 for v in values):
+            kind, width = INTEGER, 0
+        else:
+            return Column(TEXT, values=values)
+        deltas = np.diff(numbers, prepend=0)
+        delta = _cost(deltas) < _cost(numbers)
+        return Column(kind, width, delta, numbers=numbers)
+    return Column(TEXT, values=values)
+
+
+def _cost(values: np.ndarray) -> float:
+    """Rough bits to store these integers (sum of bit lengths of their zigzag forms)."""
+    return float(np.log2(zigzag(values).astype(np.float64) + 1).sum())
+
+
+def column_values(column: Column) -> list[bytes]:
+    if column.kind == TEXT:
+        return column.values
+    assert column.numbers is not None
+    if column.kind == FIXED_WIDTH:
+        fmt = b"%0" + str(column.width).encode() + b"d"
+        return [fmt % v for v in column.numbers.tolist()]
+    return [b"%d" % v for v in column.numbers.tolist()]
+
+
+def render_table(table: LogTable) -> bytes:
+    """The bytes a table stands for."""
+    count = len(table.templates)
+    layout = column_layout(table.templates)
+    positions = _group_positions(table.template_ids, count)
+    users: dict[int, list[tuple[int, int]]] = {}
+    for tid, columns in enumerate(layout):
+        for slot, column_id in enumerate(columns):
+            users.setdefault(column_id, []).append((tid, slot))
+    slot_values: list[list[list[bytes] | None]] = [[None] * len(columns) for columns in layout]
+    for column_id, feed in users.items():
+        values = column_values(table.columns[column_id])
+        if len(feed) == 1:
+            tid, slot = feed[0]
+            slot_values[tid][slot] = values
+            continue
+        rank = _column_order([positions[tid] for tid, _ in feed]).tolist()
+        start = 0
+        for tid, slot in feed:
+            size = len(positions[tid])
+            slot_values[tid][slot] = [values[r] for r in rank[start : start + size]]
+            start += size
+
+    lines = np.empty(len(table.template_ids), dtype=object)
+    for tid, literals in enumerate(table.templates):
+        where = positions[tid]
+        if not len(where):
+            continue
+        if not layout[tid]:
+            rendered = [literals[0]] * len(where)
+        else:
+            sequences: list = []
+            for slot, piece in enumerate(literals[:-1]):
+                sequences.append([piece] * len(where))
+                sequences.append(slot_values[tid][slot])
+            sequences.append([literals[-1]] * len(where))
+            rendered = list(map(b"".join, zip(*sequences, strict=True)))
+        target = np.empty(len(rendered), dtype=object)
+        target[:] = rendered
+        lines[where] = target
+    return join_lines(lines.tolist(), table.final_newline)
+
+
+# ---------------------------------------------------------------------------------------------
+# integers <-> bytes
+
+
+def zigzag(values: np.ndarray) -> np.ndarray:
+    return ((values << 1) ^ (values >> 63)).view(np.uint64)
+
+
+def unzigzag(values: np.ndarray) -> np.ndarray:
+    return ((values >> np.uint64(1)).view(np.int64)) ^ -((values & np.uint64(1)).view(np.int64))
+
+
+def pack_varints(values: np.ndarray) -> bytes:
+    """Unsigned LEB128 of each uint64, vectorised."""
+    values = values.astype(np.uint64)
+    if not len(values):
+        return b""
+    lengths = np.ones(len(values), dtype=np.int64)
+    for k in range(1, 10):
+        lengths += values >= np.uint64(1 << (7 * k))
+    ends = np.cumsum(lengths)
+    out = np.zeros(int(ends[-1]), dtype=np.uint8)
+    starts = ends - lengths
+    for k in range(int(lengths.max())):
+        live = lengths > k
+        byte = (values[live] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        more = (lengths[live] > k + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[live] + k] = (byte | more).astype(np.uint8)
+    return out.tobytes()
+
+
+def unpack_varints(data: bytes, count: int) -> tuple[np.ndarray, int]:
+    """The first ``count`` varints of ``data`` and how many bytes they took; ValueError if
+    ``data`` holds fewer or one is longer than 10 bytes."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw < 0x80)
+    if len(ends) < count:
+        raise ValueError("too few numbers")
+    if count == 0:
+        return np.zeros(0, dtype=np.uint64), 0
+    ends = ends[:count]
+    used = int(ends[-1]) + 1
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 10:
+        raise ValueError("number too long")
+    raw = raw[:used].astype(np.uint64)
+    shift = (np.arange(used) - np.repeat(starts, lengths)).astype(np.uint64) * np.uint64(7)
+    parts = (raw & np.uint64(0x7F)) << shift
+    return np.bitwise_or.reduceat(parts, starts), used
+
+
+# ---------------------------------------------------------------------------------------------
+# table <-> streams
+
+STREAM_NAMES = ("layout", "literals", "template ids", "numbers", "text")
+
+
+def table_streams(table: LogTable) -> list[bytes]:
+    """The table as five byte streams (see ``STREAM_NAMES``), each for a backend to code."""
+    layout = [len(table.template_ids), int(table.final_newline), len(table.templates)]
+    for literals in table.templates:
+        layout.append(len(literals))
+        layout.extend(len(piece) for piece in literals)
+    layout.append(len(table.columns))
+    numbers = []
+    text = []
+    for column in table.columns:
+        layout.extend((column.kind, column.width, int(column.delta)))
+        if column.kind == TEXT:
+            text.extend(value + b"\n" for value in column.values)
+        else:
+            assert column.numbers is not None
+            values = np.diff(column.numbers, prepend=0) if column.delta else column.numbers
+            numbers.append(zigzag(values))
+    return [
+        pack_varints(np.array(layout, dtype=np.uint64)),
+        b"".join(piece for literals in table.templates for piece in literals),
+        pack_varints(table.template_ids.astype(np.uint64)),
+        pack_varints(np.concatenate(numbers)) if numbers else b"",
+        b"".join(text),
+    ]
+
+
+class _Reader:
+    """Reads varints from the layout stream, failing with ValueError on anything out of range."""
+
+    def __init__(self, data: bytes) -> None:
+        self.values, _ = unpack_varints(data, int(np.count_nonzero(np.frombuffer(data, np.uint8) < 0x80)))
+        self.pos = 0
+
+    def take(self, limit: int) -> int:
+        if self.pos >= len(self.values):
+            raise ValueError("layout ends early")
+        value = int(self.values[self.pos])
+        self.pos += 1
+        if value > limit:
+            raise ValueError("layout value out of range")
+        return value
+
+
+def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
+    """Inverse of ``table_streams`` for a block of at most ``max_size`` bytes; ValueError on
+    streams that do not fit together (sizes are checked before anything large is allocated)."""
+    layout_data, literal_data, id_data, number_data, text_data = streams
+    reader = _Reader(layout_data)
+    line_count = reader.take(max_size + 1)
+    final_newline = bool(reader.take(1))
+    template_count = reader.take(max_size + 1)
+    templates = []
+    pos = 0
+    for _ in range(template_count):
+        pieces = []
+        for _ in range(reader.take(max_size + 1)):
+            size = reader.take(len(literal_data) - pos)
+            pieces.append(literal_data[pos : pos + size])
+            pos += size
+        if not pieces:
+            raise ValueError("template without pieces")
+        templates.append(tuple(pieces))
+    if pos != len(literal_data):
+        raise ValueError("literal stream has bytes left over")
+    template_ids, used = unpack_varints(id_data, line_count)
+    if used != len(id_data) or (line_count and int(template_ids.max()) >= template_count):
+        raise ValueError("template ids do not fit")
+    template_ids = template_ids.astype(np.int64)
+
+    layout = column_layout(templates)
+    column_count = reader.take(max_size + 1)
+    uses = np.bincount(template_ids, minlength=template_count)
+    column_sizes = np.zeros(column_count, dtype=np.int64)
+    for tid, columns in enumerate(layout):
+        for column_id in columns:
+            if column_id >= column_count:
+                raise ValueError("more columns than recorded")
+            column_sizes[column_id] += uses[tid]
+    kinds = [(reader.take(2), reader.take(MAX_NUMBER_DIGITS), reader.take(1)) for _ in range(column_count)]
+    if reader.pos != len(reader.values):
+        raise ValueError("layout has values left over")
+    numeric = sum(int(size) for size, kind in zip(column_sizes, kinds, strict=True) if kind[0] != TEXT)
+    numbers, used = unpack_varints(number_data, numeric)
+    if used != len(number_data):
+        raise ValueError("number stream has bytes left over")
+    texts = text_data.split(b"\n")
+    if texts.pop() != b"":
+        raise ValueError("text stream does not end with a newline")
+    columns = []
+    number_pos = text_pos = 0
+    for size, (kind, width, delta) in zip(column_sizes.tolist(), kinds, strict=True):
+        if kind == TEXT:
+            if text_pos + size > len(texts):
+                raise ValueError("text stream too short")
+            columns.append(Column(TEXT, values=texts[text_pos : text_pos + size]))
+            text_pos += size
+            continue
+        values = unzigzag(numbers[number_pos : number_pos + size])
+        number_pos += size
+        if delta:
+            values = np.cumsum(values)
+        if kind == FIXED_WIDTH and not 1 <= width <= MAX_NUMBER_DIGITS or len(values) and (
+            values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS
+        ):
+            raise ValueError("number column out of range")
+        columns.append(Column(kind, width, bool(delta), numbers=values))
+    if text_pos != len(texts):
+        raise ValueError("text stream has values left over")
+    return LogTable(templates, template_ids, columns, final_newline)

@@ -1,0 +1,185 @@
+"""The log codec: exact round trips on edge cases, real logs, odd inputs, damaged payloads."""
+
+from __future__ import annotations
+
+import io
+import random
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nncodec
+from nncodec import backends, engine, logtransform
+from nncodec.codecs.log import LogCodec
+from nncodec.errors import NncodecError
+from tests.conftest import log_lines
+
+SHARED_LOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "logs"
+
+
+def log_roundtrip(data: bytes) -> bytes:
+    """Code ``data`` with the log codec itself (no zstd fallback) and decode it."""
+    codec = LogCodec()
+    payload = codec.encode_block(data)
+    assert codec.decode_block(payload, len(data)) == data
+    return payload
+
+
+def test_transform_round_trip_keeps_every_byte():
+    cases = [
+        b"",
+        b"x",
+        b"\n",
+        b"\n\n\n",
+        b"no final newline",
+        b"a 1\r\nb 2\r\n",
+        b"mixed 1\r\nendings 2\nhere 3\r\n",
+        b"\xff\xfe invalid utf-8 \x80 42\n\x00\x00 nul 7\n",
+        b"007 leading zeros 0 00 1\n12 x\n0 y\n",
+        b"99999999999999999999 too long for int64\n1 short\n",
+        b"-5 negative 3 -0\n",
+        b"x" * 200_000 + b" 1\n" + b"9" * 50 + b"\n",
+        log_lines(300),
+    ]
+    for data in cases:
+        table = logtransform.build_table(data)
+        streams = logtransform.table_streams(table)
+        back = logtransform.table_from_streams(streams, len(data))
+        assert logtransform.render_table(back) == data
+        log_roundtrip(data)
+
+
+TOKENS = [b"a", b"1", b"07", b" ", b"\n", b"\r", b"x9", b"_", b"\xff", b":", b"00"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=60))
+def test_round_trip_of_token_soup(pieces):
+    data = b"".join(pieces)
+    log_roundtrip(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=3000))
+def test_round_trip_of_arbitrary_bytes(data):
+    log_roundtrip(data)
+
+
+def test_varints_round_trip():
+    values = np.array([0, 1, 127, 128, 300, 2**63 - 1, 2**64 - 1], dtype=np.uint64)
+    packed = logtransform.pack_varints(values)
+    back, used = logtransform.unpack_varints(packed, len(values))
+    assert used == len(packed) and back.tolist() == values.tolist()
+    signed = np.array([0, -1, 1, -(2**62), 2**62], dtype=np.int64)
+    assert logtransform.unzigzag(logtransform.zigzag(signed)).tolist() == signed.tolist()
+
+
+def test_numbers_become_columns_and_header_columns_are_shared():
+    data = b"2024 10 start job 5\n2024 11 stop job 5\n2024 12 start job 6\n"
+    table = logtransform.build_table(data)
+    assert len(table.templates) == 2
+    kinds = [(c.kind, c.width, len(c.numbers) if c.numbers is not None else 0) for c in table.columns]
+    # year and the next number are shared by both templates (same literal prefix), the job number not
+    assert kinds[:2] == [(logtransform.FIXED_WIDTH, 4, 3), (logtransform.FIXED_WIDTH, 2, 3)]
+
+
+def test_log_codec_beats_zstd_on_a_structured_log():
+    data = log_lines(3000)
+    payload = log_roundtrip(data)
+    assert len(payload) < 0.8 * len(engine.RawCodec().encode_block(data))
+
+
+@pytest.mark.parametrize("name", ["mixed", "unmatched", "binary"])
+def test_odd_inputs_round_trip_and_stay_near_zstd(name):
+    rng = random.Random(5)
+    if name == "mixed":  # two systems interleaved
+        a = log_lines(1500, seed=1).splitlines(keepends=True)
+        b = [f'{{"ts": {1.7e9 + i:.0f}, "msg": "rq {rng.randrange(10**6)}"}}\r\n'.encode() for i in range(1500)]
+        data = b"".join(x for pair in zip(a, b, strict=True) for x in pair)
+    elif name == "unmatched":  # 99% of lines have their own template
+        words = [bytes(rng.choices(b"abcdefghij", k=rng.randint(2, 9))) for _ in range(5000)]
+        lines = [b" ".join(rng.choices(words, k=8)) for _ in range(3000)]
+        data = b"\n".join(lines) + b"\n"
+    else:
+        data = rng.randbytes(200_000)
+    packed = nncodec.compress(data, codec="log")
+    assert nncodec.decompress(packed) == data
+    zstd_size = len(nncodec.compress(data, codec="raw"))
+    assert len(packed) <= zstd_size + 64
+
+
+def test_threads_do_not_change_the_output():
+    data = log_lines(4000)
+    one = nncodec.compress(data, codec="log", threads=1, block_size=50_000)
+    two = nncodec.compress(data, codec="log", threads=2, block_size=50_000)
+    assert one == two
+    assert nncodec.decompress(one, threads=2) == data
+
+
+def test_damaged_log_payloads_fail_cleanly():
+    data = log_lines(500)
+    payload = LogCodec().encode_block(data)
+    rng = random.Random(3)
+    failures = 0
+    for trial in range(400):
+        damaged = bytearray(payload)
+        if trial % 3 == 0:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        else:
+            for _ in range(rng.randint(1, 4)):
+                damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        try:
+            out = LogCodec().decode_block(bytes(damaged), len(data))
+        except NncodecError:
+            failures += 1
+            continue
+        assert len(out) == len(data)  # a wrong decode is caught by the block CRC
+    assert failures > 300
+
+
+def test_backends_reject_damage_and_oversize():
+    data = log_lines(200)
+    for name in ("ppmd", "xz", "zstd"):
+        coded = backends.encode_stream(data, (name,))
+        assert backends.decode_stream(coded, len(data), "t") == data
+        with pytest.raises(NncodecError):
+            backends.decode_stream(coded, len(data) - 1, "t")
+        try:  # PPMd cannot always tell a cut stream; it then decodes to other bytes (the CRC says so)
+            assert backends.decode_stream(coded[: len(coded) // 2], len(data), "t") != data
+        except NncodecError:
+            pass
+    with pytest.raises(NncodecError):
+        backends.decode_stream(b"\x09abc", 10, "t")
+
+
+def test_a_log_frame_is_chosen_for_logs_and_reports_its_codec():
+    data = log_lines(2000)
+    out = io.BytesIO()
+    stats = engine.compress_stream(io.BytesIO(data), out, content_size=len(data))
+    assert stats.codec_name == "log" and stats.block_codecs["log"] == 1
+    assert nncodec.decompress(out.getvalue()) == data
+    assert zlib.crc32(nncodec.decompress(out.getvalue())) == zlib.crc32(data)
+
+
+def _shared_logs() -> list[Path]:
+    if not SHARED_LOGS.is_dir():
+        return []
+    return sorted(p for p in SHARED_LOGS.rglob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_LOGS.is_dir(), reason="../shared/data/logs not present")
+def test_every_shared_log_round_trips():
+    """Every file (the first 1.5 MB of larger ones, for CI time; NNCODEC_TEST_FULL_LOGS=1 for all)."""
+    import os
+
+    limit = None if os.environ.get("NNCODEC_TEST_FULL_LOGS") else 1_500_000
+    for path in _shared_logs():
+        data = path.read_bytes()[:limit]
+        packed = nncodec.compress(data, codec="log", threads=2)
+        assert nncodec.decompress(packed, threads=1) == data, path.name
+        assert len(packed) <= len(nncodec.compress(data, codec="raw")) + 64, path.name
