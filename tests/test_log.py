@@ -98,7 +98,7 @@ def test_odd_inputs_round_trip_and_stay_near_zstd(name):
     rng = random.Random(5)
     if name == "mixed":  # two systems interleaved
         a = log_lines(1500, seed=1).splitlines(keepends=True)
-        b = [f'{{"ts": {1.7e9 + i:.0f}, "msg": "rq {rng.randrange(10**6)}"}}\r\n'.encode() for i in range(1500)]
+        b = [f'{{"ts": {1.7e9 + i:.0f}, "id": {rng.randrange(10**6)}}}\r\n'.encode() for i in range(1500)]
         data = b"".join(x for pair in zip(a, b, strict=True) for x in pair)
     elif name == "unmatched":  # 99% of lines have their own template
         words = [bytes(rng.choices(b"abcdefghij", k=rng.randint(2, 9))) for _ in range(5000)]
