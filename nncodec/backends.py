@@ -12,7 +12,9 @@ parameters, so its output decodes with any build of the library (FORMAT.md §7.3
   length (PPMd cannot tell where its data ends), which also sets the model memory
   (``ppmd_memory``).
 
-Decoding never produces more than the size the caller says a stream may have.
+pyppmd 1.3.1 mis-decodes some inputs (deterministically, for given bytes): every PPMd stream is
+decoded again at encode time and used only if it gives the data back. Decoding never produces
+more than the size the caller says a stream may have.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ PPMD_MEMORY_MAX = 64 << 20
 PPMD_ORDERS = (3, 5, 8, 16)
 #: below this size a stream is only tried stored and with PPMd order 5 (others rarely win there)
 SMALL_STREAM = 64
+#: a longer stream is coded in full only with the backends that code a sample of it best
+PROBE_SIZE = 128 << 10
+PROBE_PIECES = 4
+
+Coder = tuple[str, int]  # backend name, PPMd order (0 for the others)
 
 
 def _xz_filters(size: int) -> list[dict]:
@@ -44,8 +51,8 @@ def _zstd(data: bytes) -> bytes:
 
 
 def ppmd_memory(size: int) -> int:
-    """PPMd model memory for ``size`` bytes of data: 8x the data (a power of two), 1-64 MiB."""
-    return min(PPMD_MEMORY_MAX, max(1 << 20, 1 << (8 * max(size, 1) - 1).bit_length()))
+    """PPMd model memory for ``size`` bytes of data: 32x the data (a power of two), 1-64 MiB."""
+    return min(PPMD_MEMORY_MAX, max(1 << 20, 1 << (32 * max(size, 1) - 1).bit_length()))
 
 
 def _ppmd(data: bytes, order: int) -> bytes:
@@ -75,29 +82,64 @@ def _unppmd(body: bytes, order: int, size: int) -> bytes:
     return data
 
 
-def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd")) -> bytes:
-    """``data`` coded with the best of the candidate backends, as tag byte(s) + coded bytes."""
-    best = bytes([STORED]) + data
-    if not data:
-        return best
-    options: list[bytes] = []
-    if len(data) < SMALL_STREAM:
-        candidates = ("ppmd",)
+def _coders(candidates: tuple[str, ...], size: int) -> list[Coder]:
+    if size < SMALL_STREAM:
+        return [("ppmd", 5)]
+    coders = []
     for name in candidates:
-        if name == "zstd":
-            options.append(bytes([ZSTD]) + _zstd(data))
-        elif name == "xz":
-            options.append(bytes([XZ]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_xz_filters(len(data))))
-        elif name == "ppmd":
-            orders = (5,) if len(data) < SMALL_STREAM else PPMD_ORDERS
-            for order in orders:
-                options.append(bytes([PPMD, order]) + encode_varint(len(data)) + _ppmd(data, order))
-        else:
+        if name not in ("ppmd", "xz", "zstd"):
             raise ValueError(f"unknown backend {name!r}")
+        coders.extend((name, order) for order in (PPMD_ORDERS if name == "ppmd" else (0,)))
+    return coders
+
+
+def _encode_with(data: bytes, coder: Coder) -> bytes:
+    name, order = coder
+    if name == "zstd":
+        return bytes([ZSTD]) + _zstd(data)
+    if name == "xz":
+        return bytes([XZ]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_xz_filters(len(data)))
+    return bytes([PPMD, order]) + encode_varint(len(data)) + _ppmd(data, order)
+
+
+def _decodes_back(coded: bytes, data: bytes) -> bool:
+    """Whether a coded stream gives ``data`` back (checked for PPMd, whose library is not sure)."""
+    if coded[0] != PPMD:
+        return True
+    try:
+        return decode_stream(coded, len(data), "check") == data
+    except CorruptError:
+        return False
+
+
+def _probe(data: bytes) -> bytes:
+    """``PROBE_SIZE`` bytes taken in ``PROBE_PIECES`` pieces from across ``data``."""
+    piece = PROBE_SIZE // PROBE_PIECES
+    step = (len(data) - piece) // (PROBE_PIECES - 1)
+    return b"".join(data[i * step : i * step + piece] for i in range(PROBE_PIECES))
+
+
+def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd")) -> bytes:
+    """``data`` coded with the best of the candidate backends, as tag byte(s) + coded bytes. A long
+    stream is coded in full only with the two backends that do best on a sample of it (the choice
+    is the encoder's: any choice decodes). The result always decodes back to ``data``."""
+    stored = bytes([STORED]) + data
+    if not data:
+        return stored
+    coders = _coders(candidates, len(data))
+    if len(data) > PROBE_SIZE and len(coders) > 2:
+        probe = _probe(data)
+        sizes = {coder: len(_encode_with(probe, coder)) for coder in coders}
+        coders = sorted(coders, key=sizes.__getitem__)[:2]
+    options = sorted((_encode_with(data, coder) for coder in coders), key=len)
     for option in options:
-        if len(option) < len(best):
-            best = option
-    return best
+        if len(option) >= len(stored):
+            break
+        if _decodes_back(option, data):
+            return option
+    if "xz" in candidates and not any(option[0] == XZ for option in options):
+        return min(_encode_with(data, ("xz", 0)), stored, key=len)
+    return stored
 
 
 def backend_name(coded: bytes) -> str:

@@ -27,10 +27,11 @@ import numpy as np
 #: a variable token: a whole run of letters/digits/underscore (ASCII ``\w`` on bytes) holding a
 #: digit. Anchored at the start of the run so that a long run without digits costs linear time.
 VARIABLE = re.compile(rb"((?<!\w)(?=\w*\d)\w+)")
+_WORDS = re.compile(rb"[A-Za-z]+")
 MAX_NUMBER_DIGITS = 18  # fits int64, and so do differences of two such numbers
 
 # column kinds
-TEXT, INTEGER, FIXED_WIDTH = 0, 1, 2
+TEXT, INTEGER, FIXED_WIDTH, DICTIONARY = 0, 1, 2, 3
 
 
 @dataclass
@@ -80,7 +81,7 @@ def column_layout(templates: list[tuple[bytes, ...]]) -> list[list[int]]:
         node = -1
         columns = []
         for piece in literals[:-1]:
-            node = trie.setdefault((node, piece), len(trie))
+            node = trie.setdefault((node, _WORDS.sub(b"a", piece)), len(trie))
             columns.append(node)
         layout.append(columns)
     return layout
@@ -154,11 +155,43 @@ def make_column(values: list[bytes]) -> Column:
         elif all(v[0] != 0x30 or len(v) == 1 for v in values):
             kind, width = INTEGER, 0
         else:
-            return Column(TEXT, values=values)
+            return _text_column(values)
         deltas = np.diff(numbers, prepend=0)
         delta = _cost(deltas) < _cost(numbers)
         return Column(kind, width, delta, numbers=numbers)
-    return Column(TEXT, values=values)
+    return _text_column(values)
+
+
+DICTIONARY_SHARE = 0.5
+
+
+def _text_column(values: list[bytes]) -> Column:
+    """A text column, or a DICTIONARY column if values repeat: each value then becomes a number,
+    0 for a value not seen before in the column (stored as text), else how many distinct values
+    were new since it first came (1 = the newest)."""
+    seen: dict[bytes, int] = {}
+    refs = []
+    for value in values:
+        first = seen.get(value)
+        if first is None:
+            seen[value] = len(seen)
+            refs.append(0)
+        else:
+            refs.append(len(seen) - first)
+    if len(seen) > DICTIONARY_SHARE * len(values):
+        return Column(TEXT, values=values)
+    return Column(DICTIONARY, values=list(seen), numbers=np.array(refs, dtype=np.int64))
+
+
+def dictionary_ids(refs: np.ndarray) -> np.ndarray:
+    """Which dictionary entry each reference of a DICTIONARY column names; ValueError if one
+    points before the first entry."""
+    new = refs == 0
+    count_before = np.cumsum(new) - new  # entries that existed before each position
+    ids = np.where(new, count_before, count_before - refs)
+    if len(ids) and ids.min() < 0:
+        raise ValueError("dictionary reference out of range")
+    return ids
 
 
 def _cost(values: np.ndarray) -> float:
@@ -169,6 +202,9 @@ def _cost(values: np.ndarray) -> float:
 def column_values(column: Column) -> list[bytes]:
     if column.kind == TEXT:
         return column.values
+    if column.kind == DICTIONARY:
+        assert column.numbers is not None
+        return np.array(column.values + [b""], dtype=object)[dictionary_ids(column.numbers)].tolist()
     assert column.numbers is not None
     if column.kind == FIXED_WIDTH:
         fmt = b"%0" + str(column.width).encode() + b"d"
@@ -274,11 +310,11 @@ def unpack_varints(data: bytes, count: int) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------------------------------------
 # table <-> streams
 
-STREAM_NAMES = ("layout", "literals", "template ids", "numbers", "text")
+STREAM_NAMES = ("layout", "literals", "template ids", "numbers", "text", "references")
 
 
 def table_streams(table: LogTable) -> list[bytes]:
-    """The table as five byte streams (see ``STREAM_NAMES``), each for a backend to code."""
+    """The table as byte streams (see ``STREAM_NAMES``), each for a backend to code."""
     layout = [len(table.template_ids), int(table.final_newline), len(table.templates)]
     for literals in table.templates:
         layout.append(len(literals))
@@ -286,11 +322,15 @@ def table_streams(table: LogTable) -> list[bytes]:
     layout.append(len(table.columns))
     numbers = []
     text = []
+    references = []
     for column in table.columns:
         layout.extend((column.kind, column.width, int(column.delta)))
-        if column.kind == TEXT:
+        if column.kind in (TEXT, DICTIONARY):
             text.extend(value + b"\n" for value in column.values)
-        else:
+        if column.kind == DICTIONARY:
+            assert column.numbers is not None
+            references.append(column.numbers.astype(np.uint64))
+        elif column.kind != TEXT:
             assert column.numbers is not None
             values = np.diff(column.numbers, prepend=0) if column.delta else column.numbers
             numbers.append(zigzag(values))
@@ -300,6 +340,7 @@ def table_streams(table: LogTable) -> list[bytes]:
         pack_varints(table.template_ids.astype(np.uint64)),
         pack_varints(np.concatenate(numbers)) if numbers else b"",
         b"".join(text),
+        pack_varints(np.concatenate(references)) if references else b"",
     ]
 
 
@@ -323,7 +364,7 @@ class _Reader:
 def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     """Inverse of ``table_streams`` for a block of at most ``max_size`` bytes; ValueError on
     streams that do not fit together (sizes are checked before anything large is allocated)."""
-    layout_data, literal_data, id_data, number_data, text_data = streams
+    layout_data, literal_data, id_data, number_data, text_data, reference_data = streams
     reader = _Reader(layout_data)
     line_count = reader.take(max_size + 1)
     final_newline = bool(reader.take(1))
@@ -355,13 +396,19 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
             if column_id >= column_count:
                 raise ValueError("more columns than recorded")
             column_sizes[column_id] += uses[tid]
-    kinds = [(reader.take(2), reader.take(MAX_NUMBER_DIGITS), reader.take(1)) for _ in range(column_count)]
+    kinds = [(reader.take(3), reader.take(MAX_NUMBER_DIGITS), reader.take(1)) for _ in range(column_count)]
     if reader.pos != len(reader.values):
         raise ValueError("layout has values left over")
-    numeric = sum(int(size) for size, kind in zip(column_sizes, kinds, strict=True) if kind[0] != TEXT)
-    numbers, used = unpack_varints(number_data, numeric)
+    kind_of_column = np.array([kind[0] for kind in kinds], dtype=np.int64)
+    sizes_by_kind = np.bincount(kind_of_column, weights=column_sizes, minlength=4).astype(np.int64)
+    numbers, used = unpack_varints(number_data, int(sizes_by_kind[INTEGER] + sizes_by_kind[FIXED_WIDTH]))
     if used != len(number_data):
         raise ValueError("number stream has bytes left over")
+    references, used = unpack_varints(reference_data, int(sizes_by_kind[DICTIONARY]))
+    if used != len(reference_data):
+        raise ValueError("reference stream has bytes left over")
+    references = references.astype(np.int64)
+    reference_pos = 0
     texts = text_data.split(b"\n")
     if texts.pop() != b"":
         raise ValueError("text stream does not end with a newline")
@@ -373,6 +420,16 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
                 raise ValueError("text stream too short")
             columns.append(Column(TEXT, values=texts[text_pos : text_pos + size]))
             text_pos += size
+            continue
+        if kind == DICTIONARY:
+            refs = references[reference_pos : reference_pos + size]
+            reference_pos += size
+            entries = int(np.count_nonzero(refs == 0))
+            if text_pos + entries > len(texts) or refs.max(initial=0) > entries:
+                raise ValueError("dictionary column does not fit")
+            dictionary_ids(refs)
+            columns.append(Column(DICTIONARY, values=texts[text_pos : text_pos + entries], numbers=refs))
+            text_pos += entries
             continue
         values = unzigzag(numbers[number_pos : number_pos + size])
         number_pos += size

@@ -5,10 +5,14 @@ columns (nncodec/logtransform.py). The resulting streams (layout, literal text, 
 line, number columns, text columns) are each coded with whichever of PPMd, xz and zstd is smallest
 (nncodec/backends.py), so the choice is made per stream and recorded in it.
 
+Some logs (web access logs full of URLs and browser names) code better as they are: a block is
+also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the smaller is kept.
+
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
 
-    u8 format (1) | 5 x varint coded-stream size | 5 coded streams (backends.py tags)
+    u8 format (1) | u8 mode 0 | 6 x varint coded-stream size | 6 coded streams (backends.py tags)
+    u8 format (1) | u8 mode 1 | the whole block as one coded stream
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from nncodec.errors import CorruptError, TruncatedError
 from nncodec.logtransform import STREAM_NAMES, build_table, render_table, table_from_streams, table_streams
 
 FORMAT_VERSION = 1
+COLUMNS, WHOLE = 0, 1  # payload modes
+PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 #: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
 #: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
 QUICK_ZSTD_MARGIN = 0.6
@@ -33,9 +39,24 @@ class LogCodec(Codec):
     max_block_size = 64 << 20  # bounds a corrupt header's decoding work
 
     def encode_block(self, data: bytes) -> bytes:
+        whole = len(data) <= PROBE_SIZE or self._whole_block_may_win(data)
+        payload = self._columns_payload(data)
+        if whole:
+            plain = bytes([FORMAT_VERSION, WHOLE]) + encode_stream(data, ("ppmd",))
+            payload = min(payload, plain, key=len)
+        return payload
+
+    def _columns_payload(self, data: bytes) -> bytes:
         streams = table_streams(build_table(data))
         coded = self.map_parallel(encode_stream, streams)
-        return bytes([FORMAT_VERSION]) + join_streams(coded)
+        return bytes([FORMAT_VERSION, COLUMNS]) + join_streams(coded)
+
+    def _whole_block_may_win(self, data: bytes) -> bool:
+        """Code a sample of the block (whole lines) both ways; if the lines-as-they-are coding
+        comes within 10% of the columns, try it on the whole block too."""
+        probe = data[: data.rfind(b"\n", 0, PROBE_SIZE) + 1] or data[:PROBE_SIZE]
+        plain = encode_stream(probe, ("ppmd",))
+        return len(plain) < 1.1 * len(self._columns_payload(probe))
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
         quick = zstandard.ZstdCompressor(level=3).compress(data)
@@ -44,9 +65,14 @@ class LogCodec(Codec):
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         if not payload:
             raise TruncatedError("log block is empty")
-        if payload[0] != FORMAT_VERSION:
-            raise CorruptError(f"log block has unknown format {payload[0]}")
-        coded = split_streams(payload, 1, len(STREAM_NAMES), "log")
+        if payload[0] != FORMAT_VERSION or len(payload) < 2 or payload[1] not in (COLUMNS, WHOLE):
+            raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
+        if payload[1] == WHOLE:
+            data = decode_stream(payload[2:], original_size, "log block")
+            if len(data) != original_size:
+                raise CorruptError("log block decodes to the wrong size")
+            return data
+        coded = split_streams(payload, 2, len(STREAM_NAMES), "log")
         # the streams of a block never hold more than a few times its size (varints, separators)
         limit = 4 * original_size + 64
         streams = [decode_stream(c, limit, name) for c, name in zip(coded, STREAM_NAMES, strict=True)]
