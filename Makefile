@@ -27,6 +27,7 @@ demo: venv
 bench: venv
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_image.py
+	$(BIN)/python scripts/bench_log.py
 
 # Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
 train-text: venv

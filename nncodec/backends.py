@@ -31,12 +31,13 @@ STORED, ZSTD, XZ, PPMD = 0, 1, 2, 3
 ZSTD_LEVEL = 19
 XZ_DICT_MAX = 64 << 20
 PPMD_MEMORY_MAX = 64 << 20
-PPMD_ORDERS = (3, 5, 8, 16)
+PPMD_ORDERS = (3, 5, 8, 16, 32)
 #: below this size a stream is only tried stored and with PPMd order 5 (others rarely win there)
 SMALL_STREAM = 64
 #: a longer stream is coded in full only with the backends that code a sample of it best
 PROBE_SIZE = 128 << 10
 PROBE_PIECES = 4
+PROBE_CLOSE = 1.03  # the runner-up is tried in full too if the sample says it is this close
 
 Coder = tuple[str, int]  # backend name, PPMd order (0 for the others)
 
@@ -58,6 +59,11 @@ def ppmd_memory(size: int) -> int:
 def _ppmd(data: bytes, order: int) -> bytes:
     encoder = pyppmd.Ppmd7Encoder(order, ppmd_memory(len(data)))
     return encoder.encode(data) + encoder.flush(endmark=False)
+
+
+def ppmd_size(data: bytes, order: int) -> int:
+    """Bytes PPMd of this order takes for ``data`` (an estimate for choosing how to code)."""
+    return len(_ppmd(data, order))
 
 
 class _PpmdFailure(Exception):
@@ -121,8 +127,9 @@ def _probe(data: bytes) -> bytes:
 
 def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd")) -> bytes:
     """``data`` coded with the best of the candidate backends, as tag byte(s) + coded bytes. A long
-    stream is coded in full only with the two backends that do best on a sample of it (the choice
-    is the encoder's: any choice decodes). The result always decodes back to ``data``."""
+    stream is coded in full only with the backend that does best on a sample of it, and the
+    runner-up if it came close (the choice is the encoder's: any choice decodes). The result
+    always decodes back to ``data``."""
     stored = bytes([STORED]) + data
     if not data:
         return stored
@@ -131,6 +138,8 @@ def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zst
         probe = _probe(data)
         sizes = {coder: len(_encode_with(probe, coder)) for coder in coders}
         coders = sorted(coders, key=sizes.__getitem__)[:2]
+        if sizes[coders[1]] > PROBE_CLOSE * sizes[coders[0]]:
+            coders = coders[:1]
     options = sorted((_encode_with(data, coder) for coder in coders), key=len)
     for option in options:
         if len(option) >= len(stored):

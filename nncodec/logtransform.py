@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: a variable token: a whole run of letters/digits/underscore (ASCII ``\w`` on bytes) holding a
-#: digit. Anchored at the start of the run so that a long run without digits costs linear time.
-VARIABLE = re.compile(rb"((?<!\w)(?=\w*\d)\w+)")
+#: a variable token: a decimal number (``1521911720.865716``, not part of a dotted run like an IP
+#: address or a version), or a whole run of letters/digits/underscore (ASCII ``\w`` on bytes)
+#: holding a digit. Anchored at run starts so that a long run without digits costs linear time.
+VARIABLE = re.compile(rb"((?<![\w.])\d+\.\d+(?![\w.])|(?<!\w)(?=\w*\d)\w+)")
 _WORDS = re.compile(rb"[A-Za-z]+")
 MAX_NUMBER_DIGITS = 18  # fits int64, and so do differences of two such numbers
 
 # column kinds
-TEXT, INTEGER, FIXED_WIDTH, DICTIONARY = 0, 1, 2, 3
+TEXT, INTEGER, FIXED_WIDTH, DICTIONARY, DECIMAL = 0, 1, 2, 3, 4
+NUMERIC_KINDS = (INTEGER, FIXED_WIDTH, DECIMAL)
+_DECIMAL = re.compile(rb"(?:0|[1-9][0-9]*)\.([0-9]+)\Z")
 
 
 @dataclass
@@ -147,8 +150,10 @@ def build_table(data: bytes) -> LogTable:
 
 def make_column(values: list[bytes]) -> Column:
     """The cheapest exact kind for a column's values."""
-    if values and all(v.isdigit() and len(v) <= MAX_NUMBER_DIGITS for v in values):
-        widths = {len(v) for v in values}
+    if not values or min(map(len, values)) == 0 or max(map(len, values)) > MAX_NUMBER_DIGITS + 1:
+        return _text_column(values)
+    widths = set(map(len, values))
+    if b"".join(values).isdigit() and max(widths) <= MAX_NUMBER_DIGITS:
         numbers = np.array([int(v) for v in values], dtype=np.int64)
         if len(widths) == 1:
             kind, width = FIXED_WIDTH, widths.pop()
@@ -156,10 +161,17 @@ def make_column(values: list[bytes]) -> Column:
             kind, width = INTEGER, 0
         else:
             return _text_column(values)
-        deltas = np.diff(numbers, prepend=0)
-        delta = _cost(deltas) < _cost(numbers)
-        return Column(kind, width, delta, numbers=numbers)
-    return _text_column(values)
+    else:
+        matches = [_DECIMAL.match(v) for v in values]
+        if not all(matches):
+            return _text_column(values)
+        fractions = {len(m.group(1)) for m in matches if m}
+        if len(fractions) != 1:
+            return _text_column(values)
+        kind, width = DECIMAL, fractions.pop()
+        numbers = np.array([int(v.replace(b".", b"")) for v in values], dtype=np.int64)
+    deltas = np.diff(numbers, prepend=0)
+    return Column(kind, width, _cost(deltas) < _cost(numbers), numbers=numbers)
 
 
 DICTIONARY_SHARE = 0.5
@@ -209,6 +221,10 @@ def column_values(column: Column) -> list[bytes]:
     if column.kind == FIXED_WIDTH:
         fmt = b"%0" + str(column.width).encode() + b"d"
         return [fmt % v for v in column.numbers.tolist()]
+    if column.kind == DECIMAL:
+        fmt = b"%d.%0" + str(column.width).encode() + b"d"
+        scale = 10**column.width
+        return [fmt % divmod(v, scale) for v in column.numbers.tolist()]
     return [b"%d" % v for v in column.numbers.tolist()]
 
 
@@ -330,7 +346,7 @@ def table_streams(table: LogTable) -> list[bytes]:
         if column.kind == DICTIONARY:
             assert column.numbers is not None
             references.append(column.numbers.astype(np.uint64))
-        elif column.kind != TEXT:
+        elif column.kind in NUMERIC_KINDS:
             assert column.numbers is not None
             values = np.diff(column.numbers, prepend=0) if column.delta else column.numbers
             numbers.append(zigzag(values))
@@ -396,12 +412,12 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
             if column_id >= column_count:
                 raise ValueError("more columns than recorded")
             column_sizes[column_id] += uses[tid]
-    kinds = [(reader.take(3), reader.take(MAX_NUMBER_DIGITS), reader.take(1)) for _ in range(column_count)]
+    kinds = [(reader.take(4), reader.take(MAX_NUMBER_DIGITS), reader.take(1)) for _ in range(column_count)]
     if reader.pos != len(reader.values):
         raise ValueError("layout has values left over")
     kind_of_column = np.array([kind[0] for kind in kinds], dtype=np.int64)
-    sizes_by_kind = np.bincount(kind_of_column, weights=column_sizes, minlength=4).astype(np.int64)
-    numbers, used = unpack_varints(number_data, int(sizes_by_kind[INTEGER] + sizes_by_kind[FIXED_WIDTH]))
+    sizes_by_kind = np.bincount(kind_of_column, weights=column_sizes, minlength=5).astype(np.int64)
+    numbers, used = unpack_varints(number_data, int(sum(sizes_by_kind[kind] for kind in NUMERIC_KINDS)))
     if used != len(number_data):
         raise ValueError("number stream has bytes left over")
     references, used = unpack_varints(reference_data, int(sizes_by_kind[DICTIONARY]))
@@ -435,6 +451,8 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
         number_pos += size
         if delta:
             values = np.cumsum(values)
+        if kind == DECIMAL and not 1 <= width < MAX_NUMBER_DIGITS:
+            raise ValueError("decimal column with a bad width")
         if kind == FIXED_WIDTH and not 1 <= width <= MAX_NUMBER_DIGITS or len(values) and (
             values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS
         ):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zstandard
 
-from nncodec.backends import decode_stream, encode_stream
+from nncodec.backends import decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import Codec, join_streams, split_streams
 from nncodec.errors import CorruptError, TruncatedError
 from nncodec.logtransform import STREAM_NAMES, build_table, render_table, table_from_streams, table_streams
@@ -27,6 +27,7 @@ from nncodec.logtransform import STREAM_NAMES, build_table, render_table, table_
 FORMAT_VERSION = 1
 COLUMNS, WHOLE = 0, 1  # payload modes
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
+WHOLE_PROBE_ORDER = 16
 #: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
 #: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
 QUICK_ZSTD_MARGIN = 0.6
@@ -55,8 +56,8 @@ class LogCodec(Codec):
         """Code a sample of the block (whole lines) both ways; if the lines-as-they-are coding
         comes within 10% of the columns, try it on the whole block too."""
         probe = data[: data.rfind(b"\n", 0, PROBE_SIZE) + 1] or data[:PROBE_SIZE]
-        plain = encode_stream(probe, ("ppmd",))
-        return len(plain) < 1.1 * len(self._columns_payload(probe))
+        plain = ppmd_size(probe, WHOLE_PROBE_ORDER)
+        return plain < 1.1 * len(self._columns_payload(probe))
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
         quick = zstandard.ZstdCompressor(level=3).compress(data)
