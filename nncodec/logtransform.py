@@ -170,8 +170,7 @@ def make_column(values: list[bytes]) -> Column:
             return _text_column(values)
         kind, width = DECIMAL, fractions.pop()
         numbers = np.array([int(v.replace(b".", b"")) for v in values], dtype=np.int64)
-    deltas = np.diff(numbers, prepend=0)
-    return Column(kind, width, _cost(deltas) < _cost(numbers), numbers=numbers)
+    return Column(kind, width, _delta_pays(numbers), numbers=numbers)
 
 
 DICTIONARY_SHARE = 0.5
@@ -206,6 +205,15 @@ def dictionary_ids(refs: np.ndarray) -> np.ndarray:
     return ids
 
 
+def _delta_pays(numbers: np.ndarray) -> bool:
+    """Whether differences from the previous value cost fewer bits than the values."""
+    if len(numbers) < 64:  # numpy's per-call overhead dominates on short columns
+        plain = numbers.tolist()
+        deltas = [b - a for a, b in zip([0, *plain[:-1]], plain, strict=True)]
+        return sum(abs(d).bit_length() for d in deltas) < sum(abs(v).bit_length() for v in plain)
+    return _cost(np.diff(numbers, prepend=0)) < _cost(numbers)
+
+
 def _cost(values: np.ndarray) -> float:
     """Rough bits to store these integers (sum of bit lengths of their zigzag forms)."""
     return float(np.log2(zigzag(values).astype(np.float64) + 1).sum())
@@ -229,46 +237,48 @@ def column_values(column: Column) -> list[bytes]:
 
 
 def render_table(table: LogTable) -> bytes:
-    """The bytes a table stands for."""
+    """The bytes a table stands for. Every line is laid out as its template's pieces with the
+    variables between them (and ``\n`` after the last piece), all lines' fragments in one array
+    filled a template or a column at a time, then joined once."""
     count = len(table.templates)
+    if not len(table.template_ids):
+        return b""
     layout = column_layout(table.templates)
     positions = _group_positions(table.template_ids, count)
-    users: dict[int, list[tuple[int, int]]] = {}
-    for tid, columns in enumerate(layout):
-        for slot, column_id in enumerate(columns):
-            users.setdefault(column_id, []).append((tid, slot))
-    slot_values: list[list[list[bytes] | None]] = [[None] * len(columns) for columns in layout]
-    for column_id, feed in users.items():
-        values = column_values(table.columns[column_id])
-        if len(feed) == 1:
-            tid, slot = feed[0]
-            slot_values[tid][slot] = values
-            continue
-        rank = _column_order([positions[tid] for tid, _ in feed]).tolist()
-        start = 0
-        for tid, slot in feed:
-            size = len(positions[tid])
-            slot_values[tid][slot] = [values[r] for r in rank[start : start + size]]
-            start += size
+    fragments_per_template = np.array([2 * len(columns) + 1 for columns in layout], dtype=np.int64)
+    line_fragments = fragments_per_template[table.template_ids]
+    line_start = np.cumsum(line_fragments) - line_fragments
+    fragments = np.empty(int(line_start[-1] + fragments_per_template[table.template_ids[-1]]), dtype=object)
 
-    lines = np.empty(len(table.template_ids), dtype=object)
     for tid, literals in enumerate(table.templates):
-        where = positions[tid]
-        if not len(where):
+        starts = line_start[positions[tid]]
+        if not len(starts):
             continue
-        if not layout[tid]:
-            rendered = [literals[0]] * len(where)
+        pieces = np.empty(len(literals), dtype=object)
+        pieces[:] = [*literals[:-1], literals[-1] + b"\n"]
+        if len(starts) == 1:
+            fragments[starts[0] : starts[0] + 2 * len(literals) - 1 : 2] = pieces
         else:
-            sequences: list = []
-            for slot, piece in enumerate(literals[:-1]):
-                sequences.append([piece] * len(where))
-                sequences.append(slot_values[tid][slot])
-            sequences.append([literals[-1]] * len(where))
-            rendered = list(map(b"".join, zip(*sequences, strict=True)))
-        target = np.empty(len(rendered), dtype=object)
-        target[:] = rendered
-        lines[where] = target
-    return join_lines(lines.tolist(), table.final_newline)
+            offsets = np.arange(0, 2 * len(literals) - 1, 2)
+            fragments[(starts[:, None] + offsets).ravel()] = np.tile(pieces, len(starts))
+
+    # every variable of every line, in line order: its fragment and its column; a stable sort by
+    # column then lists each column's variables in line order, which is how columns hold them
+    slots = (fragments_per_template - 1) // 2
+    line_slots = slots[table.template_ids]
+    total = int(line_slots.sum())
+    if total:
+        column_of = np.array([c for columns in layout for c in columns], dtype=np.int64)
+        first_column = np.cumsum(slots) - slots
+        line = np.repeat(np.arange(len(line_slots)), line_slots)
+        slot = np.arange(total) - np.repeat(np.cumsum(line_slots) - line_slots, line_slots)
+        columns = column_of[first_column[table.template_ids[line]] + slot]
+        where = line_start[line] + 2 * slot + 1
+        values = np.empty(total, dtype=object)
+        values[:] = [value for column in table.columns for value in column_values(column)]
+        fragments[where[np.argsort(columns, kind="stable")]] = values
+    data = b"".join(fragments.tolist())
+    return data if table.final_newline else data[:-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +347,7 @@ def table_streams(table: LogTable) -> list[bytes]:
         layout.extend(len(piece) for piece in literals)
     layout.append(len(table.columns))
     numbers = []
+    delta_columns = []
     text = []
     references = []
     for column in table.columns:
@@ -345,19 +356,31 @@ def table_streams(table: LogTable) -> list[bytes]:
             text.extend(value + b"\n" for value in column.values)
         if column.kind == DICTIONARY:
             assert column.numbers is not None
-            references.append(column.numbers.astype(np.uint64))
+            references.append(column.numbers)
         elif column.kind in NUMERIC_KINDS:
             assert column.numbers is not None
-            values = np.diff(column.numbers, prepend=0) if column.delta else column.numbers
-            numbers.append(zigzag(values))
+            numbers.append(column.numbers)
+            delta_columns.append(column.delta)
     return [
         pack_varints(np.array(layout, dtype=np.uint64)),
         b"".join(piece for literals in table.templates for piece in literals),
         pack_varints(table.template_ids.astype(np.uint64)),
-        pack_varints(np.concatenate(numbers)) if numbers else b"",
+        pack_varints(zigzag(_column_deltas(numbers, delta_columns))) if numbers else b"",
         b"".join(text),
-        pack_varints(np.concatenate(references)) if references else b"",
+        pack_varints(np.concatenate(references).astype(np.uint64)) if references else b"",
     ]
+
+
+def _column_deltas(columns: list[np.ndarray], delta: list[bool]) -> np.ndarray:
+    """The columns concatenated, each as its values or (``delta``) its differences from the
+    previous value in the column, the first from 0 — in one vectorised pass."""
+    values = np.concatenate(columns)
+    sizes = np.array([len(c) for c in columns], dtype=np.int64)
+    previous = np.concatenate(([0], values[:-1]))
+    starts = np.cumsum(sizes) - sizes
+    previous[starts[sizes > 0]] = 0
+    previous[~np.repeat(np.array(delta, dtype=bool), sizes)] = 0
+    return values - previous
 
 
 class _Reader:
@@ -377,6 +400,37 @@ class _Reader:
         return value
 
 
+def _read_templates(reader: _Reader, count: int, literal_data: bytes) -> list[tuple[bytes, ...]]:
+    """``count`` templates: per template a piece count then the piece lengths, from ``reader``;
+    the pieces' bytes from ``literal_data``, which they must use up exactly."""
+    values, pos = reader.values, reader.pos
+    counts = []
+    lengths = []
+    for _ in range(count):
+        if pos >= len(values):
+            raise ValueError("layout ends early")
+        pieces = int(values[pos])
+        if not 1 <= pieces <= len(values) - pos - 1:
+            raise ValueError("template piece count out of range")
+        counts.append(pieces)
+        lengths.append(values[pos + 1 : pos + 1 + pieces])
+        pos += 1 + pieces
+    reader.pos = pos
+    sizes = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
+    if len(sizes) and (int(sizes.max()) > len(literal_data) or int(sizes.sum()) != len(literal_data)):
+        raise ValueError("template pieces do not fill the literal stream")
+    if not len(sizes) and literal_data:
+        raise ValueError("literal stream has bytes left over")
+    ends = np.cumsum(sizes).tolist()
+    pieces = [literal_data[end - size : end] for end, size in zip(ends, sizes.tolist(), strict=True)]
+    templates = []
+    first = 0
+    for pieces_in_template in counts:
+        templates.append(tuple(pieces[first : first + pieces_in_template]))
+        first += pieces_in_template
+    return templates
+
+
 def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     """Inverse of ``table_streams`` for a block of at most ``max_size`` bytes; ValueError on
     streams that do not fit together (sizes are checked before anything large is allocated)."""
@@ -385,19 +439,7 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     line_count = reader.take(max_size + 1)
     final_newline = bool(reader.take(1))
     template_count = reader.take(max_size + 1)
-    templates = []
-    pos = 0
-    for _ in range(template_count):
-        pieces = []
-        for _ in range(reader.take(max_size + 1)):
-            size = reader.take(len(literal_data) - pos)
-            pieces.append(literal_data[pos : pos + size])
-            pos += size
-        if not pieces:
-            raise ValueError("template without pieces")
-        templates.append(tuple(pieces))
-    if pos != len(literal_data):
-        raise ValueError("literal stream has bytes left over")
+    templates = _read_templates(reader, template_count, literal_data)
     template_ids, used = unpack_varints(id_data, line_count)
     if used != len(id_data) or (line_count and int(template_ids.max()) >= template_count):
         raise ValueError("template ids do not fit")
