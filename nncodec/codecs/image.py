@@ -47,7 +47,17 @@ from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_stream
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, NncodecError, TruncatedError
-from nncodec.imagemodel import PAD, STRIPE_ROWS, PixelModel, channel_kinds, features, residual_tokens
+from nncodec.imagemodel import (
+    PAD,
+    STRIPE_ROWS,
+    PixelModel,
+    channel_kinds,
+    features,
+    features_v2,
+    ls_fit,
+    ls_size,
+    residual_tokens,
+)
 from nncodec.mixing import ContextMixer
 from nncodec.modelstore import LoadedModel, find_model
 
@@ -59,6 +69,9 @@ MAX_SKELETON = 64 << 20
 #: adaptive statistics mixed into the model per stripe (nncodec/mixing.py over residual tokens):
 #: contexts are (channel, local activity), then + the W residual, then + the N residual
 MIX_PRIORS = (256.0, 32.0, 16.0)  # tuned on training images mcm01-mcm04 (ideal bits)
+#: with feature set v2 (image-v2): a stronger model earns the counts' trust more slowly; tuned on
+#: mcm07-mcm09 with a model trained without them (512, 64, 32: +0.25%, 1024, 128, 64: +0.04%)
+MIX_PRIORS_V2 = (2048.0, 256.0, 128.0)
 ACTIVITY_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 90, 128])
 GRADIENT_EDGES = np.array([-20, -8, -3, -1, 0, 1, 3, 8, 20])
 
@@ -96,20 +109,23 @@ class StripePlan:
 
     def __post_init__(self) -> None:
         self.tops = np.cumsum([0] + [r + PAD for r in self.rows])[:-1] + PAD  # canvas row of y = 0
-        self.canvas_rows = int(sum(r + PAD for r in self.rows))
+        self.canvas_rows = int(sum(r + PAD for r in self.rows)) + PAD  # zero rows below the last
         self.steps = max((self.width - 1) + 2 * (r - 1) + 1 for r in self.rows)
         self._positions: list[tuple] = []
         for t in range(self.steps):
-            cys, cxs, ys, counts = [], [], [], []
+            cys, cxs, ys, lasts, counts = [], [], [], [], []
             for top, rows in zip(self.tops, self.rows, strict=True):
                 y = np.arange(max(0, -(-(t - self.width + 1) // 2)), min(rows - 1, t // 2) + 1)
                 cys.append(top + y)
                 cxs.append(t - 2 * y + PAD)
                 ys.append(y)
+                lasts.append(y == rows - 1)
                 counts.append(len(y))
-            self._positions.append((np.concatenate(cys), np.concatenate(cxs), np.concatenate(ys), counts))
+            self._positions.append(
+                (np.concatenate(cys), np.concatenate(cxs), np.concatenate(ys), np.concatenate(lasts), counts)
+            )
 
-    def positions(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    def positions(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
         return self._positions[t]
 
     def canvas(self, channels: int) -> np.ndarray:
@@ -198,12 +214,18 @@ class ImageCodec(Codec):
             decoded = pixels
         else:
             stripes = self._stripes(pixels)
+            weights = None
+            predictor = b""
+            if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
+                weights = ls_fit(pixels, self.stripe_rows)
+                predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
             per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
             parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
-            results = self.map_parallel(self._encode_stripes, parts)
+            results = self.map_parallel(lambda part: self._encode_stripes(part, weights), parts)
             streams = [stream for part in results for stream in part[0]]
             decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
-            body = bytes([METHOD_MODEL]) + encode_varint(self.stripe_rows) + encode_varint(len(streams))
+            body = bytes([METHOD_MODEL]) + encode_varint(self.stripe_rows) + predictor
+            body += encode_varint(len(streams))
             body += join_streams(streams)
             if self.max_error:
                 self.psnr = _psnr(pixels, decoded)
@@ -216,13 +238,15 @@ class ImageCodec(Codec):
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
         return [pixels[top : top + self.stripe_rows] for top in range(0, pixels.shape[0], self.stripe_rows)]
 
-    def _encode_stripes(self, stripes: list[np.ndarray]) -> tuple[list[bytes], list[np.ndarray]]:
+    def _encode_stripes(
+        self, stripes: list[np.ndarray], weights: list[np.ndarray] | None = None
+    ) -> tuple[list[bytes], list[np.ndarray]]:
         """Code stripes (one stream each) in one walk; also return their reconstructed pixels."""
         encoders = [SymbolEncoder() for _ in stripes]
         plan = StripePlan([s.shape[0] for s in stripes], stripes[0].shape[1])
         truth = plan.canvas(stripes[0].shape[2])
         plan.fill(truth, stripes)
-        canvas = self._walk(plan, stripes[0].shape[2], truth=truth, encoders=encoders)
+        canvas = self._walk(plan, stripes[0].shape[2], truth=truth, encoders=encoders, weights=weights)
         return [e.finish() for e in encoders], plan.extract(canvas)
 
     # -- the shared walk -------------------------------------------------------------------------
@@ -235,6 +259,7 @@ class ImageCodec(Codec):
         truth: np.ndarray | None = None,
         encoders: list[SymbolEncoder] | None = None,
         decoders: list[SymbolDecoder] | None = None,
+        weights: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Code (encoders + truth) or decode (decoders) every stripe of ``plan``; returns the canvas
         of reconstructed values. Both sides run exactly this loop."""
@@ -243,13 +268,21 @@ class ImageCodec(Codec):
         bins = np.arange(-_half_bins(near), _half_bins(near) + 1)
         canvas = plan.canvas(channels)
         kinds = channel_kinds(channels)
-        mixers = [ContextMixer(256, MIX_PRIORS) for _ in plan.rows]
+        v2 = self.pixel_model.feature_set == "v2"
+        mixers = [ContextMixer(256, MIX_PRIORS_V2 if v2 else MIX_PRIORS) for _ in plan.rows]
+        errors = np.zeros_like(canvas) if v2 else None  # value - base of every coded subpixel
+        ls_errors = np.zeros_like(canvas) if v2 else None  # value - linear prediction
         for c in range(channels):
             for t in range(plan.steps):
-                cy, cx, ys, counts = plan.positions(t)
+                cy, cx, ys, last, counts = plan.positions(t)
                 if not len(cy):
                     continue
-                feats, base = features(canvas, cy, cx, ys, c, kinds[c], plan.width)
+                if v2:
+                    feats, base, ls_pred = features_v2(
+                        canvas, errors, ls_errors, weights[c], cy, cx, ys, last, c, kinds[c], plan.width
+                    )
+                else:
+                    feats, base = features(canvas, cy, cx, ys, c, kinds[c], plan.width)
                 rows = self.pixel_model.frequencies(feats)
                 contexts = _mix_contexts(feats, c)
                 parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
@@ -276,6 +309,9 @@ class ImageCodec(Codec):
                 else:
                     values = (base + symbols) % 256
                 canvas[c, cy, cx] = values
+                if v2:
+                    errors[c, cy, cx] = values - base
+                    ls_errors[c, cy, cx] = values - ls_pred
                 tokens = residual_tokens(values, base)
                 for s, part in parts:
                     mixers[s].update(contexts[part], tokens[part])
@@ -319,6 +355,15 @@ class ImageCodec(Codec):
     def _decode_pixels(self, payload: bytes, pos: int, layout: imagefile.Layout) -> np.ndarray:
         height, width, channels = layout.shape
         stripe_rows, pos = _read_varint(payload, pos)
+        weights = None
+        if self.pixel_model.feature_set == "v2":
+            weights = []
+            for kind in channel_kinds(channels):
+                size = 2 * ls_size(kind)
+                if pos + size > len(payload):
+                    raise CorruptError("image payload truncated")
+                weights.append(np.frombuffer(payload, "<i2", size // 2, pos).astype(np.int16))
+                pos += size
         count, pos = _read_varint(payload, pos)
         if not 1 <= stripe_rows or count != -(-height // stripe_rows):
             raise CorruptError("image stripe layout out of range")
@@ -333,7 +378,7 @@ class ImageCodec(Codec):
         def decode_part(part: range) -> list[np.ndarray]:
             plan = StripePlan([rows[s] for s in part], width)
             decoders = [SymbolDecoder(streams[s]) for s in part]
-            return plan.extract(self._walk(plan, channels, decoders=decoders))
+            return plan.extract(self._walk(plan, channels, decoders=decoders, weights=weights))
 
         stripes = [s for part in self.map_parallel(decode_part, parts) for s in part]
         return np.concatenate(stripes, axis=0)

@@ -1,11 +1,16 @@
 """Train the next-pixel model (a float MLP in torch) and export it as an exact-integer model file.
 
-    python -m nncodec.training.train_image --out-dir checkpoints/image --model-id image-v1 \
-        [--steps 6000] [--hidden 128] [--seed 1234]
+    python -m nncodec.training.train_image --out-dir checkpoints/image --model-id image-v2 \
+        --features v2 --hidden 192 --mcm-share 1.0 [--augment] [--steps N] [--seed 1234]
+
+(image-v1 was ``--model-id image-v1 --steps 6000``: feature set v1, hidden 128; the exact commands
+are in the model cards.)
 
 Data (``../shared/data/images``, see its README for provenance and licences): training on CBSD68
 (2x downsampled, see ``image_lists``), McMaster mcm01-mcm09, Set12 (gray) and the screen/synthetic
-set; McMaster mcm10-mcm18 are held out (validation and benchmark).
+set; McMaster mcm10-mcm18 are held out (benchmark; the card reports the model on them, nothing is
+chosen by them). ``--tune`` holds mcm07-mcm09 out as well and validates on them: feature sets,
+widths, data shares and the codec's mixer priors were chosen that way.
 Every image is cut into stripes of ``STRIPE_ROWS`` rows exactly as the codec codes them, features
 come from nncodec/imagemodel.py, and a random share of all subpixels is used per image.
 
@@ -32,23 +37,27 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from nncodec.exact import make_exp_table
-from nncodec.imagemodel import FEATURE_SCALE, FORMAT, N_FEATURES, PixelModel, stripe_features
+from nncodec.imagemodel import FEATURE_SCALE, FEATURE_SETS, FORMAT, PixelModel, stripe_features
 
 SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "images"
 OUT_LUT_STEPS, OUT_LUT_NATS, OUT_LUT_SCALE = 64, 24, 1 << 24
 SAMPLE_SHARE = 0.3
 
 
-def image_lists() -> tuple[list[Path], list[Path]]:
+def image_lists(tune: bool = False) -> tuple[list[Path], list[Path]]:
     """Training and validation images. CBSD68 (BSDS500) photos were JPEG-compressed at the source,
     so their colour channels carry JPEG's chroma structure; they are used 2x box-downsampled
     (see ``load_pixels``), which removes most of it. McMaster (genuine, uncompressed photos) is
-    split by name: mcm01-mcm09 train, mcm10-mcm18 are held out (the benchmark set)."""
+    split by name: mcm01-mcm09 train, mcm10-mcm18 are held out (the benchmark set: reported in the
+    card, never used to choose anything). ``tune``: mcm07-mcm09 leave the training set and are the
+    validation set instead (for choosing features and settings without the benchmark set)."""
     cbsd = sorted((SHARED_IMAGES / "cbsd68").glob("*.png"))
     mcm = sorted((SHARED_IMAGES / "mcmaster").glob("*.png"))
-    train = cbsd + mcm[: len(mcm) // 2] + sorted((SHARED_IMAGES / "set12_gray").glob("*.png"))
+    mcm_train = mcm[: len(mcm) // 2]
+    train = cbsd + (mcm_train[:6] if tune else mcm_train)
+    train += sorted((SHARED_IMAGES / "set12_gray").glob("*.png"))
     train += sorted((SHARED_IMAGES / "screen_synthetic").glob("*.png"))
-    return train, mcm[len(mcm) // 2 :]
+    return train, mcm_train[6:] if tune else mcm[len(mcm) // 2 :]
 
 
 def load_pixels(path: Path) -> np.ndarray:
@@ -66,21 +75,33 @@ def load_pixels(path: Path) -> np.ndarray:
     return pixels
 
 
-def samples(paths: list[Path], share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) int16 and residual tokens (N,) for a random share of all subpixels."""
+def samples(
+    paths: list[Path],
+    share: float,
+    rng: np.random.Generator,
+    feature_set: str,
+    augment: bool = False,
+    mcm_share: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, F) int16 and residual tokens (N,) for a random share of all subpixels
+    (``mcm_share`` of the McMaster photos' when given); ``augment`` adds each image mirrored
+    left-right."""
     feats, targets = [], []
     for path in paths:
-        for f, t in stripe_features(load_pixels(path)):
-            keep = rng.random(len(t)) < share
-            feats.append(f[keep])
-            targets.append(t[keep])
+        pixels = load_pixels(path)
+        keep_share = mcm_share if mcm_share is not None and path.parent.name == "mcmaster" else share
+        for image in [pixels, pixels[:, ::-1]] if augment else [pixels]:
+            for f, t in stripe_features(np.ascontiguousarray(image), feature_set=feature_set):
+                keep = rng.random(len(t)) < keep_share
+                feats.append(f[keep])
+                targets.append(t[keep])
     return np.concatenate(feats), np.concatenate(targets)
 
 
 class PixelMLP(torch.nn.Module):
-    def __init__(self, hidden: int, layers: int = 3) -> None:
+    def __init__(self, hidden: int, layers: int = 3, n_features: int = FEATURE_SETS["v1"]) -> None:
         super().__init__()
-        sizes = [N_FEATURES] + [hidden] * (layers - 1) + [256]
+        sizes = [n_features] + [hidden] * (layers - 1) + [256]
         self.linears = torch.nn.ModuleList(
             torch.nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
@@ -103,8 +124,10 @@ def bits_per_subpixel(model: PixelMLP, feats: np.ndarray, targets: np.ndarray) -
     return total / len(targets) / math.log(2)
 
 
-def export(model: PixelMLP, out_dir: Path, model_id: str, card: dict) -> Path:
+def export(model: PixelMLP, out_dir: Path, model_id: str, card: dict, feature_set: str = "v1") -> Path:
     tensors, config = {}, {"n_layers": len(model.linears), "hidden": model.linears[0].out_features}
+    if feature_set != "v1":  # image-v1's files name none: v1
+        config["features"] = feature_set
     for i, linear in enumerate(model.linears):
         w = linear.weight.detach().double().numpy()
         if i == 0:
@@ -147,25 +170,33 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--features", choices=sorted(FEATURE_SETS), default="v1")
+    parser.add_argument("--share", type=float, default=SAMPLE_SHARE, help="share of subpixels used")
+    parser.add_argument("--mcm-share", type=float, default=None, help="share of McMaster subpixels used")
+    parser.add_argument("--augment", action="store_true", help="add every image mirrored left-right")
+    parser.add_argument("--tune", action="store_true", help="validate on mcm07-09, not trained on")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    train_paths, val_paths = image_lists()
+    train_paths, val_paths = image_lists(args.tune)
     started = time.time()
-    feats, targets = samples(train_paths, SAMPLE_SHARE, rng)
-    val_feats, val_targets = samples(val_paths, 0.1, rng)
+    feats, targets = samples(train_paths, args.share, rng, args.features, args.augment, args.mcm_share)
+    val_feats, val_targets = samples(val_paths, 0.1, rng, args.features)
     print(f"{len(targets):,} training and {len(val_targets):,} validation subpixels "
           f"({time.time() - started:.0f} s)", flush=True)  # fmt: skip
 
-    model = PixelMLP(args.hidden)
+    n_features = FEATURE_SETS[args.features]
+    model = PixelMLP(args.hidden, n_features=n_features)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps)
-    feats_t, targets_t = torch.from_numpy(feats.astype(np.float32)), torch.from_numpy(targets)
+    feats_t, targets_t = torch.from_numpy(feats), torch.from_numpy(targets)  # int16: converted per batch
     args.out_dir.mkdir(parents=True, exist_ok=True)
     history = []
     for step in range(1, args.steps + 1):
         index = torch.from_numpy(rng.integers(0, len(targets), args.batch))
-        loss = torch.nn.functional.cross_entropy(model(feats_t[index]), targets_t[index])
+        loss = torch.nn.functional.cross_entropy(model(feats_t[index].float()), targets_t[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -178,14 +209,17 @@ def main() -> None:
             torch.save({"model": model.state_dict(), "step": step}, args.out_dir / "ckpt.pt")
 
     card = {
-        "architecture": f"MLP {N_FEATURES} -> {args.hidden} -> {args.hidden} -> 256, ReLU, no biases; "
-        "features of nncodec/imagemodel.py; predicts (value - MED base) mod 256",
+        "architecture": f"MLP {n_features} -> {args.hidden} -> {args.hidden} -> 256, ReLU, no biases; "
+        f"feature set {args.features} of nncodec/imagemodel.py; predicts (value - base) mod 256",
+        "features": args.features,
         "quantization": "int8 weights per output channel, int8 activations per row, exp lookup table",
         "training": {
-            "data": "../shared/data/images: cbsd68 (2x box-downsampled), mcmaster mcm01-mcm09, set12_gray, "
-            "screen_synthetic",
+            "data": "../shared/data/images: cbsd68 (2x box-downsampled), "
+            f"mcmaster mcm01-mcm{6 if args.tune else 9:02d}, set12_gray, screen_synthetic",
             "subpixels": int(len(targets)),
-            "sample_share": SAMPLE_SHARE,
+            "sample_share": args.share,
+            "mcmaster_share": args.mcm_share if args.mcm_share is not None else args.share,
+            "augment": "mirrored copies" if args.augment else "none",
             "steps": args.steps,
             "batch": args.batch,
             "seed": args.seed,
@@ -193,12 +227,16 @@ def main() -> None:
             "torch": torch.__version__,
             "history": history,
         },
-        "validation": {"what": "mcmaster mcm10-mcm18 (never trained on), 10% of subpixels"},
+        "validation": {
+            "what": "mcmaster mcm07-mcm09 (left out of training: --tune), 10% of subpixels"
+            if args.tune
+            else "mcmaster mcm10-mcm18 (never trained on), 10% of subpixels"
+        },
     }
-    path = export(model, args.model_dir, args.model_id, card)
+    path = export(model, args.model_dir, args.model_id, card, args.features)
     card["validation"]["float_bpsp"] = bits_per_subpixel(model, val_feats, val_targets)
     card["validation"]["exact_bpsp"] = exact_bits(path, val_feats, val_targets)
-    path = export(model, args.model_dir, args.model_id, card)  # card with the exact numbers
+    path = export(model, args.model_dir, args.model_id, card, args.features)  # with the exact numbers
     print(json.dumps(card["validation"], indent=2))
 
 
