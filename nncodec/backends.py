@@ -89,13 +89,19 @@ def _unppmd(body: bytes, order: int, size: int) -> bytes:
 
 
 def _coders(candidates: tuple[str, ...], size: int) -> list[Coder]:
+    """Backends by name; ``ppmd`` means every order in PPMD_ORDERS, ``ppmd-N`` order N only."""
     if size < SMALL_STREAM:
         return [("ppmd", 5)]
-    coders = []
+    coders: list[Coder] = []
     for name in candidates:
-        if name not in ("ppmd", "xz", "zstd"):
+        if name.startswith("ppmd-"):
+            coders.append(("ppmd", int(name[5:])))
+        elif name == "ppmd":
+            coders.extend(("ppmd", order) for order in PPMD_ORDERS)
+        elif name in ("xz", "zstd"):
+            coders.append((name, 0))
+        else:
             raise ValueError(f"unknown backend {name!r}")
-        coders.extend((name, order) for order in (PPMD_ORDERS if name == "ppmd" else (0,)))
     return coders
 
 
@@ -146,7 +152,7 @@ def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zst
             break
         if _decodes_back(option, data):
             return option
-    if "xz" in candidates and not any(option[0] == XZ for option in options):
+    if not any(option[0] == XZ for option in options):  # PPMd failed its check: xz instead
         return min(_encode_with(data, ("xz", 0)), stored, key=len)
     return stored
 

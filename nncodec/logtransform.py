@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: a variable token: a decimal number (``1521911720.865716``, not part of a dotted run like an IP
-#: address or a version), or a whole run of letters/digits/underscore (ASCII ``\w`` on bytes)
+#: a variable token: a decimal number (``1521911720.865716``) or a dotted quad (``10.47.1.100``,
+#: one token so that a column of addresses can become a dictionary) that is not part of a longer
+#: dotted run (a version), or a whole run of letters/digits/underscore (ASCII ``\w`` on bytes)
 #: holding a digit. Anchored at run starts so that a long run without digits costs linear time.
-VARIABLE = re.compile(rb"((?<![\w.])\d+\.\d+(?![\w.])|(?<!\w)(?=\w*\d)\w+)")
+VARIABLE = re.compile(rb"((?<![\w.])(?:\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3})(?![\w.])|(?<!\w)(?=\w*\d)\w+)")
 _WORDS = re.compile(rb"[A-Za-z]+")
 MAX_NUMBER_DIGITS = 18  # fits int64, and so do differences of two such numbers
 

@@ -42,6 +42,7 @@ def test_transform_round_trip_keeps_every_byte():
         b"007 leading zeros 0 00 1\n12 x\n0 y\n",
         b"99999999999999999999 too long for int64\n1 short\n",
         b"-5 negative 3 -0\n",
+        b"10.47.1.100 v1.9.4 1.2.3.4.5 0.000870 1521911720.865716 00.5 1.50 300.1.1.1\n2.25 1.2.3.4\n",
         b"x" * 200_000 + b" 1\n" + b"9" * 50 + b"\n",
         log_lines(300),
     ]
@@ -85,6 +86,15 @@ def test_numbers_become_columns_and_header_columns_are_shared():
     kinds = [(c.kind, c.width, len(c.numbers) if c.numbers is not None else 0) for c in table.columns]
     # year and the next number are shared by both templates (same literal prefix), the job number not
     assert kinds[:2] == [(logtransform.FIXED_WIDTH, 4, 3), (logtransform.FIXED_WIDTH, 2, 3)]
+
+
+def test_addresses_and_decimals_become_one_variable_each():
+    data = b"from 10.0.0.1 at 17.250 v1.9.4\nfrom 10.0.0.2 at 18.125 v1.9.4\nfrom 10.0.0.1 at 19.000 v1.9.4\n"
+    table = logtransform.build_table(data)
+    assert len(table.templates) == 1 and table.templates[0][0] == b"from "
+    kinds = [column.kind for column in table.columns]
+    assert logtransform.DECIMAL in kinds
+    assert len(table.columns) == 2 + 3  # address, decimal, and the version's three numbers
 
 
 def test_log_codec_beats_zstd_on_a_structured_log():

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 COLUMNS, WHOLE = 0, 1  # payload modes
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
+WHOLE_BLOCK_CODERS = ("ppmd-32",)  # 7z's PPMd at -mx9 is order 32
 #: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
 #: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
 QUICK_ZSTD_MARGIN = 0.6
@@ -42,7 +43,7 @@ class LogCodec(Codec):
     def encode_block(self, data: bytes) -> bytes:
         payload = self._columns_payload(data)
         if self._whole_block_may_win(data, len(payload)):
-            plain = bytes([FORMAT_VERSION, WHOLE]) + encode_stream(data, ("ppmd",))
+            plain = bytes([FORMAT_VERSION, WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
             payload = min(payload, plain, key=len)
         return payload
 
