@@ -1,5 +1,5 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
-(raw codec, text codec with model text-v1, image codec with model image-v1). If a change breaks
+(raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2). If a change breaks
 one of these, it broke users' archives: keep the old decoding path (and model) instead of
 regenerating the file."""
 
@@ -29,3 +29,8 @@ def test_old_image_files_still_decode():
     near = nncodec.decompress((GOLDEN / "sample.image-v1-near2.nnc").read_bytes())  # checksummed
     a, b = (np.asarray(Image.open(io.BytesIO(d))).astype(int) for d in (original, near))
     assert a.shape == b.shape and np.abs(a - b).max() <= 2
+
+
+def test_image_v2_files_still_decode():
+    original = (GOLDEN / "sample.ppm").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample.image-v2.nnc").read_bytes()) == original

@@ -162,13 +162,59 @@ def test_threads_and_stripe_grouping_do_not_change_anything():
 @pytest.mark.skipif(not rowops.CompiledOps.available(), reason="nncodec._kernels not built")
 def test_compiled_and_numpy_pixel_model_agree():
     model = ImageCodec(find_model(IMAGE_MODEL_ID)).pixel_model
-    feats = np.concatenate([f for f, _ in stripe_features(smooth(40, 50, 3, seed=2))])
+    pixels = smooth(40, 50, 3, seed=2)
+    feats = np.concatenate([f for f, _ in stripe_features(pixels, feature_set=model.feature_set)])
     try:
         model.ops = rowops.NumpyOps()
         reference = model.frequencies(feats)
     finally:
         model.ops = rowops.best_ops()
     assert np.array_equal(reference, model.frequencies(feats))
+
+
+@pytest.mark.parametrize("max_error", [0, 2])
+def test_older_models_keep_their_own_feature_set(max_error):
+    """Files name their model; a model's card/metadata picks the feature set. image-v1 (feature set
+    v1) still codes and decodes, and its payload differs from the default model's."""
+    data = encoded(as_image(smooth(45, 38, 3, seed=5), "RGB"), "PPM")
+    old = ImageCodec(find_model("image-v1"), max_error=max_error)
+    assert old.pixel_model.feature_set == "v1"
+    payload = old.encode_block(data)
+    decoded = ImageCodec(old.model, max_error=max_error).decode_block(payload, len(data))
+    assert np.abs(pixels_of(decoded)[1].astype(int) - pixels_of(data)[1]).max() <= max_error
+    assert ImageCodec(find_model(IMAGE_MODEL_ID)).pixel_model.feature_set != "v1"
+
+
+def test_walk_features_match_the_trainers():
+    """The trainer computes every feature of a stripe at once; the codec's wavefront must see
+    exactly the same features (else the model was trained on something else)."""
+    import nncodec.codecs.image as image_codec
+    from nncodec import imagemodel
+
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID), stripe_rows=16)
+    assert codec.pixel_model.feature_set == "v2"
+    pixels = smooth(37, 23, 3, seed=6)
+    seen = {}
+    original = image_codec.features_v2
+
+    def spy(canvas, *args):
+        out = original(canvas, *args)
+        cy, cx, channel = args[-7], args[-6], args[-3]
+        for i in range(len(cy)):
+            seen[channel, int(cy[i]), int(cx[i])] = out[0][i]
+        return out
+
+    image_codec.features_v2 = spy
+    try:
+        codec._encode_stripes(codec._stripes(pixels)[:1], imagemodel.ls_fit(pixels, 16))
+    finally:
+        image_codec.features_v2 = original
+    expected = list(stripe_features(pixels, stripe_rows=16, feature_set="v2"))[:3]
+    ys, xs = np.divmod(np.arange(16 * 23), 23)
+    for channel, (feats, _) in enumerate(expected):
+        for i in range(len(ys)):
+            got = seen[channel, int(ys[i]) + imagemodel.PAD, int(xs[i]) + imagemodel.PAD]
+            assert np.array_equal(got, feats[i]), (channel, ys[i], xs[i])
 
 
 def test_cli_max_error_info_and_rm_keeps_changed_files(tmp_path):

@@ -61,7 +61,7 @@ from nncodec.imagemodel import (
 from nncodec.mixing import ContextMixer
 from nncodec.modelstore import LoadedModel, find_model
 
-IMAGE_MODEL_ID = "image-v1"
+IMAGE_MODEL_ID = "image-v2"
 FORMAT_VERSION = 1
 METHOD_MODEL, METHOD_DELTA16 = 0, 1
 MAX_ERROR = 32
