@@ -338,10 +338,13 @@ def unpack_varints(data: bytes, count: int) -> tuple[np.ndarray, int]:
 # table <-> streams
 
 STREAM_NAMES = ("layout", "literals", "template ids", "numbers", "text", "references")
+#: a number column with at least this many values gets a stream of its own (after the six above)
+BIG_COLUMN = 16384
 
 
 def table_streams(table: LogTable) -> list[bytes]:
-    """The table as byte streams (see ``STREAM_NAMES``), each for a backend to code."""
+    """The table as byte streams (``STREAM_NAMES``, then one per big number column), each for a
+    backend to code."""
     layout = [len(table.template_ids), int(table.final_newline), len(table.templates)]
     for literals in table.templates:
         layout.append(len(literals))
@@ -349,6 +352,7 @@ def table_streams(table: LogTable) -> list[bytes]:
     layout.append(len(table.columns))
     numbers = []
     delta_columns = []
+    big_columns = []
     text = []
     references = []
     for column in table.columns:
@@ -360,8 +364,11 @@ def table_streams(table: LogTable) -> list[bytes]:
             references.append(column.numbers)
         elif column.kind in NUMERIC_KINDS:
             assert column.numbers is not None
-            numbers.append(column.numbers)
-            delta_columns.append(column.delta)
+            if len(column.numbers) >= BIG_COLUMN:
+                big_columns.append(pack_varints(zigzag(_column_deltas([column.numbers], [column.delta]))))
+            else:
+                numbers.append(column.numbers)
+                delta_columns.append(column.delta)
     return [
         pack_varints(np.array(layout, dtype=np.uint64)),
         b"".join(piece for literals in table.templates for piece in literals),
@@ -369,6 +376,7 @@ def table_streams(table: LogTable) -> list[bytes]:
         pack_varints(zigzag(_column_deltas(numbers, delta_columns))) if numbers else b"",
         b"".join(text),
         pack_varints(np.concatenate(references).astype(np.uint64)) if references else b"",
+        *big_columns,
     ]
 
 
@@ -435,7 +443,8 @@ def _read_templates(reader: _Reader, count: int, literal_data: bytes) -> list[tu
 def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     """Inverse of ``table_streams`` for a block of at most ``max_size`` bytes; ValueError on
     streams that do not fit together (sizes are checked before anything large is allocated)."""
-    layout_data, literal_data, id_data, number_data, text_data, reference_data = streams
+    layout_data, literal_data, id_data, number_data, text_data, reference_data = streams[:6]
+    big_streams = streams[6:]
     reader = _Reader(layout_data)
     line_count = reader.take(max_size + 1)
     final_newline = bool(reader.take(1))
@@ -460,9 +469,14 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
         raise ValueError("layout has values left over")
     kind_of_column = np.array([kind[0] for kind in kinds], dtype=np.int64)
     sizes_by_kind = np.bincount(kind_of_column, weights=column_sizes, minlength=5).astype(np.int64)
-    numbers, used = unpack_varints(number_data, int(sum(sizes_by_kind[kind] for kind in NUMERIC_KINDS)))
+    numeric = np.isin(kind_of_column, NUMERIC_KINDS)
+    big = numeric & (column_sizes >= BIG_COLUMN)
+    if int(big.sum()) != len(big_streams):
+        raise ValueError("wrong number of column streams")
+    numbers, used = unpack_varints(number_data, int(column_sizes[numeric & ~big].sum()))
     if used != len(number_data):
         raise ValueError("number stream has bytes left over")
+    big_numbers = iter(big_streams)
     references, used = unpack_varints(reference_data, int(sizes_by_kind[DICTIONARY]))
     if used != len(reference_data):
         raise ValueError("reference stream has bytes left over")
@@ -490,14 +504,24 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
             columns.append(Column(DICTIONARY, values=texts[text_pos : text_pos + entries], numbers=refs))
             text_pos += entries
             continue
-        values = unzigzag(numbers[number_pos : number_pos + size])
-        number_pos += size
+        if size >= BIG_COLUMN:
+            data = next(big_numbers)
+            coded, used = unpack_varints(data, size)
+            if used != len(data):
+                raise ValueError("column stream has bytes left over")
+            values = unzigzag(coded)
+        else:
+            values = unzigzag(numbers[number_pos : number_pos + size])
+            number_pos += size
         if delta:
             values = np.cumsum(values)
         if kind == DECIMAL and not 1 <= width < MAX_NUMBER_DIGITS:
             raise ValueError("decimal column with a bad width")
-        if kind == FIXED_WIDTH and not 1 <= width <= MAX_NUMBER_DIGITS or len(values) and (
-            values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS
+        if (
+            kind == FIXED_WIDTH
+            and not 1 <= width <= MAX_NUMBER_DIGITS
+            or len(values)
+            and (values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS)
         ):
             raise ValueError("number column out of range")
         columns.append(Column(kind, width, bool(delta), numbers=values))

@@ -97,6 +97,16 @@ def test_addresses_and_decimals_become_one_variable_each():
     assert len(table.columns) == 2 + 3  # address, decimal, and the version's three numbers
 
 
+def test_big_number_columns_get_streams_of_their_own():
+    data = log_lines(logtransform.BIG_COLUMN + 100)
+    payload = log_roundtrip(data)
+    count = payload[2]  # the stream count (a one-byte varint here)
+    assert count > len(logtransform.STREAM_NAMES)
+    for wrong in (count - 1, count + 1):
+        with pytest.raises(NncodecError):
+            LogCodec().decode_block(payload[:2] + bytes([wrong]) + payload[3:], len(data))
+
+
 def test_log_codec_beats_zstd_on_a_structured_log():
     data = log_lines(3000)
     payload = log_roundtrip(data)

@@ -11,7 +11,9 @@ also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the 
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
 
-    u8 format (1) | u8 mode 0 | 6 x varint coded-stream size | 6 coded streams (backends.py tags)
+    u8 format (1) | u8 mode 0 | varint S | S x varint coded-stream size | S coded streams
+        (backends.py tags: layout, literals, template ids, numbers, text, references, then one
+        per number column of at least BIG_COLUMN values, in column order)
     u8 format (1) | u8 mode 1 | the whole block as one coded stream
 """
 
@@ -21,14 +23,24 @@ import zstandard
 
 from nncodec.backends import decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import Codec, join_streams, split_streams
+from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, TruncatedError
-from nncodec.logtransform import STREAM_NAMES, build_table, render_table, table_from_streams, table_streams
+from nncodec.logtransform import (
+    BIG_COLUMN,
+    STREAM_NAMES,
+    build_table,
+    render_table,
+    table_from_streams,
+    table_streams,
+)
 
 FORMAT_VERSION = 1
 COLUMNS, WHOLE = 0, 1  # payload modes
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
 WHOLE_BLOCK_CODERS = ("ppmd-32",)  # 7z's PPMd at -mx9 is order 32
+DEFAULT_CODERS = ("ppmd", "xz", "zstd")
+COLUMN_CODERS = ("ppmd-3", "ppmd-8", "xz")  # what wins on number columns, and quick to try
 #: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
 #: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
 QUICK_ZSTD_MARGIN = 0.6
@@ -49,8 +61,9 @@ class LogCodec(Codec):
 
     def _columns_payload(self, data: bytes) -> bytes:
         streams = table_streams(build_table(data))
-        coded = self.map_parallel(encode_stream, streams)
-        return bytes([FORMAT_VERSION, COLUMNS]) + join_streams(coded)
+        coders = [DEFAULT_CODERS] * len(STREAM_NAMES) + [COLUMN_CODERS] * (len(streams) - len(STREAM_NAMES))
+        coded = self.map_parallel(lambda job: encode_stream(*job), list(zip(streams, coders, strict=True)))
+        return bytes([FORMAT_VERSION, COLUMNS]) + encode_varint(len(coded)) + join_streams(coded)
 
     def _whole_block_may_win(self, data: bytes, columns_size: int) -> bool:
         """Whether PPMd of the lines as they are may beat the columns: it does within 10% on a
@@ -75,10 +88,14 @@ class LogCodec(Codec):
             if len(data) != original_size:
                 raise CorruptError("log block decodes to the wrong size")
             return data
-        coded = split_streams(payload, 2, len(STREAM_NAMES), "log")
+        count, pos = decode_varint(payload, 2)
+        if not len(STREAM_NAMES) <= count <= len(STREAM_NAMES) + original_size // BIG_COLUMN:
+            raise CorruptError("log block has a wrong stream count")
+        coded = split_streams(payload, pos, count, "log")
         # the streams of a block never hold more than a few times its size (varints, separators)
         limit = 4 * original_size + 64
-        streams = [decode_stream(c, limit, name) for c, name in zip(coded, STREAM_NAMES, strict=True)]
+        names = [*STREAM_NAMES, *["number column"] * (count - len(STREAM_NAMES))]
+        streams = [decode_stream(c, limit, name) for c, name in zip(coded, names, strict=True)]
         try:
             data = render_table(table_from_streams(streams, original_size))
         except ValueError as exc:
