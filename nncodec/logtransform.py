@@ -30,7 +30,10 @@ import numpy as np
 #: holding a digit. Anchored at run starts so that a long run without digits costs linear time.
 VARIABLE = re.compile(rb"((?<![\w.])(?:\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3})(?![\w.])|(?<!\w)(?=\w*\d)\w+)")
 _WORDS = re.compile(rb"[A-Za-z]+")
-MAX_NUMBER_DIGITS = 18  # fits int64, and so do differences of two such numbers
+MAX_NUMBER_DIGITS = 18
+#: most lines in one table: memory grows with the line count (Python objects per line), so blocks
+#: of very short lines are left to other codecs and a reader refuses more
+MAX_LINES = 1 << 20  # fits int64, and so do differences of two such numbers
 
 # column kinds
 TEXT, INTEGER, FIXED_WIDTH, DICTIONARY, DECIMAL = 0, 1, 2, 3, 4
@@ -111,28 +114,30 @@ def _column_order(positions: list[np.ndarray]) -> np.ndarray:
 def build_table(data: bytes) -> LogTable:
     lines, final_newline = split_lines(data)
     index: dict[tuple[bytes, ...], int] = {}
-    template_rows: list[list[list[bytes]]] = []
-    template_ids = np.empty(len(lines), dtype=np.int64)
+    template_values: list[list[bytes]] = []  # per template, its lines' variables one after another
+    ids = []
     split = VARIABLE.split
-    for number, line in enumerate(lines):
+    for line in lines:
         parts = split(line)
         key = tuple(parts[0::2])
         tid = index.get(key)
         if tid is None:
             tid = index[key] = len(index)
-            template_rows.append([])
-        template_ids[number] = tid
-        template_rows[tid].append(parts[1::2])
+            template_values.append([])
+        ids.append(tid)
+        template_values[tid] += parts[1::2]
+    del lines
+    template_ids = np.array(ids, dtype=np.int64)
+    del ids
     templates = list(index)
     layout = column_layout(templates)
     positions = _group_positions(template_ids, len(templates))
 
     feeds: dict[int, list[tuple[int, list[bytes]]]] = {}
-    for tid, rows in enumerate(template_rows):
-        if not layout[tid]:
-            continue
-        for slot, values in enumerate(zip(*rows, strict=True)):
-            feeds.setdefault(layout[tid][slot], []).append((tid, list(values)))
+    for tid, flat in enumerate(template_values):
+        slots = len(layout[tid])
+        for slot in range(slots):
+            feeds.setdefault(layout[tid][slot], []).append((tid, flat[slot::slots]))
     columns = []
     for column_id in range(len(feeds)):
         feed = feeds[column_id]
@@ -446,7 +451,7 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     layout_data, literal_data, id_data, number_data, text_data, reference_data = streams[:6]
     big_streams = streams[6:]
     reader = _Reader(layout_data)
-    line_count = reader.take(max_size + 1)
+    line_count = reader.take(min(max_size + 1, MAX_LINES))
     final_newline = bool(reader.take(1))
     template_count = reader.take(max_size + 1)
     templates = _read_templates(reader, template_count, literal_data)

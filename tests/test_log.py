@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import nncodec
 from nncodec import backends, engine, logtransform
+from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.log import LogCodec
 from nncodec.errors import NncodecError
 from tests.conftest import log_lines
@@ -105,6 +106,14 @@ def test_big_number_columns_get_streams_of_their_own():
     for wrong in (count - 1, count + 1):
         with pytest.raises(NncodecError):
             LogCodec().decode_block(payload[:2] + bytes([wrong]) + payload[3:], len(data))
+
+
+def test_blocks_of_very_many_lines_go_to_zstd():
+    data = b"1\n" * logtransform.MAX_LINES
+    with pytest.raises(BlockDeclined):
+        LogCodec().encode_block(data)
+    packed = nncodec.compress(data, codec="log")
+    assert nncodec.decompress(packed) == data
 
 
 def test_log_codec_beats_zstd_on_a_structured_log():

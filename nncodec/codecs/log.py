@@ -22,11 +22,12 @@ from __future__ import annotations
 import zstandard
 
 from nncodec.backends import decode_stream, encode_stream, ppmd_size
-from nncodec.codecs.base import Codec, join_streams, split_streams
+from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, TruncatedError
 from nncodec.logtransform import (
     BIG_COLUMN,
+    MAX_LINES,
     STREAM_NAMES,
     build_table,
     render_table,
@@ -53,6 +54,8 @@ class LogCodec(Codec):
     max_block_size = 64 << 20  # bounds a corrupt header's decoding work
 
     def encode_block(self, data: bytes) -> bytes:
+        if data.count(b"\n") >= MAX_LINES:
+            raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
         payload = self._columns_payload(data)
         if self._whole_block_may_win(data, len(payload)):
             plain = bytes([FORMAT_VERSION, WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
