@@ -5,6 +5,11 @@ Each line is cut at its *variable* tokens: runs of letters, digits and ``_`` tha
 the line's *template*; lines with the same literal pieces share a template (as in CLP). A template
 with ``k`` variables has ``k + 1`` literal pieces.
 
+Then one clustering pass in the manner of logzip: rare templates (at most ``MERGE_MAX_LINES``
+lines) that differ only in words (a host, a user, a file name) merge into one template whose
+differing words are variables too. That is the encoder's choice; a decoder only ever sees pieces
+and variables.
+
 Variables become columns. The column of variable ``j`` of a template is the node reached in a trie
 by following the template's first ``j + 1`` literal pieces, so templates that start alike (the
 same header: ``"", " ", " "`` for ``081109 203615 148 INFO ...``) share the columns of that header
@@ -130,6 +135,8 @@ def build_table(data: bytes) -> LogTable:
     template_ids = np.array(ids, dtype=np.int64)
     del ids
     templates = list(index)
+    if MERGE_MAX_LINES:
+        templates, template_values, template_ids = merge_templates(templates, template_values, template_ids)
     layout = column_layout(templates)
     positions = _group_positions(template_ids, len(templates))
 
@@ -152,6 +159,80 @@ def build_table(data: bytes) -> LogTable:
             values = ordered
         columns.append(make_column(values))
     return LogTable(templates, template_ids, columns, final_newline)
+
+
+MERGE_MAX_LINES = 8
+_LETTERS = re.compile(rb"([A-Za-z]+)")
+
+
+def merge_templates(
+    templates: list[tuple[bytes, ...]], template_values: list[list[bytes]], template_ids: np.ndarray
+) -> tuple[list[tuple[bytes, ...]], list[list[bytes]], np.ndarray]:
+    """logzip's clustering step, on the templates of at most MERGE_MAX_LINES lines: templates that
+    differ only in words (runs of letters: a host, a user, a file name) become one template whose
+    differing words are variables too, so they go to columns instead of making rare templates.
+    Any cut of a line into pieces and variables decodes; this only picks better ones."""
+    counts = np.bincount(template_ids, minlength=len(templates))
+    groups: dict[tuple[bytes, ...], list[int]] = {}
+    for tid, pieces in enumerate(templates):
+        if counts[tid] <= MERGE_MAX_LINES:
+            groups.setdefault(tuple(_WORDS.sub(b"a", p) for p in pieces), []).append(tid)
+    groups = {shape: members for shape, members in groups.items() if len(members) > 1}
+    if not groups:
+        return templates, template_values, template_ids
+    positions = _group_positions(template_ids, len(templates))
+    new_id = np.arange(len(templates))
+    merged_of: dict[int, tuple[tuple[bytes, ...], list[bytes]]] = {}
+    for members in groups.values():
+        splits = [[_LETTERS.split(piece) for piece in templates[tid]] for tid in members]
+        reference = splits[0]
+        pieces: list[bytes] = []
+        words: list[list[bytes]] = [[] for _ in members]  # per member, its words in slot order
+        word_slots: list[int] = []  # per original variable slot: the word slots before it
+        current = b""
+        for i, parts in enumerate(reference):
+            before = 0
+            for k, part in enumerate(parts):
+                if k % 2 and len({split[i][k] for split in splits}) > 1:
+                    pieces.append(current)
+                    current = b""
+                    before += 1
+                    for m, split in enumerate(splits):
+                        words[m].append(split[i][k])
+                else:
+                    current += part
+            word_slots.append(before)
+            if i < len(reference) - 1:
+                pieces.append(current)
+                current = b""
+        pieces.append(current)
+        rows: list[tuple[int, list[bytes]]] = []
+        for m, tid in enumerate(members):
+            k = len(templates[tid]) - 1
+            flat = template_values[tid]
+            for line_index, position in enumerate(positions[tid].tolist()):
+                row: list[bytes] = []
+                w = 0
+                for slot in range(k + 1):
+                    row += words[m][w : w + word_slots[slot]]
+                    w += word_slots[slot]
+                    if slot < k:
+                        row.append(flat[line_index * k + slot])
+                rows.append((position, row))
+        rows.sort(key=lambda item: item[0])
+        first = members[0]
+        new_id[members] = first
+        merged_of[first] = (tuple(pieces), [value for _, row in rows for value in row])
+    keep = np.unique(new_id)  # ids that remain, in order
+    compact = np.zeros(len(templates), dtype=np.int64)
+    compact[keep] = np.arange(len(keep))
+    new_templates = []
+    new_values = []
+    for tid in keep.tolist():
+        pieces, values = merged_of.get(tid, (templates[tid], template_values[tid]))
+        new_templates.append(pieces)
+        new_values.append(values)
+    return new_templates, new_values, compact[new_id[template_ids]]
 
 
 def make_column(values: list[bytes]) -> Column:

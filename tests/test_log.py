@@ -116,6 +116,17 @@ def test_blocks_of_very_many_lines_go_to_zstd():
     assert nncodec.decompress(packed) == data
 
 
+def test_rare_templates_that_differ_in_words_are_merged():
+    names = [b"alice", b"bob", b"carol", b"dave", b"erin"]
+    data = b"".join(b"user %s logged in from 10.0.0.%d\n" % (name, i) for i, name in enumerate(names))
+    data += b"disk full\n" * 20 + b"disk empty\n" * 20  # frequent templates stay as they are
+    table = logtransform.build_table(data)
+    assert (b"user ", b" logged in from ", b"") in table.templates
+    assert (b"disk full",) in table.templates and (b"disk empty",) in table.templates
+    assert len(table.templates) == 3
+    assert logtransform.render_table(table) == data
+
+
 def test_log_codec_beats_zstd_on_a_structured_log():
     data = log_lines(3000)
     payload = log_roundtrip(data)
