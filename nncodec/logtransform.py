@@ -80,10 +80,6 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
     return lines, final_newline
 
 
-def join_lines(lines: list[bytes], final_newline: bool) -> bytes:
-    return b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
-
-
 def column_layout(templates: list[tuple[bytes, ...]]) -> list[list[int]]:
     """For each template, the column id of each of its variables (trie of literal prefixes).
     Column ids are numbered in order of first appearance, templates taken in id order."""
@@ -99,21 +95,19 @@ def column_layout(templates: list[tuple[bytes, ...]]) -> list[list[int]]:
     return layout
 
 
+def _objects(items: list[bytes]) -> np.ndarray:
+    """A 1-D object array of these bytes (``np.array`` would make a fixed-width bytes array and
+    strip trailing NULs)."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
 def _group_positions(template_ids: np.ndarray, count: int) -> list[np.ndarray]:
     """Line numbers of each template's lines, in order."""
     order = np.argsort(template_ids, kind="stable")
     bounds = np.cumsum(np.bincount(template_ids, minlength=count))
     return np.split(order, bounds[:-1])
-
-
-def _column_order(positions: list[np.ndarray]) -> np.ndarray:
-    """How the values of a column fed by several templates (each a list of line numbers) are
-    ordered in the column: by line. Returns, for each value in concatenated-template order, its
-    index in line order."""
-    merged = np.concatenate(positions)
-    rank = np.empty(len(merged), dtype=np.int64)
-    rank[np.argsort(merged, kind="stable")] = np.arange(len(merged))
-    return rank
 
 
 def build_table(data: bytes) -> LogTable:
@@ -150,13 +144,10 @@ def build_table(data: bytes) -> LogTable:
         feed = feeds[column_id]
         if len(feed) == 1:
             values = feed[0][1]
-        else:
-            rank = _column_order([positions[tid] for tid, _ in feed])
-            ordered: list[bytes] = [b""] * len(rank)
-            flat = [value for _, vals in feed for value in vals]
-            for where, value in zip(rank.tolist(), flat, strict=True):
-                ordered[where] = value
-            values = ordered
+        else:  # several templates feed this column: their values, put in line order
+            lines = np.concatenate([positions[tid] for tid, _ in feed])
+            flat = _objects([value for _, vals in feed for value in vals])
+            values = flat[np.argsort(lines, kind="stable")].tolist()
         columns.append(make_column(values))
     return LogTable(templates, template_ids, columns, final_newline)
 
@@ -311,7 +302,7 @@ def column_values(column: Column) -> list[bytes]:
         return column.values
     if column.kind == DICTIONARY:
         assert column.numbers is not None
-        return np.array(column.values + [b""], dtype=object)[dictionary_ids(column.numbers)].tolist()
+        return _objects(column.values)[dictionary_ids(column.numbers)].tolist()
     assert column.numbers is not None
     if column.kind == FIXED_WIDTH:
         fmt = b"%0" + str(column.width).encode() + b"d"
@@ -341,8 +332,7 @@ def render_table(table: LogTable) -> bytes:
         starts = line_start[positions[tid]]
         if not len(starts):
             continue
-        pieces = np.empty(len(literals), dtype=object)
-        pieces[:] = [*literals[:-1], literals[-1] + b"\n"]
+        pieces = _objects([*literals[:-1], literals[-1] + b"\n"])
         if len(starts) == 1:
             fragments[starts[0] : starts[0] + 2 * len(literals) - 1 : 2] = pieces
         else:
@@ -361,8 +351,7 @@ def render_table(table: LogTable) -> bytes:
         slot = np.arange(total) - np.repeat(np.cumsum(line_slots) - line_slots, line_slots)
         columns = column_of[first_column[table.template_ids[line]] + slot]
         where = line_start[line] + 2 * slot + 1
-        values = np.empty(total, dtype=object)
-        values[:] = [value for column in table.columns for value in column_values(column)]
+        values = _objects([value for column in table.columns for value in column_values(column)])
         fragments[where[np.argsort(columns, kind="stable")]] = values
     data = b"".join(fragments.tolist())
     return data if table.final_newline else data[:-1]
