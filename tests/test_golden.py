@@ -1,5 +1,6 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
-(raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2). If a change breaks
+(raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2, log codec
+format 1). If a change breaks
 one of these, it broke users' archives: keep the old decoding path (and model) instead of
 regenerating the file."""
 
@@ -34,3 +35,10 @@ def test_old_image_files_still_decode():
 def test_image_v2_files_still_decode():
     original = (GOLDEN / "sample.ppm").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample.image-v2.nnc").read_bytes()) == original
+
+
+def test_log_v1_files_still_decode():
+    """A log-codec frame (format 1): CRLF and LF lines, a final line without newline, numbers,
+    decimals, addresses, dictionary columns and merged templates."""
+    original = (GOLDEN / "sample.log").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample.log-v1.nnc").read_bytes()) == original
