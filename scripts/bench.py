@@ -51,6 +51,18 @@ def run_measured(args: list[str], data: bytes) -> tuple[bytes, float, int]:
         return stdout.read(), elapsed, usage.ru_maxrss
 
 
+def write_section(out: Path, heading: str, section: str) -> None:
+    """Put ``section`` (which starts and ends with its begin/end markers) into ``out``: in place of
+    the text between those markers, or at the end under ``## heading`` if they are not there yet."""
+    begin, end = section.split("\n", 1)[0], section.rsplit("\n", 1)[-1]
+    text = out.read_text() if out.exists() else "# Benchmarks\n"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
+    out.write_text(text)
+
+
 def classical(data: bytes) -> dict[str, tuple[int, float, float]]:
     """name -> (compressed bytes, compress s, decompress s), round trips verified."""
     zstd_params = zstandard.ZstdCompressionParameters.from_level(19, enable_ldm=True, window_log=27)
@@ -145,13 +157,7 @@ def main() -> None:
             f"| {name} | " + " | ".join(ours) + f" | {rss / 1024:.0f} MiB | " + " | ".join(cells) + " |"
         )
     lines.append(END)
-    section = "\n".join(lines)
-    text = args.out.read_text() if args.out.exists() else "# Benchmarks\n\n## Text\n\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    args.out.write_text(text)
+    write_section(args.out, "Text", "\n".join(lines))
     print(f"wrote the text section of {args.out}")
 
 

@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import run_measured  # noqa: E402
+from bench import run_measured, write_section  # noqa: E402
 
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "images"
 BEGIN, END = "<!-- image-bench:begin -->", "<!-- image-bench:end -->"
@@ -170,12 +169,7 @@ def main() -> None:
         lines.append(f"| 768x512 RGB (PPM) | {t} | {c_time:.2f} | {d_time:.2f} | {rss / 1024:.0f} MiB |")
     lines.append(END)
     section = "\n".join(lines)
-    text = args.out.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n## Images\n\n" + section + "\n"
-    args.out.write_text(text)
+    write_section(args.out, "Images", section)
     print(section)
 
 

@@ -20,7 +20,6 @@ import gzip
 import lzma
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import run_measured  # noqa: E402
+from bench import run_measured, write_section  # noqa: E402
 
 import nncodec  # noqa: E402
 
@@ -146,12 +145,7 @@ def main() -> None:
         lines += ["", *speed((1, 2))]
     lines.append(END)
     section = "\n".join(lines)
-    text = args.out.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n## Logs\n\n" + section + "\n"
-    args.out.write_text(text)
+    write_section(args.out, "Logs", section)
     print(f"wrote the log section of {args.out}")
 
 
