@@ -27,7 +27,7 @@ from typing import BinaryIO
 import click
 
 from nncodec import __version__, engine
-from nncodec.codecs import CODEC_CHOICES
+from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
 from nncodec.container import MAX_BLOCK_SIZE, FileMetadata
 from nncodec.errors import NncodecError
 
@@ -116,10 +116,14 @@ class Options:
     restore_name: bool = False
     block_size: int | None = None
     max_error: int = 0
+    image_model: str = "nextpixel"
 
     @property
     def codec_options(self) -> dict[str, object]:
-        return {"max_error": self.max_error} if self.max_error else {}
+        options: dict[str, object] = {"max_error": self.max_error} if self.max_error else {}
+        if self.image_model != "nextpixel":
+            options["image_model"] = self.image_model
+        return options
 
     def say(self, level: int, message: str) -> None:
         if self.verbosity >= level:
@@ -542,6 +546,13 @@ def _options(quiet: int, verbose: int, threads: int, force: bool, **extra: objec
     show_default=True,
     help="Images: near-lossless, every subpixel within N of the original (0 = lossless).",
 )
+@click.option(
+    "--image-model",
+    type=click.Choice(IMAGE_MODELS),
+    default="nextpixel",
+    show_default=True,
+    help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).",
+)
 @click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
 def compress(
     files: tuple[str, ...],
@@ -558,6 +569,7 @@ def compress(
     no_name: bool,
     block_size: int | None,
     max_error: int,
+    image_model: str,
     compress_flag: bool,
 ) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
@@ -576,6 +588,7 @@ def compress(
         store_name=not no_name,
         block_size=block_size,
         max_error=max_error,
+        image_model=image_model,
     )
     _run(files, opts, compress_one)
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 from threadpoolctl import threadpool_limits
 
 from nncodec import container
-from nncodec.codecs import Codec, codec_by_id, codec_by_name
+from nncodec.codecs import IMAGE_CODEC_FOR_MODEL, Codec, codec_by_id, codec_by_name
 from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
@@ -80,12 +80,17 @@ def read_up_to(stream: BinaryIO, size: int) -> bytes:
 def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Codec:
     """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and uses raw
     when this build lacks the codec (or its model) for the sniffed kind."""
-    options = options or {}
+    options = dict(options or {})
+    image_codec = IMAGE_CODEC_FOR_MODEL[str(options.pop("image_model", "nextpixel"))]
     if codec != "auto":
-        return codec_by_name(codec).for_encoding(sample, **options)
+        return codec_by_name(image_codec if codec == "image" else codec).for_encoding(sample, **options)
+    kind = sniff(sample)
+    name = image_codec if kind == "image" else CODEC_FOR_KIND[kind]
     try:
-        return codec_by_name(CODEC_FOR_KIND[sniff(sample)]).for_encoding(sample, **options)
+        return codec_by_name(name).for_encoding(sample, **options)
     except (CodecUnavailableError, ModelError):
+        if name != CODEC_FOR_KIND[kind]:
+            raise  # a model the user asked for by name: say it is missing, do not quietly use raw
         return RawCodec()
 
 

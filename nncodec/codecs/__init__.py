@@ -22,6 +22,9 @@ CODECS_BY_NAME: dict[str, type[Codec]] = {cls.name: cls for cls in _REGISTERED}
 #: codec names a user may ask for, implemented or not yet (see ``codec_by_name``)
 CODEC_CHOICES = ("auto", "text", "image", "log", "raw", "stored")
 RESERVED_NAMES = {6: "image-pc"}
+#: ``--image-model`` choices and the codec each selects for images
+IMAGE_MODELS = ("nextpixel", "pc")
+IMAGE_CODEC_FOR_MODEL = {"nextpixel": "image", "pc": "image-pc"}
 
 
 def codec_by_name(name: str) -> type[Codec]:
@@ -42,4 +45,7 @@ def codec_by_id(codec_id: int) -> type[Codec]:
         ) from None
 
 
-__all__ = ["Codec", "CODECS_BY_ID", "CODECS_BY_NAME", "CODEC_CHOICES", "codec_by_id", "codec_by_name"]
+__all__ = [
+    "Codec", "CODECS_BY_ID", "CODECS_BY_NAME", "CODEC_CHOICES", "IMAGE_MODELS", "IMAGE_CODEC_FOR_MODEL",
+    "codec_by_id", "codec_by_name",
+]  # fmt: skip
