@@ -215,9 +215,13 @@ __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
 }
 #endif
 
+/* set by set_portable(): use the baseline attention loop even where AVX2 is available (the
+ * determinism tests run both; the results are the same integers either way) */
+static int force_portable = 0;
+
 static int attend_groups(ATTEND_ARGS) {
 #ifdef HAVE_AVX2_ATTEND
-    if (D == 64 && __builtin_cpu_supports("avx2"))
+    if (D == 64 && !force_portable && __builtin_cpu_supports("avx2"))
         return attend_avx2_64(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq,
                               Tk, D, W, L);
 #endif
@@ -942,7 +946,15 @@ done:
     return result;
 }
 
+static PyObject *set_portable(PyObject *self, PyObject *args) {
+    int flag;
+    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
+    force_portable = flag;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"set_portable", set_portable, METH_VARARGS, "True: baseline x86-64 attention loop even with AVX2."},
     {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/_kernels.c)."},
     {"lut_rows", lut_rows, METH_VARARGS, "Lookup-table softmax numerators per row, plus one."},
     {"head_lut", head_lut, METH_VARARGS, "lut_rows of a linear layer's scaled output."},

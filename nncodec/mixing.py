@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from nncodec.rowops import KERNELS
+
 try:  # compiled form of this class (nncodec/_kernels.c): same tables, same values, faster
     from nncodec._kernels import Mixer as CompiledMixer
 except ImportError:  # pragma: no cover - built by `pip install`
+    CompiledMixer = None
+if KERNELS == "numpy":
     CompiledMixer = None
 
 FREQ_SCALE = float(1 << 24)

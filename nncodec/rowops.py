@@ -13,14 +13,25 @@ Tests compare the two implementations on real model runs (tests/test_text.py).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from nncodec.exact import lut_weights, quantize_rows
+
+#: ``NNCODEC_KERNELS``: ``numpy`` runs the numpy reference instead of the C extension, ``portable``
+#: the C extension without its AVX2 loop; both give the same values as the default (the determinism
+#: tests decode under each; docs/DETERMINISM.md)
+KERNELS = os.environ.get("NNCODEC_KERNELS", "auto")
 
 try:
     from nncodec import _kernels
 except ImportError:  # pragma: no cover - built by `pip install`; NumpyOps computes the same values
     _kernels = None
+if KERNELS == "numpy":
+    _kernels = None
+elif _kernels is not None:
+    _kernels.set_portable(KERNELS == "portable")
 
 
 class ResidualOverflow(ValueError):

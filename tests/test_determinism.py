@@ -1,0 +1,129 @@
+"""The determinism matrix: text, image and log samples compressed once here, then re-encoded and
+decoded in fresh interpreters under other configurations (threads, BLAS/OpenMP thread counts,
+torch's CPU kernels and denormal flushing, numpy's SIMD dispatch, nncodec's own kernel variants, hash
+seeds). Every configuration must give byte-identical containers and identical decoded bytes.
+
+Results are printed (run with -s to see the table) and recorded in docs/DETERMINISM.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, SHARED_DATA, log_lines, prose
+
+from nncodec import engine
+
+WORKER = Path(__file__).with_name("determinism_worker.py")
+BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _smooth_png(width: int, height: int, mode: str) -> bytes:
+    from PIL import Image
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    rng = np.random.default_rng(width * 31 + height)
+    planes = [
+        128 + 90 * np.sin(x / 7.0 + c) * np.cos(y / 5.0 - c) + rng.normal(0, 1.5, x.shape) for c in range(3)
+    ]
+    rgb = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+    image = Image.fromarray(rgb).convert(mode)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _cases() -> dict[str, tuple[bytes, str, dict, str]]:
+    """name -> (input, --codec, codec options, the codec that must code at least one block)."""
+    cases = {
+        "text": (prose(1500, seed=3), "text", {}, "text"),
+        "log": (log_lines(300, seed=3), "log", {}, "log"),
+        "image-rgb": (_smooth_png(64, 48, "RGB"), "image", {}, "image"),
+        "image-gray": (_smooth_png(61, 47, "L"), "image", {}, "image"),
+        "image-near2": (_smooth_png(64, 48, "RGB"), "image", {"max_error": 2}, "image"),
+    }
+    dickens = SHARED_DATA / "text" / "silesia" / "dickens"
+    if dickens.is_file():  # real prose as well when ../shared is here
+        cases["text-dickens"] = (dickens.read_bytes()[200_000:202_000], "text", {}, "text")
+    return cases
+
+
+def _numpy_dispatch_off() -> str:
+    """NPY_DISABLE_CPU_FEATURES value that turns off every SIMD extension numpy dispatches to at
+    run time on this CPU (leaving its compiled-in baseline), or "" when there is none."""
+    from numpy._core import _multiarray_umath as umath
+
+    dispatched = [f for f in umath.__cpu_dispatch__ if umath.__cpu_features__.get(f)]
+    return ",".join(dispatched)
+
+
+def _configurations() -> list[tuple[str, dict[str, str], list[str]]]:
+    one = dict.fromkeys(BLAS_THREADS, "1")
+    two = dict.fromkeys(BLAS_THREADS, "2")
+    configs = [
+        ("fresh interpreter, -T1", {}, []),
+        ("-T2 (encode and decode)", {}, ["--threads", "2"]),
+        ("OMP/MKL/OpenBLAS threads = 1", one, []),
+        ("OMP/MKL/OpenBLAS threads = 2, -T2", two, ["--threads", "2"]),
+        ("torch loaded, ATEN_CPU_CAPABILITY=default", {"ATEN_CPU_CAPABILITY": "default"}, ["--torch"]),
+        ("torch loaded, ATEN_CPU_CAPABILITY=avx2", {"ATEN_CPU_CAPABILITY": "avx2"}, ["--torch"]),
+        ("denormals flushed (torch.set_flush_denormal)", {}, ["--flush-denormal"]),
+        ("MKL_CBWR=COMPATIBLE, oneDNN ISA SSE4.1", {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+         ["--torch"]),
+        ("nncodec kernels: numpy reference", {"NNCODEC_KERNELS": "numpy"}, []),
+        ("nncodec kernels: C without AVX2", {"NNCODEC_KERNELS": "portable"}, []),
+        ("PYTHONHASHSEED=12345", {"PYTHONHASHSEED": "12345"}, []),
+    ]  # fmt: skip
+    dispatch_off = _numpy_dispatch_off()
+    if dispatch_off:
+        label = f"numpy SIMD dispatch off ({dispatch_off})"
+        configs.append((label, {"NPY_DISABLE_CPU_FEATURES": dispatch_off}, []))
+    return configs
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.slow
+def test_every_configuration_encodes_and_decodes_identically(tmp_path: Path) -> None:
+    expected: dict[str, dict[str, str]] = {}
+    for name, (data, codec, options, learned) in _cases().items():
+        packed = io.BytesIO()
+        engine.compress_stream(io.BytesIO(data), packed, codec=codec, content_size=len(data), options=options)
+        frames = engine.scan_frames(io.BytesIO(packed.getvalue()))
+        assert frames[0].block_codecs[learned] >= 1, f"{name}: the {learned} codec coded no block"
+        decoded = io.BytesIO()
+        engine.decompress_stream(io.BytesIO(packed.getvalue()), decoded)
+        (tmp_path / f"{name}.input").write_bytes(data)
+        (tmp_path / f"{name}.nnc").write_bytes(packed.getvalue())
+        (tmp_path / f"{name}.json").write_text(json.dumps({"codec": codec, "options": options}))
+        expected[name] = {"encoded": _sha(packed.getvalue()), "decoded": _sha(decoded.getvalue())}
+
+    failures, rows = [], []
+    for label, env, args in _configurations():
+        full_env = {**os.environ, **env}
+        result = subprocess.run(
+            [sys.executable, str(WORKER), str(tmp_path), *args],
+            capture_output=True, env=full_env, cwd=REPO, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{label}: {result.stderr.decode()[-2000:]}"
+        report = json.loads(result.stdout)
+        if "error" in report:
+            rows.append(f"{label}: skipped ({report['error']})")
+            continue
+        got = report["results"]
+        same = [name for name in expected if got.get(name) == expected[name]]
+        rows.append(f"{label}: {len(same)}/{len(expected)} samples identical")
+        if len(same) != len(expected):
+            failures.append((label, {n: got.get(n) for n in expected if n not in same}))
+    print("\n".join(["determinism matrix:", *rows]))
+    assert not failures, failures
