@@ -1,49 +1,50 @@
 """The ``nncodec`` command line, shaped like zstd's.
 
 ``nncodec [FILES]`` compresses, ``nncodec -d`` decompresses, ``-t`` tests, ``-l`` lists; the same
-operations are also subcommands (``nncodec compress|decompress|test|info``). No file or ``-`` means
-stdin to stdout, so ``tar -I nncodec`` and pipelines work.
+operations are also subcommands (``nncodec compress|decompress|test|list|info``), plus ``bench``.
+No file or ``-`` means stdin to stdout, so ``tar -I nncodec`` and pipelines work. ``-r`` walks
+directories; ``-T N`` runs files in N worker processes (blocks in threads); ``--dask`` on a cluster.
 
 Exit codes: 0 success, 1 an error with some input (reported, other inputs still processed),
 2 a usage error. Output files are written to a temporary file in the target directory and renamed
 only when complete; inputs are never modified, and removed only with ``--rm`` after the output was
-written and verified.
+written and verified. The file operations themselves live in nncodec/fileops.py, the walking and
+the worker processes in nncodec/batch.py; this module parses arguments and talks to the user.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import stat
 import sys
-import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import click
 
-from nncodec import __version__, engine
+from nncodec import __version__, batch, engine
 from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
 from nncodec.container import MAX_BLOCK_SIZE, FileMetadata
 from nncodec.errors import NncodecError
+from nncodec.fileops import SUFFIX, CountingReader, FileOptions, PendingOutput, UserError, open_input
 
-SUFFIX = ".nnc"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-CONTEXT = {"help_option_names": ["-h", "--help"]}
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # flags that select an operation when no subcommand is named (zstd style)
 MODE_FLAGS = {
     "-d": "decompress", "--decompress": "decompress", "--uncompress": "decompress",
     "-t": "test", "--test": "test",
-    "-l": "info", "--list": "info",
+    "-l": "list", "--list": "list",
     "-z": "compress", "--compress": "compress",
 }  # fmt: skip
-# short boolean flags that may be bundled (``-dc``, ``-kf``)
-BUNDLABLE = set("dtlzckfqvn")
+# short boolean flags that may be bundled (``-dc``, ``-kf``, ``-rv``)
+BUNDLABLE = set("dtlzckfqvnNr")
 
 
 class ByteSize(click.ParamType):
@@ -64,10 +65,6 @@ class ByteSize(click.ParamType):
         if not 1 <= size <= MAX_BLOCK_SIZE:
             self.fail(f"block size must be between 1 and {MAX_BLOCK_SIZE}", param, ctx)
         return size
-
-
-class UserError(Exception):
-    """A problem with one input or output, reported as ``nncodec: NAME: message``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +90,8 @@ class ZstdStyleGroup(click.Group):
         args = _split_bundles(list(args))
         if args and (args[0] in self.commands or args[0] in ("-h", "--help", "-V", "--version")):
             return super().parse_args(ctx, args)
+        if ctx.resilient_parsing and not args:  # shell completion of the first word: the commands
+            return super().parse_args(ctx, args)
         end = args.index("--") if "--" in args else len(args)
         modes = {MODE_FLAGS[a] for a in args[:end] if a in MODE_FLAGS}
         if len(modes) > 1:
@@ -104,267 +103,238 @@ class ZstdStyleGroup(click.Group):
 
 @dataclass
 class Options:
+    """The command line's settings: where outputs go, how loud, how parallel, and the file options."""
+
+    files: FileOptions = field(default_factory=FileOptions)
     output: str | None = None
     stdout: bool = False
-    remove_source: bool = False
-    force: bool = False
     verbosity: int = 0
     threads: int = 1
-    suffix: str = SUFFIX
-    codec: str = "auto"
-    store_name: bool = True
-    restore_name: bool = False
-    block_size: int | None = None
-    max_error: int = 0
-    image_model: str = "nextpixel"
-
-    @property
-    def codec_options(self) -> dict[str, object]:
-        options: dict[str, object] = {"max_error": self.max_error} if self.max_error else {}
-        if self.image_model != "nextpixel":
-            options["image_model"] = self.image_model
-        return options
+    recursive: bool = False
+    output_dir: str | None = None
+    dask: str | None = None
 
     def say(self, level: int, message: str) -> None:
         if self.verbosity >= level:
-            click.echo(message, err=True)
+            _echo(message)
+
+
+_bar: object = None  # the progress bar being shown, if any: messages are written around it
+
+
+def _echo(message: str) -> None:
+    if _bar is not None:
+        _bar.write(message, file=sys.stderr)  # type: ignore[attr-defined]
+    else:
+        click.echo(message, err=True)
 
 
 # ---------------------------------------------------------------------------------------------
-# safe output: temporary file in the target directory, renamed when complete
-
-
-class PendingOutput:
-    """An output file being written: a temporary file in the target's directory that becomes the
-    target only on ``commit`` (mode and mtime set, then renamed); otherwise it is removed."""
-
-    def __init__(self, target: Path, force: bool) -> None:
-        if target.exists() and not force:
-            raise UserError(f"{target} already exists; not overwritten (use -f to overwrite)")
-        directory = target.parent
-        try:
-            fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise UserError(f"cannot write to {directory}: {exc.strerror or exc}") from exc
-        self.target = target
-        self.path = Path(temp_name)
-        self.stream: BinaryIO = os.fdopen(fd, "wb")
-        self.force = force
-        self.committed = False
-
-    def commit(self, source_stat: os.stat_result | None, metadata: FileMetadata | None) -> None:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
-        mode = metadata.mode if metadata and metadata.mode is not None else None
-        if mode is None and source_stat is not None:
-            mode = stat.S_IMODE(source_stat.st_mode)
-        if mode is not None:
-            os.chmod(self.path, mode)
-        mtime = metadata.mtime_ns if metadata and metadata.mtime_ns is not None else None
-        if mtime is None and source_stat is not None:
-            mtime = source_stat.st_mtime_ns
-        if mtime is not None:
-            os.utime(self.path, ns=(mtime, mtime))
-        if self.force:
-            os.replace(self.path, self.target)
-        else:
-            try:
-                os.link(self.path, self.target)  # atomic: fails if the target appeared meanwhile
-            except FileExistsError:
-                raise UserError(f"{self.target} already exists; not overwritten") from None
-            except OSError:  # no hard links on this filesystem
-                if self.target.exists():
-                    raise UserError(f"{self.target} already exists; not overwritten") from None
-                os.replace(self.path, self.target)
-            else:
-                os.unlink(self.path)
-        self.committed = True
-
-    def __enter__(self) -> PendingOutput:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self.committed:
-            self.stream.close()
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+# streams: stdin, stdout (-c) and -o for stdin; one at a time in this process
 
 
 def _stdout(opts: Options, compressed: bool) -> BinaryIO:
     out = sys.stdout.buffer
-    if compressed and not opts.force and out.isatty():
+    if compressed and not opts.files.force and out.isatty():
         raise UserError("stdout is a terminal; refusing to write compressed data (use -f to force)")
     return out
 
 
 def _stdin(opts: Options, compressed: bool) -> BinaryIO:
     src = sys.stdin.buffer
-    if compressed and not opts.force and src.isatty():
+    if compressed and not opts.files.force and src.isatty():
         raise UserError("stdin is a terminal; refusing to read compressed data from it (use -f to force)")
     return src
 
 
-def _open_input(path: str) -> tuple[BinaryIO, os.stat_result]:
+def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] | None) -> batch.Outcome:
+    """A job whose input is stdin or whose output is stdout (or -o for stdin)."""
+    outcome = batch.Outcome(job, pid=os.getpid())
+    started = time.perf_counter()
+    fo = opts.files
     try:
-        info = os.stat(path)
+        if job.path == "-":
+            src = _stdin(opts, compressed=job.op != "compress")
+            info: os.stat_result | None = None
+        else:
+            if job.op == "compress" and job.path.endswith(fo.suffix) and not fo.force:
+                raise UserError(f"already has {fo.suffix} suffix -- ignored (use -f to compress anyway)")
+            src, info = open_input(job.path)
+        if progress is not None:
+            src = CountingReader(src, progress)  # type: ignore[assignment]
+        try:
+            if job.op == "compress":
+                metadata = None
+                if info is not None and fo.store_name:
+                    metadata = FileMetadata(
+                        os.path.basename(job.path), stat.S_IMODE(info.st_mode), info.st_mtime_ns
+                    )
+                regular = info is not None and stat.S_ISREG(info.st_mode) and info.st_size
+                kwargs = dict(
+                    codec=fo.codec,
+                    threads=fo.threads,
+                    block_size=fo.block_size,
+                    content_size=info.st_size if regular else None,  # type: ignore[union-attr]
+                    metadata=metadata,
+                    options=fo.codec_options,
+                )
+                if opts.output and not opts.stdout:
+                    with PendingOutput(Path(opts.output), fo.force) as pending:
+                        stats = engine.compress_stream(src, pending.stream, **kwargs)
+                        pending.commit(None, None)
+                else:
+                    stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
+                outcome.original_size, outcome.compressed_size = stats.original_size, stats.compressed_size
+            else:
+                if job.op == "test":
+                    frames = engine.decompress_stream(src, None, threads=fo.threads)
+                elif opts.output and not opts.stdout:
+                    with PendingOutput(Path(opts.output), fo.force) as pending:
+                        frames = engine.decompress_stream(src, pending.stream, threads=fo.threads)
+                        pending.commit(None, frames[0].header.metadata if fo.store_name else None)
+                else:
+                    frames = engine.decompress_stream(src, sys.stdout.buffer, threads=fo.threads)
+                outcome.original_size = sum(f.original_size for f in frames)
+                outcome.compressed_size = sum(f.compressed_size for f in frames)
+        finally:
+            if job.path != "-":
+                src.close()
+    except (UserError, NncodecError) as exc:
+        outcome.error = str(exc)
     except OSError as exc:
-        raise UserError(exc.strerror or str(exc)) from exc
-    if stat.S_ISDIR(info.st_mode):
-        raise UserError("is a directory -- ignored")
-    try:
-        return open(path, "rb"), info
-    except OSError as exc:
-        raise UserError(exc.strerror or str(exc)) from exc
-
-
-def _same_file(a: str, b: Path) -> bool:
-    with contextlib.suppress(OSError):
-        return os.path.samefile(a, b)
-    return False
-
-
-def _remove_source(path: str, opts: Options) -> None:
-    os.unlink(path)
-    opts.say(2, f"{path}: removed")
-
-
-def _ratio_line(name: str, original: int, compressed: int) -> str:
-    ratio = original / compressed if compressed else 0.0
-    bpb = 8 * compressed / original if original else 0.0
-    return f"{name}: {original:,} -> {compressed:,} bytes (ratio {ratio:.3f}, {bpb:.3f} bpb)"
+        outcome.error = exc.strerror or str(exc)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
 # ---------------------------------------------------------------------------------------------
-# the operations, one input at a time
+# running a batch: errors are reported per input, the batch continues, the exit code says so
 
 
-def compress_one(path: str, opts: Options) -> None:
-    if path == "-":
-        src = _stdin(opts, compressed=False)
-        if opts.output and not opts.stdout:
-            with PendingOutput(Path(opts.output), opts.force) as pending:
-                stats = engine.compress_stream(
-                    src, pending.stream, codec=opts.codec, threads=opts.threads, block_size=opts.block_size,
-                    options=opts.codec_options,
-                )  # fmt: skip
-                pending.commit(None, None)
-        else:
-            stats = engine.compress_stream(
-                src,
-                _stdout(opts, compressed=True),
-                codec=opts.codec,
-                threads=opts.threads,
-                block_size=opts.block_size,
-                options=opts.codec_options,
-            )
-        opts.say(2, _ratio_line("stdin", stats.original_size, stats.compressed_size))
-        return
-
-    if path.endswith(opts.suffix) and not opts.force:
-        raise UserError(f"already has {opts.suffix} suffix -- ignored (use -f to compress anyway)")
-    src, info = _open_input(path)
-    with src:
-        metadata = None
-        if opts.store_name:
-            metadata = FileMetadata(os.path.basename(path), stat.S_IMODE(info.st_mode), info.st_mtime_ns)
-        kwargs = dict(
-            codec=opts.codec,
-            threads=opts.threads,
-            block_size=opts.block_size,
-            content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
-            metadata=metadata,
-            options=opts.codec_options,
-        )
-        if opts.stdout:
-            stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
-        else:
-            target = Path(opts.output or path + opts.suffix)
-            if _same_file(path, target):
-                raise UserError("input and output are the same file")
-            with PendingOutput(target, opts.force) as pending:
-                stats = engine.compress_stream(src, pending.stream, **kwargs)
-                if opts.remove_source:  # verify the written output before the source may go
-                    pending.stream.flush()
-                    with open(pending.path, "rb") as check:
-                        frames = engine.decompress_stream(check, None, threads=opts.threads)
-                    if [f.content_checksum for f in frames] != [stats.content_checksum]:
-                        raise UserError("verification of the written output failed; source kept")
-                pending.commit(info, None)
-            if opts.remove_source and not stats.identical:
-                opts.say(0, f"nncodec: {path}: kept: decompressing gives a different file (re-encoded PNG "
-                         "or near-lossless pixels), so --rm does not remove it")  # fmt: skip
-            elif opts.remove_source:
-                _remove_source(path, opts)
-    opts.say(2, _ratio_line(path, stats.original_size, stats.compressed_size))
+def _ratio_line(name: str, original: int, compressed: int, op: str = "compress") -> str:
+    ratio = f"{original / compressed:.3f}" if compressed and original else "-"
+    bpb = 8 * compressed / original if original else 0.0
+    sizes = f"{compressed:,} -> {original:,}" if op == "decompress" else f"{original:,} -> {compressed:,}"
+    return f"{name}: {sizes} bytes (ratio {ratio}, {bpb:.3f} bpb)"
 
 
-def _decompressed_target(path: str, opts: Options, metadata_name: str | None) -> Path:
-    if opts.output:
-        return Path(opts.output)
-    if opts.restore_name and metadata_name:
-        safe = os.path.basename(metadata_name.replace("\\", "/"))
-        if safe and safe not in (".", ".."):
-            return Path(path).parent / safe
-    if not path.endswith(opts.suffix) or len(path) == len(opts.suffix):
-        raise UserError(f"unknown suffix (expected {opts.suffix}) -- use -o FILE or -c")
-    return Path(path[: -len(opts.suffix)])
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size if path != "-" else 0
+    except OSError:
+        return 0
 
 
-def _peek_metadata(src: BinaryIO) -> FileMetadata | None:
-    """The first frame's metadata, leaving the stream at its start (regular files only)."""
-    from nncodec.container import read_frame_header
+def _progress_bar(opts: Options, total: int | None, label: str) -> object:
+    """A tqdm bar on stderr, shown only when stderr is a terminal, not with -q, and only once the
+    work has lasted a second (short runs print nothing)."""
+    if opts.verbosity < 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
 
-    position = src.tell()
-    header = read_frame_header(src)
-    src.seek(position)
-    return header.metadata if header else None
+    return tqdm(
+        total=total or None, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0,
+        desc=label, file=sys.stderr, leave=False, dynamic_ncols=True,
+    )  # fmt: skip
 
 
-def decompress_one(path: str, opts: Options) -> None:
-    if path == "-":
-        src = _stdin(opts, compressed=True)
-        if opts.output and not opts.stdout:
-            with PendingOutput(Path(opts.output), opts.force) as pending:
-                frames = engine.decompress_stream(src, pending.stream, threads=opts.threads)
-                pending.commit(None, frames[0].header.metadata)
-        else:
-            frames = engine.decompress_stream(src, sys.stdout.buffer, threads=opts.threads)
-        opts.say(
-            2,
-            _ratio_line(
-                "stdin", sum(f.original_size for f in frames), sum(f.compressed_size for f in frames)
-            ),
-        )
-        return
-
-    src, info = _open_input(path)
-    with src:
-        if opts.stdout:
-            frames = engine.decompress_stream(src, sys.stdout.buffer, threads=opts.threads)
-        else:
-            metadata = _peek_metadata(src)
-            target = _decompressed_target(path, opts, metadata.name if metadata else None)
-            if _same_file(path, target):
-                raise UserError("input and output are the same file")
-            with PendingOutput(target, opts.force) as pending:
-                frames = engine.decompress_stream(src, pending.stream, threads=opts.threads)
-                pending.commit(info, frames[0].header.metadata)
-            if opts.remove_source:
-                _remove_source(path, opts)
-    opts.say(
-        2, _ratio_line(path, sum(f.original_size for f in frames), sum(f.compressed_size for f in frames))
+def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
+    global _bar
+    inputs = list(files) or ["-"]
+    if opts.output and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes a single input")
+    if opts.output and (opts.recursive or opts.output_dir):
+        raise click.UsageError("-o/--output cannot be combined with -r or --output-dir")
+    if opts.dask and (opts.stdout or "-" in inputs):
+        raise click.UsageError("--dask works on named files, not on stdin or -c")
+    started = time.perf_counter()
+    plan = batch.plan(
+        inputs,
+        op,
+        recursive=opts.recursive,
+        suffix=opts.files.suffix,
+        output_dir=opts.output_dir,
+        absolute=opts.dask is not None,
     )
+    if opts.output:
+        plan.jobs = [batch.Job(op, j.path, j.name, output=opts.output) for j in plan.jobs]
+    for message in plan.warnings:
+        opts.say(0, f"nncodec: {message}")
+    for message in plan.skipped:
+        opts.say(1, f"nncodec: {message}")
+    failed = bool(plan.errors)
+    for message in plan.errors:
+        opts.say(-1, f"nncodec: {message}")
+
+    streamed = opts.stdout or "-" in inputs or (opts.output is not None and inputs == ["-"])
+    cores = engine.resolve_threads(opts.threads)
+    processes = 1 if streamed or opts.dask else min(cores, len(plan.jobs))
+    per_job = 1 if opts.dask else max(1, cores // max(processes, 1))
+    file_opts = FileOptions(**{**opts.files.__dict__, "threads": per_job})
+    sizes = {job: _size(job.path) for job in plan.jobs}
+    label = {"compress": "compressing", "decompress": "decompressing", "test": "testing"}[op]
+    _bar = _progress_bar(opts, sum(sizes.values()), label)
+    in_process = processes <= 1 and not opts.dask
+    progress = _bar.update if (_bar is not None and in_process) else None  # type: ignore[attr-defined]
+    done = total_in = total_out = 0
+    try:
+        if streamed:
+            outcomes = (_stream_job(job, opts, progress) for job in plan.jobs)
+        else:
+            outcomes = batch.run(
+                plan.jobs, file_opts, processes=processes, dask_address=opts.dask, progress=progress
+            )
+        for outcome in outcomes:
+            if _bar is not None and not in_process:
+                _bar.update(sizes.get(outcome.job, 0))  # type: ignore[attr-defined]
+            failed = _report(outcome, opts, op) or failed
+            if outcome.error is None:
+                done += 1
+                total_in += outcome.original_size
+                total_out += outcome.compressed_size
+    except batch.DaskUnavailable as exc:
+        opts.say(-1, f"nncodec: {exc}")
+        failed = True
+    finally:
+        if _bar is not None:
+            _bar.close()  # type: ignore[attr-defined]
+            _bar = None
+    if len(plan.jobs) > 1 or opts.recursive:
+        opts.say(
+            0, _summary(op, done, len(plan.jobs) - done, total_in, total_out, time.perf_counter() - started)
+        )
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
 
 
-def test_one(path: str, opts: Options) -> None:
-    if path == "-":
-        frames = engine.decompress_stream(_stdin(opts, compressed=True), None, threads=opts.threads)
+def _report(outcome: batch.Outcome, opts: Options, op: str) -> bool:
+    """Print what happened to one input; True if it failed."""
+    name = "stdin" if outcome.job.name == "-" else outcome.job.name
+    if outcome.error is not None:
+        opts.say(-1, f"nncodec: {name}: {outcome.error}")
+        return True
+    for note in outcome.notes:
+        opts.say(0, f"nncodec: {name}: {note}")
+    if op == "test":
+        opts.say(1, f"{name}: OK ({outcome.original_size:,} bytes)")
     else:
-        src, _ = _open_input(path)
-        with src:
-            frames = engine.decompress_stream(src, None, threads=opts.threads)
-    opts.say(1, f"{path}: OK ({sum(f.original_size for f in frames):,} bytes, {len(frames)} frame(s))")
+        line = _ratio_line(name, outcome.original_size, outcome.compressed_size, op)
+        target = f" -> {outcome.output}" if outcome.output else ""
+        opts.say(1, f"{line}{target} [{outcome.seconds:.2f} s]")
+    return False
+
+
+def _summary(op: str, done: int, failed: int, original: int, compressed: int, seconds: float) -> str:
+    verb = {"compress": "compressed", "decompress": "decompressed", "test": "tested OK"}[op]
+    files = f"{done} file{'s' if done != 1 else ''} {verb}"
+    if failed:
+        files += f", {failed} failed"
+    ratio = f"ratio {original / compressed:.3f}" if compressed and original else "ratio -"
+    sizes = f"{compressed:,} -> {original:,}" if op == "decompress" else f"{original:,} -> {compressed:,}"
+    return f"nncodec: {files}: {sizes} bytes ({ratio}) in {seconds:.2f} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# list and info: read headers only
 
 
 def _codec_details(frame: engine.FrameStats) -> list[tuple[str, str]]:
@@ -395,31 +365,26 @@ def _frame_record(frame: engine.FrameStats) -> dict[str, object]:
     }
 
 
-def info_one(path: str, opts: Options, as_json: bool) -> None:
+def _scan(path: str, opts: Options) -> list[engine.FrameStats]:
     if path == "-":
-        frames = engine.scan_frames(_stdin(opts, compressed=True))
-    else:
-        src, _ = _open_input(path)
-        with src:
-            frames = engine.scan_frames(src)
+        return engine.scan_frames(_stdin(opts, compressed=True))
+    src, _ = open_input(path)
+    with src:
+        return engine.scan_frames(src)
+
+
+def _info_lines(path: str, frames: list[engine.FrameStats]) -> list[str]:
+    out = [path]
     records = [_frame_record(f) for f in frames]
-    if as_json:
-        click.echo(json.dumps({"file": path, "frames": records}))
-        return
-    click.echo(path)
-    for number, record in enumerate(records, 1):
+    for number, (frame, record) in enumerate(zip(frames, records, strict=True), 1):
         if len(records) > 1:
-            click.echo(f"  frame {number}")
+            out.append(f"  frame {number}")
         model = record["model"] or "-"
         if record["model"]:
             model += f" (sha256 {str(record['model_sha256'])[:16]}…)"
         blocks = ", ".join(f"{k} {v}" for k, v in record["block_codecs"].items())  # type: ignore[union-attr]
         ratio = record["ratio"]
-        bpb = (
-            8 * frames[number - 1].compressed_size / frames[number - 1].original_size
-            if frames[number - 1].original_size
-            else 0
-        )
+        bpb = 8 * frame.compressed_size / frame.original_size if frame.original_size else 0
         lines = [
             ("format", f"v{record['format_version']}"),
             ("codec", record["codec"]),
@@ -435,43 +400,75 @@ def info_one(path: str, opts: Options, as_json: bool) -> None:
             lines.append(("name", record["name"]))
         if record["mode"] is not None:
             lines.append(("mode", record["mode"]))
-        for key, value in lines:
-            click.echo(f"  {key:<11}{value}")
+        out += [f"  {key:<11}{value}" for key, value in lines]
+    return out
+
+
+LIST_HEADER = f"{'compressed':>14} {'original':>14} {'ratio':>7} {'bpb':>6}  {'codec':<10} {'model':<12} file"
+
+
+def _list_row(compressed: int, original: int, codec: str, model: str, name: str) -> str:
+    ratio = f"{original / compressed:.3f}" if compressed and original else "-"
+    bpb = f"{8 * compressed / original:.3f}" if original else "-"
+    return f"{compressed:>14,} {original:>14,} {ratio:>7} {bpb:>6}  {codec:<10} {model:<12} {name}"
+
+
+def _inspect(files: tuple[str, ...], opts: Options, style: str) -> None:
+    """``list`` (a table; ``style`` "table"), ``info`` ("details") or either with --json."""
+    inputs = list(files) or ["-"]
+    plan = batch.plan(inputs, "list", recursive=opts.recursive, suffix=opts.files.suffix)
+    failed = bool(plan.errors)
+    for message in plan.warnings + plan.errors:
+        opts.say(-1 if message in plan.errors else 0, f"nncodec: {message}")
+    rows: list[tuple[int, int]] = []
+    if style == "table":
+        click.echo(LIST_HEADER)
+    for job in plan.jobs:
+        name = "stdin" if job.path == "-" else job.name
+        try:
+            frames = _scan(job.path, opts)
+        except (UserError, NncodecError) as exc:
+            opts.say(-1, f"nncodec: {name}: {exc}")
+            failed = True
+            continue
+        except OSError as exc:
+            opts.say(-1, f"nncodec: {name}: {exc.strerror or exc}")
+            failed = True
+            continue
+        if style == "json":
+            click.echo(json.dumps({"file": job.name, "frames": [_frame_record(f) for f in frames]}))
+        elif style == "details":
+            for line in _info_lines(job.name, frames):
+                click.echo(line)
+        else:
+            original = sum(f.original_size for f in frames)
+            compressed = sum(f.compressed_size for f in frames)
+            codecs = "+".join(dict.fromkeys(f.codec_name for f in frames))
+            models = "+".join(dict.fromkeys(f.header.model_id for f in frames if f.header.model_id)) or "-"
+            click.echo(_list_row(compressed, original, codecs, models, name))
+            rows.append((compressed, original))
+    if style == "table" and len(rows) > 1:
+        compressed, original = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        click.echo(_list_row(compressed, original, "", "", f"(total, {len(rows)} files)"))
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------------------------
-# running a batch: errors are reported per input, the batch continues, the exit code says so
-
-
-def _run(files: tuple[str, ...], opts: Options, action: Callable[[str, Options], None]) -> None:
-    inputs = list(files) or ["-"]
-    if opts.output and len(inputs) > 1:
-        raise click.UsageError("-o/--output takes a single input")
-    failed = False
-    for path in inputs:
-        name = "stdin" if path == "-" else path
-        try:
-            action(path, opts)
-        except (UserError, NncodecError) as exc:
-            failed = True
-            if opts.verbosity >= -1:
-                click.echo(f"nncodec: {name}: {exc}", err=True)
-        except OSError as exc:
-            failed = True
-            if opts.verbosity >= -1:
-                click.echo(f"nncodec: {name}: {exc.strerror or exc}", err=True)
-    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+# the commands
 
 
 def _common_options(func: Callable) -> Callable:
     decorators = [
         click.argument("files", nargs=-1, type=click.Path()),
         click.option("-q", "--quiet", count=True, help="Fewer messages (twice: no error messages)."),
-        click.option("-v", "--verbose", count=True, help="More messages (repeatable)."),
+        click.option("-v", "--verbose", count=True, help="More messages: a line per file (repeatable)."),
         click.option("-T", "--threads", type=click.IntRange(min=0), default=1, show_default=True,
-                     help="Worker threads; 0 = all cores. Output does not depend on it."),
+                     help="Workers: files in parallel processes, a file's blocks in threads; 0 = all "
+                          "cores. Output does not depend on it."),
         click.option("-f", "--force", is_flag=True,
                      help="Overwrite outputs; allow terminals; compress files already ending in .nnc."),
+        click.option("-r", "--recursive", is_flag=True,
+                     help="Walk directories (symbolic links in them are skipped with a warning)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -486,6 +483,11 @@ def _io_options(func: Callable) -> Callable:
         click.option("--rm", "remove_source", is_flag=True,
                      help="Remove input files after the output is written and verified."),
         click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files."),
+        click.option("--output-dir", type=click.Path(file_okay=False),
+                     help="Write outputs under DIR (mirroring the tree below each -r directory)."),
+        click.option("--dask", "dask_address", metavar="ADDRESS",
+                     help="Run the files on a dask.distributed cluster (scheduler address, e.g. "
+                          "tcp://host:8786); paths must be visible to the workers."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -501,10 +503,15 @@ def main() -> None:
     Examples:
       nncodec FILE                 compress FILE to FILE.nnc (FILE is kept)
       nncodec -d FILE.nnc          decompress to FILE
+      nncodec -r -T0 DIR           compress every file under DIR, all cores
+      nncodec -dr DIR --output-dir OUT   decompress a tree into OUT
       cmd | nncodec > out.nnc      compress a stream
       nncodec -dc out.nnc | less   decompress to stdout
       tar -I nncodec -cf x.tar.nnc DIR
-      nncodec info FILE.nnc        codec, model, sizes, ratio, blocks, checksum
+      nncodec -l *.nnc             a table: sizes, ratio, codec, model
+      nncodec bench FILE...        nncodec against gzip, xz, zstd, PPMd, ...
+
+    Shell completion: eval "$(_NNCODEC_COMPLETE=bash_source nncodec)" (zsh_source, fish_source).
 
     Exit codes: 0 ok, 1 error (reported; other files still processed), 2 usage error.
     """
@@ -517,11 +524,30 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds, so temporary outputs are removed
 
 
-def _options(quiet: int, verbose: int, threads: int, force: bool, **extra: object) -> Options:
-    return Options(verbosity=verbose - quiet, threads=threads, force=force, **extra)  # type: ignore[arg-type]
+def _options(
+    quiet: int, verbose: int, threads: int, force: bool, recursive: bool, files: FileOptions | None = None,
+    **extra: object,
+) -> Options:  # fmt: skip
+    files = files or FileOptions()
+    files.force = force
+    return Options(
+        files=files,
+        verbosity=verbose - quiet,
+        threads=threads,
+        recursive=recursive,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  nncodec a.txt b.png          a.txt.nnc, b.png.nnc beside the inputs
+  nncodec -r -T0 -v logs/      every file under logs/, all cores, a line per file
+  nncodec -r src --output-dir packed      packed/ mirrors src/
+  nncodec --codec raw -c big.bin > big.nnc
+  nncodec --dask tcp://scheduler:8786 -r /shared/archive"""
+)
 @_common_options
 @_io_options
 @click.option(
@@ -532,6 +558,7 @@ def _options(quiet: int, verbose: int, threads: int, force: bool, **extra: objec
     help="Codec to use; auto sniffs the content.",
 )
 @click.option("-n", "--no-name", is_flag=True, help="Do not store the file name, mode and mtime.")
+@click.option("-N", "--name", "store_name_flag", is_flag=True, help="Store name, mode and mtime (default).")
 @click.option(
     "-B",
     "--block-size",
@@ -560,13 +587,17 @@ def compress(
     verbose: int,
     threads: int,
     force: bool,
+    recursive: bool,
     output: str | None,
     to_stdout: bool,
     keep: bool,
     remove_source: bool,
     suffix: str,
+    output_dir: str | None,
+    dask_address: str | None,
     codec: str,
     no_name: bool,
+    store_name_flag: bool,
     block_size: int | None,
     max_error: int,
     image_model: str,
@@ -575,71 +606,118 @@ def compress(
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
     if remove_source and to_stdout:
         remove_source = False  # like zstd: -c never removes inputs
-    opts = _options(
-        quiet,
-        verbose,
-        threads,
-        force,
-        output=output,
-        stdout=to_stdout,
+    codec_options: dict[str, object] = {"max_error": max_error} if max_error else {}
+    if image_model != "nextpixel":
+        codec_options["image_model"] = image_model
+    file_options = FileOptions(
         remove_source=remove_source,
         suffix=suffix,
         codec=codec,
-        store_name=not no_name,
         block_size=block_size,
-        max_error=max_error,
-        image_model=image_model,
+        codec_options=codec_options,
+        store_name=not no_name,
     )
-    _run(files, opts, compress_one)
+    opts = _options(
+        quiet, verbose, threads, force, recursive, file_options,
+        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
+    )  # fmt: skip
+    _run(files, opts, "compress")
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  nncodec -d a.txt.nnc         a.txt (mode and mtime as stored)
+  nncodec -dc a.txt.nnc | wc -l
+  nncodec -dr -T0 packed --output-dir restored
+  nncodec -dN renamed.nnc      restore the stored original name"""
+)
 @_common_options
 @_io_options
 @click.option("-N", "--name", "restore_name", is_flag=True, help="Restore the original file name if stored.")
+@click.option(
+    "-n", "--no-name", is_flag=True, help="Ignore the stored mode and mtime (take them from FILE.nnc)."
+)
 def decompress(
     files: tuple[str, ...],
     quiet: int,
     verbose: int,
     threads: int,
     force: bool,
+    recursive: bool,
     output: str | None,
     to_stdout: bool,
     keep: bool,
     remove_source: bool,
     suffix: str,
+    output_dir: str | None,
+    dask_address: str | None,
     restore_name: bool,
+    no_name: bool,
 ) -> None:
     """Decompress FILES (default: stdin to stdout); FILE.nnc becomes FILE."""
     if remove_source and to_stdout:
         remove_source = False
-    opts = _options(
-        quiet,
-        verbose,
-        threads,
-        force,
-        output=output,
-        stdout=to_stdout,
-        remove_source=remove_source,
-        suffix=suffix,
-        restore_name=restore_name,
+    file_options = FileOptions(
+        remove_source=remove_source, suffix=suffix, restore_name=restore_name, store_name=not no_name
     )
-    _run(files, opts, decompress_one)
+    opts = _options(
+        quiet, verbose, threads, force, recursive, file_options,
+        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
+    )  # fmt: skip
+    _run(files, opts, "decompress")
 
 
-@main.command(name="test")
+@main.command(name="test", epilog="\b\nExamples:\n  nncodec -t *.nnc\n  nncodec -t -r -T0 -v archive/")
 @_common_options
-def test_command(files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool) -> None:
+@click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
+def test_command(
+    files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, recursive: bool, suffix: str
+) -> None:
     """Decode FILES fully and verify every checksum; write nothing."""
-    _run(files, _options(quiet, verbose, threads, force), test_one)
+    _run(files, _options(quiet, verbose, threads, force, recursive, FileOptions(suffix=suffix)), "test")
 
 
-@main.command()
+@main.command(
+    name="list",
+    epilog="\b\nExamples:\n  nncodec -l *.nnc\n  nncodec list -r archive/\n  nncodec -lv a.nnc     (= info)",
+)
+@_common_options
+@click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def list_command(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    suffix: str,
+    as_json: bool,
+) -> None:
+    """A table of FILES: compressed and original size, ratio, bits per byte, codec, model.
+
+    Reads headers only (no decoding). With -v, the details of `nncodec info`.
+    """
+    opts = _options(quiet, 0, threads, force, recursive, FileOptions(suffix=suffix))
+    _inspect(files, opts, "json" if as_json else "details" if verbose else "table")
+
+
+@main.command(epilog="\b\nExamples:\n  nncodec info a.nnc\n  nncodec info --json a.nnc | jq .frames[0].ratio")
 @_common_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def info(files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, as_json: bool) -> None:
+def info(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    as_json: bool,
+) -> None:
     """Show codec, model, sizes, ratio, blocks and checksum of FILES without decoding."""
-    _run(files, _options(quiet, verbose, threads, force), lambda path, opts: info_one(path, opts, as_json))
+    opts = _options(quiet, verbose, threads, force, recursive)
+    _inspect(files, opts, "json" if as_json else "details")
 
 
 def run() -> None:
