@@ -222,12 +222,16 @@ def _run_dask(jobs: list[Job], opts: FileOptions, address: str) -> Iterator[Outc
     except ImportError:
         raise DaskUnavailable("--dask needs dask.distributed: pip install 'nncodec[dask]'") from None
     try:
-        client = Client(address, timeout=30, set_as_default=False)
+        client = Client(address, timeout=10, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise DaskUnavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
         futures = client.map(run_job, jobs, opts=opts, pure=False)
-        for future in dask_completed(futures):
-            yield future.result()
+        job_of = {future.key: job for future, job in zip(futures, jobs, strict=True)}
+        for future in dask_completed(futures, loop=client.loop, raise_errors=False):
+            try:
+                yield future.result()
+            except Exception as exc:  # a worker died or the cluster went away: this job failed
+                yield Outcome(job_of[future.key], error=f"dask: {type(exc).__name__}: {exc}")
     finally:
         client.close()

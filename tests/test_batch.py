@@ -1,0 +1,236 @@
+"""Batch use: -r over a tree, -T N worker processes, --output-dir, list, tar pipelines, dask."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED_DATA, log_lines, png_bytes, prose, run_cli
+
+from nncodec import batch, container
+from nncodec.fileops import FileOptions
+
+MTIME = 1_500_000_000_987_654_321
+
+
+def _make_tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """A tree of mixed files; returns relative path -> (content, mode) of the regular ones."""
+    rng = random.Random(7)
+    files = {
+        "notes.txt": (prose(2_500), 0o644),
+        "images/pic.ppm": (png_bytes(13, 7, fmt="PPM"), 0o604),
+        "images/gray.pgm": (png_bytes(9, 5, mode="L", fmt="PPM"), 0o444),
+        "logs/app.log": (log_lines(150), 0o640),
+        "logs/deeper/old.log": (log_lines(40, seed=3), 0o600),
+        "bin/blob.bin": (rng.randbytes(3_000), 0o755),
+        "bin/zeros.bin": (bytes(5_000), 0o644),
+        "empty": (b"", 0o644),
+    }
+    for relative, (data, mode) in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+        os.utime(path, ns=(MTIME, MTIME + 1000 * len(relative)))
+    (root / "link.txt").symlink_to("notes.txt")
+    (root / "linkdir").symlink_to("logs", target_is_directory=True)
+    return files
+
+
+def _same_file(a: Path, b: Path, mode: int) -> None:
+    assert a.read_bytes() == b.read_bytes(), a
+    assert os.stat(a).st_mtime_ns == os.stat(b).st_mtime_ns, a
+    assert os.stat(a).st_mode & 0o7777 == mode, (a, oct(os.stat(a).st_mode))
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_recursive_tree_round_trip_with_a_failing_file(tmp_path):
+    src = tmp_path / "src"
+    files = _make_tree(src)
+    # A file that fails as root too: its output is in the way (not overwritten without -f).
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (src / "clash.bin").write_bytes(b"clash")
+    (packed / "clash.bin.nnc").write_bytes(b"not ours")
+
+    result = run_cli("-r", "-T2", str(src), "--output-dir", str(packed))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert f"nncodec: {src / 'clash.bin'}: " in stderr and "already exists" in stderr
+    assert f"{src / 'link.txt'}: is a symbolic link -- skipped" in stderr
+    assert f"{src / 'linkdir'}: is a symbolic link -- skipped" in stderr
+    assert f"{len(files)} files compressed, 1 failed" in stderr, stderr
+    for relative in files:
+        assert (packed / (relative + ".nnc")).is_file(), relative
+    assert not (packed / "link.txt.nnc").exists() and not (packed / "linkdir").exists()
+    assert (packed / "clash.bin.nnc").read_bytes() == b"not ours"
+    (packed / "clash.bin.nnc").unlink()
+    assert not [p for p in packed.rglob("*.tmp")]
+
+    restored = tmp_path / "restored"
+    result = run_cli("-d", "-r", "-T2", "-v", str(packed), "--output-dir", str(restored))
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"{len(files)} files decompressed" in result.stderr.decode()
+    assert sorted(str(p.relative_to(restored)) for p in restored.rglob("*") if p.is_file()) == sorted(files)
+    for relative, (_, mode) in files.items():
+        _same_file(restored / relative, src / relative, mode)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="running as root, which reads chmod 000 files; the tree test's clash.bin covers the error path",
+)
+def test_unreadable_file_in_a_tree_is_reported_and_the_rest_done(tmp_path):
+    src = tmp_path / "src"
+    files = _make_tree(src)
+    (src / "logs" / "secret.log").write_bytes(b"secret")
+    os.chmod(src / "logs" / "secret.log", 0)
+    result = run_cli("-r", "-T2", str(src))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr, stderr
+    assert f"nncodec: {src / 'logs' / 'secret.log'}: Permission denied" in stderr
+    assert f"{len(files)} files compressed, 1 failed" in stderr
+    assert not (src / "logs" / "secret.log.nnc").exists()
+    assert all((src / (relative + ".nnc")).is_file() for relative in files)
+
+
+def test_outputs_beside_inputs_and_identical_for_any_thread_count(tmp_path):
+    trees = {}
+    for threads in ("1", "2"):
+        root = tmp_path / f"t{threads}"
+        _make_tree(root)
+        result = run_cli("-r", "-q", f"-T{threads}", str(root))
+        assert result.returncode == 0 and result.stderr == b"", result.stderr  # -q: no warnings
+        trees[threads] = {k: v for k, v in _outputs(root).items() if k.endswith(".nnc")}
+    assert len(trees["1"]) == 8 and trees["1"] == trees["2"]
+    # list: a table with a total line; -l is list
+    root = tmp_path / "t1"
+    listed = run_cli("-l", "-r", str(root))
+    lines = listed.stdout.decode().splitlines()
+    assert listed.returncode == 0 and lines[0].split()[:4] == ["compressed", "original", "ratio", "bpb"]
+    assert len(lines) == 1 + 8 + 1 and "(total, 8 files)" in lines[-1]
+    row = next(line for line in lines if line.endswith("notes.txt.nnc"))
+    assert "2,500" in row and ("text" in row or "raw" in row)
+    # decompressing in place, inputs kept: refuses to overwrite the originals without -f
+    result = run_cli("-d", "-r", "-T2", str(root))
+    assert result.returncode == 1 and result.stderr.decode().count("already exists") == 8
+
+
+def test_worker_processes_load_each_model_once(tmp_path):
+    for i in range(6):
+        (tmp_path / f"img{i}.ppm").write_bytes(png_bytes(8 + i, 6, fmt="PPM"))
+    jobs = batch.plan(sorted(str(p) for p in tmp_path.iterdir()), "compress").jobs
+    before = batch.models_loaded()  # forked workers start with this process's caches
+    outcomes = list(batch.run(jobs, FileOptions(codec="image"), processes=2))
+    assert [o.error for o in outcomes] == [None] * 6
+    pids = {o.pid for o in outcomes}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    for pid in pids:
+        loads = max(o.models_loaded for o in outcomes if o.pid == pid) - before
+        assert loads <= 1, f"worker {pid} loaded the image model {loads} times"
+
+
+def test_decompress_name_options_and_summary(tmp_path):
+    source = tmp_path / "data.log"
+    source.write_bytes(log_lines(50))
+    os.utime(source, ns=(MTIME, MTIME))
+    assert run_cli(str(source)).returncode == 0
+    packed = tmp_path / "data.log.nnc"
+    os.utime(packed, ns=(MTIME + 10**9 * 3600, MTIME + 10**9 * 3600))
+    out = tmp_path / "out"
+    assert run_cli("-d", "-n", str(packed), "--output-dir", str(out)).returncode == 0
+    assert os.stat(out / "data.log").st_mtime_ns == MTIME + 10**9 * 3600  # -n: from the .nnc file
+    assert run_cli("-d", "-f", str(packed), "--output-dir", str(out)).returncode == 0
+    assert os.stat(out / "data.log").st_mtime_ns == MTIME  # default: as stored
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="tar is not installed")
+def test_tar_round_trip_of_the_shared_data_tree(tmp_path):
+    """``tar -I nncodec`` and ``--use-compress-program='nncodec -T0'`` over a sample of
+    ../shared/data: every second file of at most 512 KB in each directory (all of it, 128 MB, with
+    NNCODEC_TEST_FULL_TAR=1)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present (../shared/data is optional outside the dev machines)")
+    full = os.environ.get("NNCODEC_TEST_FULL_TAR") == "1"
+    tree = tmp_path / "data"
+    for directory, _, names in sorted(os.walk(SHARED_DATA)):
+        small = [n for n in sorted(names) if (Path(directory) / n).stat().st_size <= 512 << 10]
+        for name in sorted(names) if full else small[::3]:
+            target = tree / Path(directory).relative_to(SHARED_DATA) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(directory) / name, target)
+    assert sum(1 for _ in tree.rglob("*")) > 20
+    wrapper = tmp_path / "bin" / "nncodec"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nncodec "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    archive = tmp_path / "data.tar.nnc"
+    # images first: a stream's codec is chosen from its first block
+    members = sorted(p.name for p in tree.iterdir())
+    members.sort(key=lambda name: name != "images")
+    subprocess.run(
+        ["tar", "-I", "nncodec", "-cf", str(archive), "-C", str(tree), *members], check=True, env=env
+    )
+    assert archive.read_bytes().startswith(container.MAGIC)
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(
+        ["tar", "--use-compress-program=nncodec -T0", "-xf", str(archive), "-C", str(out)],
+        check=True,
+        env=env,
+    )
+    expected = _outputs(tree)
+    assert _outputs(out) == expected and len(expected) > 20
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dask_executor_matches_one_process(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    src = tmp_path / "src"
+    _make_tree(src)
+    reference = tmp_path / "reference"
+    assert run_cli("-r", "-q", "-T1", str(src), "--output-dir", str(reference)).returncode == 0
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        scheduler_port=_free_port(),
+        dashboard_address=None,
+    ) as cluster:
+        packed = tmp_path / "packed"
+        result = run_cli("-r", "--dask", cluster.scheduler_address, str(src), "--output-dir", str(packed))
+        assert result.returncode == 0, result.stderr.decode()
+        assert _outputs(packed) == _outputs(reference) and len(_outputs(packed)) == 8
+        restored = tmp_path / "restored"
+        result = run_cli(
+            "-d", "-r", "--dask", cluster.scheduler_address, str(packed), "--output-dir", str(restored)
+        )
+        assert result.returncode == 0, result.stderr.decode()
+    for relative, (_, mode) in _make_tree(tmp_path / "again").items():
+        _same_file(restored / relative, src / relative, mode)
+
+
+def test_dask_unreachable_scheduler_is_one_line_exit_1(tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    result = run_cli("--dask", f"tcp://127.0.0.1:{_free_port()}", str(tmp_path / "a.txt"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr and "dask scheduler" in stderr, stderr
