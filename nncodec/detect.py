@@ -16,6 +16,7 @@ KINDS = ("image", "log", "text", "binary")
 _PNG = b"\x89PNG\r\n\x1a\n"
 _TIFF = (b"II*\x00", b"MM\x00*")
 _BMP_DIB_SIZES = {12, 40, 52, 56, 64, 108, 124}
+_IDX3_UBYTE = b"\x00\x00\x08\x03"  # idx file (MNIST's format) of unsigned-byte images
 _PNM = re.compile(rb"P[1-6](\s|#[^\n]*\n)+\d+(\s|#[^\n]*\n)+\d+\s|P7\s")
 
 _TIMESTAMP = re.compile(
@@ -39,6 +40,14 @@ def is_image(sample: bytes) -> bool:
     if sample.startswith(b"BM") and len(sample) >= 18:
         return int.from_bytes(sample[14:18], "little") in _BMP_DIB_SIZES
     return _PNM.match(sample) is not None
+
+
+def is_idx(sample: bytes) -> bool:
+    """An idx3 ubyte header (MNIST's format: magic, then count, rows and cols as big-endian u32)."""
+    if len(sample) < 16 or not sample.startswith(_IDX3_UBYTE):
+        return False
+    count, rows, cols = (int.from_bytes(sample[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
+    return count > 0 and 0 < rows <= 4096 and 0 < cols <= 4096
 
 
 def is_text(sample: bytes) -> bool:
@@ -67,7 +76,7 @@ def is_log(sample: bytes) -> bool:
 def sniff(sample: bytes) -> str:
     """Classify input by its first bytes: one of ``KINDS``."""
     sample = sample[:SNIFF_SIZE]
-    if is_image(sample):
+    if is_image(sample) or is_idx(sample):
         return "image"
     if not is_text(sample):
         return "binary"

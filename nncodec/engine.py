@@ -27,7 +27,7 @@ from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
 from nncodec.container import BlockHeader, FileMetadata, FrameHeader
-from nncodec.detect import SNIFF_SIZE, sniff
+from nncodec.detect import SNIFF_SIZE, is_idx, sniff
 from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, NotNncodecError, TruncatedError
 from nncodec.modelstore import LoadedModel, require_model
 
@@ -85,11 +85,12 @@ def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Code
     if codec != "auto":
         return codec_by_name(image_codec if codec == "image" else codec).for_encoding(sample, **options)
     kind = sniff(sample)
-    name = image_codec if kind == "image" else CODEC_FOR_KIND[kind]
+    asked = image_codec if kind == "image" else CODEC_FOR_KIND[kind]
+    name = "image-pc" if kind == "image" and is_idx(sample) else asked  # only image-pc reads idx sets
     try:
         return codec_by_name(name).for_encoding(sample, **options)
     except (CodecUnavailableError, ModelError):
-        if name != CODEC_FOR_KIND[kind]:
+        if asked != CODEC_FOR_KIND[kind]:
             raise  # a model the user asked for by name: say it is missing, do not quietly use raw
         return RawCodec()
 

@@ -1,0 +1,334 @@
+"""The ``image-pc`` codec: a probabilistic circuit (hidden Chow-Liu tree) gives every pixel's exact
+conditional distribution; the range coder codes it.
+
+Two kinds of input:
+
+* **idx image files** (MNIST's format: magic ``00 00 08 03``, big-endian u32 count, rows, cols, then
+  the pixels, nothing after them) of 28 x 28 images: every image is one sample of a 784-variable
+  circuit (``pc-mnist-v1`` or ``pc-fashion-v1``; the encoder scores both on the first images and
+  records the better one in the frame).
+* **image files** nncodec/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): pixels are
+  replaced by their vertical differences ((x - pixel above) mod 256, the first row minus 128), cut
+  into 8 x 8 patches and each patch is one sample: RGB images as 8 x 8 x 3 patches
+  (``pc-patch-rgb-v1``), any other channel count plane by plane as 8 x 8 x 1 (``pc-patch-gray-v1``).
+  The image is padded to whole patches by repeating its last row and column; the decoder drops the
+  padding and undoes the differences with one cumulative sum down the columns. 16-bit images are
+  declined (the engine codes them with zstd).
+
+Samples are coded in streams of ``chunk`` samples; each stream is one batched walk of
+nncodec/pcmodel.py (variables in the circuit's preorder, all samples of the stream at each step),
+so the streams decode independently (``-T`` spreads them over threads; the output never depends on
+it). The circuit's arithmetic is exact integer arithmetic (see nncodec/pcmodel.py).
+
+Payload::
+
+    u8 kind
+    kind 0 (idx):   varint count | varint rows | varint cols | streams
+    kind 1 (image): varint len(layout) | layout JSON | varint len(skeleton) | zstd(skeleton) | u8 planes
+                    (0: RGB patches, 1: one plane per channel) | streams
+    streams:        varint chunk | varint S | S x varint size | S range-coded streams
+
+Frame params: format version (1).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import zstandard
+
+from nncodec import imagefile
+from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
+from nncodec.coder import SymbolDecoder, SymbolEncoder
+from nncodec.container import decode_varint, encode_varint
+from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, NncodecError, TruncatedError
+from nncodec.modelstore import LoadedModel, find_model
+from nncodec.pcmodel import HCLT
+
+FORMAT_VERSION = 1
+KIND_IDX, KIND_IMAGE = 0, 1
+PLANES_RGB, PLANES_EACH = 0, 1
+IDX_MAGIC = b"\x00\x00\x08\x03"
+IDX_MODELS = ("pc-mnist-v1", "pc-fashion-v1")
+RGB_MODEL, GRAY_MODEL = "pc-patch-rgb-v1", "pc-patch-gray-v1"
+CHUNK = 1024  # samples per stream
+SCORE_SAMPLES = 64  # idx images scored to choose the model
+MAX_SKELETON = 64 << 20
+
+
+@lru_cache(maxsize=4)
+def load_circuit(path: Path, sha256: bytes) -> HCLT:
+    return HCLT.load(path)
+
+
+def idx_header(data: bytes) -> tuple[int, int, int] | None:
+    """(count, rows, cols) of an idx3 ubyte file's header, or None."""
+    if len(data) < 16 or data[:4] != IDX_MAGIC:
+        return None
+    count, rows, cols = (int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
+    return count, rows, cols
+
+
+def vdiff(pixels: np.ndarray) -> np.ndarray:
+    """(x - pixel above) mod 256 down axis 0, the first row minus 128."""
+    p = pixels.astype(np.int16)
+    out = p.copy()
+    out[1:] -= p[:-1]
+    out[:1] -= 128
+    return (out % 256).astype(np.uint8)
+
+
+def undo_vdiff(residuals: np.ndarray) -> np.ndarray:
+    r = residuals.astype(np.uint8).copy()
+    r[:1] += np.uint8(128)
+    return np.cumsum(r, axis=0, dtype=np.uint8)
+
+
+def to_patches(values: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) with H, W multiples of ``size`` -> (N, size * size * C), patches in raster order."""
+    h, w, c = values.shape
+    blocks = values.reshape(h // size, size, w // size, size, c).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(blocks.reshape(-1, size * size * c))
+
+
+def from_patches(patches: np.ndarray, h: int, w: int, c: int, size: int) -> np.ndarray:
+    blocks = patches.reshape(h // size, w // size, size, size, c).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(blocks.reshape(h, w, c))
+
+
+def _read_varint(payload: bytes, pos: int) -> tuple[int, int]:
+    try:
+        return decode_varint(payload, pos)
+    except TruncatedError as exc:
+        raise CorruptError(f"image-pc payload truncated ({exc})") from exc
+
+
+class ImagePCCodec(Codec):
+    codec_id = 6
+    name = "image-pc"
+    needs_whole_input = True
+    max_block_size = 1 << 30
+
+    def __init__(self, model: LoadedModel) -> None:
+        self._model = model
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._model
+
+    @property
+    def circuit(self) -> HCLT:
+        return load_circuit(self._model.path, self._model.sha256)
+
+    @classmethod
+    def for_encoding(cls, sample: bytes, **options: object) -> ImagePCCodec:
+        if options.get("max_error"):
+            raise CodecUnavailableError("the image-pc codec is lossless only (--max-error needs nextpixel)")
+        header = idx_header(sample)
+        if header is None:
+            return cls(find_model(RGB_MODEL))  # the encoder switches to the gray model if it needs it
+        models = []
+        for model_id in IDX_MODELS:
+            try:
+                models.append(find_model(model_id))
+            except ModelError:
+                continue
+        if not models:
+            raise ModelError(f"no idx model installed ({', '.join(IDX_MODELS)})")
+        count, rows, cols = header
+        take = min(SCORE_SAMPLES, count, max(0, (len(sample) - 16) // max(1, rows * cols)))
+        if len(models) == 1 or take == 0 or (rows, cols) != (28, 28):
+            return cls(models[0])
+        images = np.frombuffer(sample, np.uint8, take * rows * cols, 16).reshape(take, -1)
+        costs = [_ideal_bits(load_circuit(m.path, m.sha256), images) for m in models]
+        return cls(models[int(np.argmin(costs))])
+
+    @classmethod
+    def from_header(cls, params: bytes, model: LoadedModel | None) -> ImagePCCodec:
+        if params != bytes([FORMAT_VERSION]):
+            raise CorruptError(f"image-pc codec parameters {params.hex()} not understood (newer nncodec?)")
+        if model is None:
+            raise CorruptError("image-pc frame names no model")
+        return cls(model)
+
+    def params(self) -> bytes:
+        return bytes([FORMAT_VERSION])
+
+    @classmethod
+    def describe_params(cls, params: bytes) -> list[tuple[str, str]]:
+        return (
+            [("pixels", "lossless, probabilistic circuit (HCLT)")]
+            if params == bytes([FORMAT_VERSION])
+            else []
+        )
+
+    def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
+        return len(payload) > len(data) // 4  # zstd cannot beat a quarter of an image
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def encode_block(self, data: bytes) -> bytes:
+        return self.encode_block_with_output(data)[0]
+
+    def encode_block_with_output(self, data: bytes) -> tuple[bytes, bytes]:
+        header = idx_header(data)
+        if header is not None:
+            return self._encode_idx(data, header), data
+        try:
+            layout, pixels = imagefile.parse(data)
+        except imagefile.NotSupported as exc:
+            raise BlockDeclined(str(exc)) from exc
+        if layout.bits != 8:
+            raise BlockDeclined("the image-pc codec codes 8-bit images only")
+        planes = PLANES_RGB if layout.channels == 3 else PLANES_EACH
+        if planes == PLANES_EACH and self._model.model_id != GRAY_MODEL:
+            try:
+                self._model = find_model(GRAY_MODEL)
+            except ModelError as exc:
+                raise BlockDeclined(str(exc)) from exc
+        samples = self._image_samples(pixels, planes)
+        head = layout.to_json()
+        skeleton = zstandard.ZstdCompressor(level=19).compress(layout.skeleton)
+        payload = bytes([KIND_IMAGE]) + encode_varint(len(head)) + head
+        payload += encode_varint(len(skeleton)) + skeleton + bytes([planes]) + self._encode_samples(samples)
+        output = data if layout.kind == "raw" else imagefile.rebuild(layout, pixels)
+        return payload, output
+
+    def _encode_idx(self, data: bytes, header: tuple[int, int, int]) -> bytes:
+        count, rows, cols = header
+        shape = self.circuit.config.shape
+        if (rows, cols, 1) != shape or count == 0:
+            raise BlockDeclined(f"idx images of {rows}x{cols}: the model codes {shape[0]}x{shape[1]}")
+        if len(data) != 16 + count * rows * cols:
+            raise BlockDeclined("idx file size does not match its header")
+        images = np.frombuffer(data, np.uint8, count * rows * cols, 16).reshape(count, rows * cols)
+        head = bytes([KIND_IDX]) + encode_varint(count) + encode_varint(rows) + encode_varint(cols)
+        return head + self._encode_samples(images)
+
+    def _image_samples(self, pixels: np.ndarray, planes: int) -> np.ndarray:
+        size = self.circuit.config.shape[0]
+        h, w, _ = pixels.shape
+        padded = np.pad(pixels, ((0, -h % size), (0, -w % size), (0, 0)), mode="edge")
+        values = vdiff(padded)
+        if planes == PLANES_RGB:
+            return to_patches(values, size)
+        return np.concatenate([to_patches(values[..., c : c + 1], size) for c in range(values.shape[2])])
+
+    def _encode_samples(self, samples: np.ndarray) -> bytes:
+        circuit = self.circuit
+        if samples.shape[1] != circuit.config.size:
+            raise BlockDeclined("samples do not fit the model")
+        chunks = [samples[a : a + CHUNK] for a in range(0, len(samples), CHUNK)]
+
+        def encode(chunk: np.ndarray) -> bytes:
+            encoder = SymbolEncoder()
+            values = chunk.astype(np.int64)
+
+            def code(v: int, freqs: np.ndarray) -> np.ndarray:
+                encoder.encode(values[:, v], freqs)
+                return values[:, v]
+
+            circuit.walk(len(chunk), code)
+            return encoder.finish()
+
+        streams = self.map_parallel(encode, chunks)
+        return encode_varint(CHUNK) + encode_varint(len(streams)) + join_streams(streams)
+
+    # -- decoding --------------------------------------------------------------------------------
+
+    def decode_block(self, payload: bytes, original_size: int) -> bytes:
+        try:
+            return self._decode(payload, original_size)
+        except NncodecError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, RuntimeError, MemoryError, OSError) as exc:
+            raise CorruptError(f"image-pc payload corrupt ({exc})") from exc
+
+    def _decode(self, payload: bytes, original_size: int) -> bytes:
+        if not payload:
+            raise CorruptError("image-pc payload empty")
+        kind, pos = payload[0], 1
+        shape = self.circuit.config.shape
+        if kind == KIND_IDX:
+            count, pos = _read_varint(payload, pos)
+            rows, pos = _read_varint(payload, pos)
+            cols, pos = _read_varint(payload, pos)
+            if (rows, cols, 1) != shape or 16 + count * rows * cols != original_size:
+                raise CorruptError("idx dimensions disagree with the model or the block size")
+            images = self._decode_samples(payload, pos, count)
+            head = IDX_MAGIC + b"".join(n.to_bytes(4, "big") for n in (count, rows, cols))
+            return head + images.tobytes()
+        if kind != KIND_IMAGE:
+            raise CorruptError(f"image-pc payload kind {kind} not understood")
+        size, pos = _read_varint(payload, pos)
+        head = payload[pos : pos + size]
+        pos += size
+        size, pos = _read_varint(payload, pos)
+        try:
+            skeleton = zstandard.ZstdDecompressor().decompress(
+                payload[pos : pos + size], max_output_size=MAX_SKELETON
+            )
+        except zstandard.ZstdError as exc:
+            raise CorruptError(f"image-pc skeleton corrupt ({exc})") from exc
+        pos += size
+        layout = imagefile.Layout.from_json(head, skeleton)
+        if pos >= len(payload) or layout.bits != 8:
+            raise CorruptError("image-pc payload truncated or not an 8-bit image")
+        planes, pos = payload[pos], pos + 1
+        h, w, c = layout.shape
+        if h * w * c > original_size:
+            raise CorruptError("image larger than the block it decodes to")  # bounds what we allocate
+        patch = shape[0]
+        ph, pw = h + -h % patch, w + -w % patch
+        if planes == PLANES_RGB and c == 3 and shape == (patch, patch, 3):
+            samples = self._decode_samples(payload, pos, ph * pw // patch**2)
+            values = from_patches(samples, ph, pw, 3, patch)
+        elif planes == PLANES_EACH and shape == (patch, patch, 1):
+            per_plane = ph * pw // patch**2
+            samples = self._decode_samples(payload, pos, per_plane * c)
+            values = np.concatenate(
+                [
+                    from_patches(samples[k * per_plane : (k + 1) * per_plane], ph, pw, 1, patch)
+                    for k in range(c)
+                ],
+                axis=2,
+            )
+        else:
+            raise CorruptError("image-pc planes disagree with the image or the model")
+        pixels = undo_vdiff(values)[:h, :w]
+        return imagefile.rebuild(layout, pixels)
+
+    def _decode_samples(self, payload: bytes, pos: int, count: int) -> np.ndarray:
+        circuit = self.circuit
+        chunk, pos = _read_varint(payload, pos)
+        streams_count, pos = _read_varint(payload, pos)
+        if chunk < 1 or streams_count != -(-count // chunk):
+            raise CorruptError("image-pc stream layout out of range")
+        try:
+            streams = split_streams(payload, pos, streams_count, "image-pc")
+        except TruncatedError as exc:
+            raise CorruptError(f"image-pc payload truncated ({exc})") from exc
+
+        def decode(index: int) -> np.ndarray:
+            decoder = SymbolDecoder(streams[index])
+            return circuit.walk(min(chunk, count - index * chunk), lambda v, freqs: decoder.decode(freqs))
+
+        parts = self.map_parallel(decode, range(streams_count))
+        return np.concatenate(parts) if parts else np.zeros((0, circuit.config.size), np.uint8)
+
+
+def _ideal_bits(circuit: HCLT, samples: np.ndarray) -> float:
+    """Ideal code length of ``samples`` under ``circuit`` (for choosing a model)."""
+    total = 0.0
+    values = samples.astype(np.int64)
+
+    def code(v: int, freqs: np.ndarray) -> np.ndarray:
+        nonlocal total
+        sym = values[:, v]
+        total -= float(np.log2(freqs[np.arange(len(sym)), sym] / freqs.sum(axis=1)).sum())
+        return sym
+
+    circuit.walk(len(samples), code)
+    return total
