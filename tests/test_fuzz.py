@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from conftest import log_lines, prose
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nncodec
 from nncodec import container, engine
@@ -279,3 +281,40 @@ def test_fuzzed_containers_decode_exactly_or_fail_cleanly() -> None:
     assert not failures, "\n".join(failures)
     assert outcomes["error"] > CASES // 2  # the damage really damaged
     assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth / 2**20:.0f} MiB"
+
+
+# ---------------------------------------------------------------------------------------------
+# the same property, searched by hypothesis (which shrinks a failure to a minimal edit list)
+
+_CORPUS: list[Sample] = []
+
+
+def _corpus_once() -> list[Sample]:
+    if not _CORPUS:
+        _CORPUS.extend(s for s in _corpus() if s.name not in ("text", "image"))  # fast ones only
+    return _CORPUS
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    index=st.integers(min_value=0, max_value=5),
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    fix_crcs=st.booleans(),
+)
+def test_hypothesis_edits_decode_exactly_or_fail_cleanly(index, edits, cut, fix_crcs):
+    sample = _corpus_once()[index]
+    data = bytearray(sample.packed)
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if fix_crcs:
+        _refresh_crcs(data, sample)
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    try:
+        result = nncodec.decompress(bytes(data))
+    except NncodecError:
+        return
+    cut_at = len(data) if cut is not None else None
+    assert result in (sample.original, sample.boundaries.get(cut_at, sample.original))
