@@ -28,6 +28,7 @@ bench: venv
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_image.py
 	$(BIN)/python scripts/bench_log.py
+	$(BIN)/python scripts/bench_pc.py
 	$(BIN)/python scripts/bench_tools.py
 
 # Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
