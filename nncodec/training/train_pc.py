@@ -111,6 +111,21 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], st
     raise ValueError(f"unknown data set {name}")
 
 
+def shifted(images: np.ndarray, shape: tuple[int, int, int], reach: int) -> np.ndarray:
+    """``images`` (N, D) with copies moved by every (dy, dx) in -reach..reach (zeros shifted in)."""
+    h, w, c = shape
+    grid = images.reshape(-1, h, w, c)
+    out = []
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            moved = np.zeros_like(grid)
+            moved[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = grid[
+                :, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+            ]
+            out.append(moved.reshape(len(images), -1))
+    return np.concatenate(out)
+
+
 # -- structure ------------------------------------------------------------------------------------
 
 
@@ -315,6 +330,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.1)
     parser.add_argument("--leaf-alpha", type=float, default=1.0, help="pseudocounts per leaf row")
     parser.add_argument("--edge-alpha", type=float, default=0.01, help="pseudocounts per edge entry")
+    parser.add_argument("--augment", type=int, default=0, help="add copies shifted by up to N pixels")
     parser.add_argument("--max-train", type=int, default=0, help="use at most this many training samples")
     parser.add_argument("--max-held", type=int, default=5000, help="held-out samples for the card")
     parser.add_argument("--seed", type=int, default=1234)
@@ -329,6 +345,8 @@ def main() -> None:
     train, held, shape, transform, what = dataset(args.data)
     if args.max_train and len(train) > args.max_train:
         train = train[np.sort(rng.choice(len(train), args.max_train, replace=False))]
+    if args.augment:
+        train = shifted(train, shape, args.augment)
     if len(held) > args.max_held:
         held = held[np.sort(rng.choice(len(held), args.max_held, replace=False))]
     print(f"{args.data}: train {train.shape}, held out {held.shape}", flush=True)
@@ -382,6 +400,7 @@ def main() -> None:
         "training": {
             "data": what,
             "samples": int(len(train)),
+            "augment": f"copies shifted by up to {args.augment} pixels" if args.augment else "none",
             "structure": f"mutual information on {len(sample)} samples, {args.bins} bins; max spanning tree",
             "em": {
                 "minibatch_epochs": args.minibatch_epochs,
