@@ -45,7 +45,7 @@ ROW_BITS = 16  # parameter rows are integers in 1..2^16
 PRECISION = 20  # messages are rescaled so that each row's maximum has this many bits
 FREQ_BITS = 20  # frequency rows: the row maximum has this many bits, then + 1
 MAX_LATENTS = 64  # dot products of <= 256 terms of 2^20 x 2^16 stay below 2^53
-TRANSFORMS = ("none", "vdiff")
+TRANSFORMS = ("none", "diff2d", "sg-diff2d")  # what the codec applies to pixels (codecs/imagepc.py)
 
 
 def integer_rows(q: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def rescale(x: np.ndarray, bits: int = PRECISION) -> np.ndarray:
 class Config:
     shape: tuple[int, int, int]  # (height, width, channels) of the modelled array, row-major
     latents: int
-    transform: str  # "none": pixel values; "vdiff": (x - pixel above) mod 256
+    transform: str  # "none": pixel values; "diff2d", "sg-diff2d": see nncodec/codecs/imagepc.py
 
     @property
     def size(self) -> int:

@@ -14,7 +14,14 @@ from PIL import Image
 
 import nncodec
 from nncodec import engine
-from nncodec.codecs.imagepc import GRAY_MODEL, IDX_MODELS, RGB_MODEL, ImagePCCodec, undo_vdiff, vdiff
+from nncodec.codecs.imagepc import (
+    GRAY_MODEL,
+    IDX_MODELS,
+    RGB_MODEL,
+    ImagePCCodec,
+    forward_transform,
+    inverse_transform,
+)
 from nncodec.errors import CorruptError
 from nncodec.pcmodel import HCLT, integer_rows, rescale
 
@@ -101,9 +108,12 @@ def test_rows_do_not_depend_on_the_batch():
     assert all(r.min() >= 1 and r.max() <= (1 << 20) + 1 for r in together)
 
 
-def test_vdiff_inverts():
+@pytest.mark.parametrize("transform", ["diff2d", "sg-diff2d"])
+def test_transforms_invert(transform):
     x = np.random.default_rng(0).integers(0, 256, (9, 7, 3)).astype(np.uint8)
-    assert np.array_equal(undo_vdiff(vdiff(x)), x)
+    assert np.array_equal(inverse_transform(forward_transform(x, transform), transform), x)
+    flat = np.full((4, 5, 3), 77, np.uint8)
+    assert np.count_nonzero(forward_transform(flat, transform)[1:, 1:]) == 0
 
 
 # -- idx sets -------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ Two kinds of input:
   the pixels, nothing after them) of 28 x 28 images: every image is one sample of a 784-variable
   circuit (``pc-mnist-v1`` or ``pc-fashion-v1``; the encoder scores both on the first images and
   records the better one in the frame).
-* **image files** nncodec/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): pixels are
-  replaced by their vertical differences ((x - pixel above) mod 256, the first row minus 128), cut
-  into 8 x 8 patches and each patch is one sample: RGB images as 8 x 8 x 3 patches
-  (``pc-patch-rgb-v1``), any other channel count plane by plane as 8 x 8 x 1 (``pc-patch-gray-v1``).
-  The image is padded to whole patches by repeating its last row and column; the decoder drops the
-  padding and undoes the differences with one cumulative sum down the columns. 16-bit images are
-  declined (the engine codes them with zstd).
+* **image files** nncodec/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): the image is
+  padded to whole 8 x 8 patches by repeating its last row and column; RGB pixels become
+  (R - G, G, B - G) mod 256 ("subtract green"); every channel is replaced by its 2-D differences
+  (x - W - N + NW) mod 256 (128 outside the image); the result is cut into 8 x 8 patches, each one
+  sample: RGB images as 8 x 8 x 3 patches (``pc-patch-rgb-v1``), any other channel count plane by
+  plane as 8 x 8 x 1 (``pc-patch-gray-v1``). The decoder undoes the differences with two cumulative
+  sums, adds green back and drops the padding. 16-bit images are declined (the engine codes them
+  with zstd).
 
 Samples are coded in streams of ``chunk`` samples; each stream is one batched walk of
 nncodec/pcmodel.py (variables in the circuit's preorder, all samples of the stream at each step),
@@ -71,19 +72,45 @@ def idx_header(data: bytes) -> tuple[int, int, int] | None:
     return count, rows, cols
 
 
-def vdiff(pixels: np.ndarray) -> np.ndarray:
-    """(x - pixel above) mod 256 down axis 0, the first row minus 128."""
-    p = pixels.astype(np.int16)
-    out = p.copy()
-    out[1:] -= p[:-1]
-    out[:1] -= 128
-    return (out % 256).astype(np.uint8)
+def diff2d(pixels: np.ndarray) -> np.ndarray:
+    """2-D differences (x - W - N + NW) mod 256 per channel of (H, W, C) pixels, with 128 outside."""
+    y = pixels.astype(np.int16) - 128
+    d = y.copy()
+    d[:, 1:] -= y[:, :-1]
+    d[1:, :] -= y[:-1, :]
+    d[1:, 1:] += y[:-1, :-1]
+    return (d % 256).astype(np.uint8)
 
 
-def undo_vdiff(residuals: np.ndarray) -> np.ndarray:
-    r = residuals.astype(np.uint8).copy()
-    r[:1] += np.uint8(128)
-    return np.cumsum(r, axis=0, dtype=np.uint8)
+def undo_diff2d(values: np.ndarray) -> np.ndarray:
+    out = np.cumsum(values.astype(np.uint8), axis=0, dtype=np.uint8)
+    return np.cumsum(out, axis=1, dtype=np.uint8) + np.uint8(128)
+
+
+def subtract_green(pixels: np.ndarray) -> np.ndarray:
+    """(R - G, G, B - G) mod 256 of (H, W, 3) pixels."""
+    out = pixels.astype(np.uint8).copy()
+    out[..., 0] -= pixels[..., 1]
+    out[..., 2] -= pixels[..., 1]
+    return out
+
+
+def add_green(values: np.ndarray) -> np.ndarray:
+    out = values.astype(np.uint8).copy()
+    out[..., 0] += values[..., 1]
+    out[..., 2] += values[..., 1]
+    return out
+
+
+def forward_transform(pixels: np.ndarray, transform: str) -> np.ndarray:
+    """The model's transform of (H, W, C) uint8 pixels: "diff2d", or "sg-diff2d" (RGB: subtract
+    green first)."""
+    return diff2d(subtract_green(pixels) if transform == "sg-diff2d" else pixels)
+
+
+def inverse_transform(values: np.ndarray, transform: str) -> np.ndarray:
+    pixels = undo_diff2d(values)
+    return add_green(pixels) if transform == "sg-diff2d" else pixels
 
 
 def to_patches(values: np.ndarray, size: int) -> np.ndarray:
@@ -199,7 +226,7 @@ class ImagePCCodec(Codec):
     def _encode_idx(self, data: bytes, header: tuple[int, int, int]) -> bytes:
         count, rows, cols = header
         shape = self.circuit.config.shape
-        if (rows, cols, 1) != shape or count == 0:
+        if (rows, cols, 1) != shape or count == 0 or self.circuit.config.transform != "none":
             raise BlockDeclined(f"idx images of {rows}x{cols}: the model codes {shape[0]}x{shape[1]}")
         if len(data) != 16 + count * rows * cols:
             raise BlockDeclined("idx file size does not match its header")
@@ -211,7 +238,7 @@ class ImagePCCodec(Codec):
         size = self.circuit.config.shape[0]
         h, w, _ = pixels.shape
         padded = np.pad(pixels, ((0, -h % size), (0, -w % size), (0, 0)), mode="edge")
-        values = vdiff(padded)
+        values = forward_transform(padded, self.circuit.config.transform)
         if planes == PLANES_RGB:
             return to_patches(values, size)
         return np.concatenate([to_patches(values[..., c : c + 1], size) for c in range(values.shape[2])])
@@ -297,7 +324,7 @@ class ImagePCCodec(Codec):
             )
         else:
             raise CorruptError("image-pc planes disagree with the image or the model")
-        pixels = undo_vdiff(values)[:h, :w]
+        pixels = inverse_transform(values, self.circuit.config.transform)[:h, :w]
         return imagefile.rebuild(layout, pixels)
 
     def _decode_samples(self, payload: bytes, pos: int, count: int) -> np.ndarray:

@@ -8,10 +8,11 @@ Data:
 * ``mnist``: the first 5,000 digits of MNIST's test set (``../shared/data/images/mnist``; only the
   10k test set exists here); the last 5,000 are the held-out set the card reports.
 * ``fashion``: Fashion-MNIST train (60k, Debian package dataset-fashion-mnist); held out: its test set.
-* ``patches-rgb`` / ``patches-gray``: non-overlapping 8x8 patches of the vertical-difference
-  transform ((x - pixel above) mod 256) of the next-pixel model's training images (CBSD68 2x
-  downsampled, McMaster mcm01-mcm09, Set12, screen/synthetic; ``train_image.image_lists``); gray
-  uses every channel of every image as a plane. Held out: McMaster mcm10-mcm18.
+* ``patches-rgb`` / ``patches-gray``: non-overlapping 8x8 patches of the codec's transform (RGB:
+  subtract green, then 2-D differences; gray: 2-D differences) of the photos among the next-pixel
+  model's training images (CBSD68 2x downsampled, McMaster mcm01-mcm09, and for gray Set12;
+  ``train_image.image_lists``); gray uses every channel of every image as a plane. Held out:
+  McMaster mcm10-mcm18.
 
 Structure: pairwise mutual information of the variables (values binned to ``--bins`` levels, on at
 most 4,000 samples), maximum spanning tree (Prim), rooted at its centre (least height). Learning:
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
+from nncodec.codecs.imagepc import forward_transform
 from nncodec.pcmodel import FORMAT, HCLT
 
 SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "images"
@@ -54,15 +56,6 @@ def load_idx(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not an idx3 ubyte file")
     n, h, w = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
     return np.frombuffer(raw, np.uint8, n * h * w, 16).reshape(n, h, w)
-
-
-def vdiff(pixels: np.ndarray) -> np.ndarray:
-    """(x - pixel above) mod 256 per channel, the first row minus 128: the patch codec's transform."""
-    p = pixels.astype(np.int16)
-    out = p.copy()
-    out[1:] -= p[:-1]
-    out[:1] -= 128
-    return (out % 256).astype(np.uint8)
 
 
 def patches(pixels: np.ndarray, size: int = PATCH) -> np.ndarray:
@@ -93,21 +86,28 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], st
 
         train_paths, held_paths = image_lists()
         rgb = name == "patches-rgb"
+        transform = "sg-diff2d" if rgb else "diff2d"
+        train_paths = [p for p in train_paths if p.parent.name in ("cbsd68", "mcmaster", "set12_gray")]
 
         def cut(paths: list[Path]) -> np.ndarray:
             out = []
             for path in paths:
-                px = vdiff(load_pixels(path))
+                px = load_pixels(path)
                 if rgb:
                     if px.shape[2] == 3:
-                        out.append(patches(px))
+                        out.append(patches(forward_transform(px, transform)))
                 else:
-                    out.extend(patches(px[..., c : c + 1]) for c in range(px.shape[2]))
+                    out.extend(
+                        patches(forward_transform(px[..., c : c + 1], transform)) for c in range(px.shape[2])
+                    )
             return np.concatenate(out)
 
         channels = 3 if rgb else 1
-        what = "8x8 patches of vdiff(image): next-pixel training images; held out: mcm10-mcm18"
-        return cut(train_paths), cut(held_paths), (PATCH, PATCH, channels), "vdiff", what
+        what = (
+            f"8x8 patches of {transform}(image) (nncodec/codecs/imagepc.py): CBSD68 2x downsampled, "
+            "McMaster mcm01-mcm09, Set12 (gray model); held out: mcm10-mcm18"
+        )
+        return cut(train_paths), cut(held_paths), (PATCH, PATCH, channels), transform, what
     raise ValueError(f"unknown data set {name}")
 
 
