@@ -284,17 +284,23 @@ def dictionary_ids(refs: np.ndarray) -> np.ndarray:
 
 
 def _delta_pays(numbers: np.ndarray) -> bool:
-    """Whether differences from the previous value cost fewer bits than the values."""
+    """Whether differences from the previous value are cheaper to code than the values, judged by
+    ``_model_cost`` (short columns: by bit lengths)."""
     if len(numbers) < 64:  # numpy's per-call overhead dominates on short columns
         plain = numbers.tolist()
         deltas = [b - a for a, b in zip([0, *plain[:-1]], plain, strict=True)]
         return sum(abs(d).bit_length() for d in deltas) < sum(abs(v).bit_length() for v in plain)
-    return _cost(np.diff(numbers, prepend=0)) < _cost(numbers)
+    return _model_cost(np.diff(numbers, prepend=0)) < _model_cost(numbers)
 
 
-def _cost(values: np.ndarray) -> float:
-    """Rough bits to store these integers (sum of bit lengths of their zigzag forms)."""
-    return float(np.log2(zigzag(values).astype(np.float64) + 1).sum())
+def _model_cost(values: np.ndarray) -> float:
+    """Rough bits to code these integers the way the backends can: each distinct value spelled
+    once (its bit length), then every value as a symbol of the column's order-0 statistics. Random
+    byte counts cost the same either way (so stay plain); a clock's small repeating steps are
+    cheaper as differences."""
+    distinct, counts = np.unique(values, return_counts=True)
+    symbols = float(-(counts * np.log2(counts / len(values))).sum())
+    return symbols + float(np.log2(zigzag(distinct).astype(np.float64) + 2).sum())
 
 
 def column_values(column: Column) -> list[bytes]:

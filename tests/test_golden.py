@@ -42,3 +42,9 @@ def test_log_v1_files_still_decode():
     decimals, addresses, dictionary columns and merged templates."""
     original = (GOLDEN / "sample.log").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample.log-v1.nnc").read_bytes()) == original
+
+
+def test_log_v2_files_still_decode():
+    """A log-codec frame in format 2: human-readable sizes dropped and recomputed (formula 1)."""
+    original = (GOLDEN / "sample-sizes.log").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample-sizes.log-v2.nnc").read_bytes()) == original

@@ -226,3 +226,99 @@ def test_every_shared_log_round_trips():
         packed = nncodec.compress(data, codec="log", threads=2)
         assert nncodec.decompress(packed, threads=1) == data, path.name
         assert len(packed) <= len(nncodec.compress(data, codec="raw")) + 64, path.name
+
+
+# ---------------------------------------------------------------------------------------------
+# derived text: human-readable sizes (nncodec/logrewrite.py)
+
+
+def test_truncated_sizes_match_what_proxifier_prints():
+    from nncodec.logrewrite import truncated_3_digits
+
+    # (bytes, unit power, as printed in loghub's Proxifier.log)
+    for count, power, printed in [
+        (1187, 1, b"1.15"), (4199, 1, b"4.10"), (34151, 1, b"33.3"), (15872, 1, b"15.5"),
+        (50768, 1, b"49.5"), (1044099, 1, b"1019"), (2820740, 2, b"2.68"), (21600955, 2, b"20.5"),
+    ]:  # fmt: skip
+        assert truncated_3_digits(count, power) == printed
+
+
+def _proxifier_like(lines: int, seed: int) -> bytes:
+    from nncodec.logrewrite import truncated_3_digits
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(lines):
+        sent, received = rng.randrange(1 << rng.randrange(8, 28)), rng.randrange(1 << rng.randrange(8, 24))
+        parts = []
+        for count in (sent, received):
+            if count < 1024:
+                parts.append(b"%d bytes" % count)
+            else:
+                power = 1 if count < 1 << 20 else 2
+                size = truncated_3_digits(count, power)
+                if rng.random() < 0.05:  # another program's rounding: must survive as it is
+                    size = b"%.2f" % (count / 1024**power)
+                parts.append(b"%d bytes (%s %sB)" % (count, size, b"KM"[power - 1 : power]))
+        out.append(b"[10.30 16:%02d:%02d] chrome.exe - host%d:80 close, %s sent, %s received" % (
+            i // 60 % 60, i % 60, rng.randrange(9), parts[0], parts[1]))  # fmt: skip
+    return b"\n".join(out) + b"\n"
+
+
+def test_derived_sizes_are_dropped_and_recomputed():
+    from nncodec.logrewrite import expand_sizes, reduce_sizes
+
+    data = _proxifier_like(3000, seed=1)
+    reduced, formula = reduce_sizes(data)
+    assert formula == 1 and len(reduced) < len(data) - 3000
+    assert expand_sizes(reduced, formula) == data
+    payload = log_roundtrip(data)
+    assert payload[0] == 2 and payload[2] == 1  # format 2, formula 1
+    plain = LogCodec()._columns_payload(data)  # without the rewrite
+    assert len(payload) < len(plain)
+
+
+def test_no_rewrite_where_the_reduced_form_occurs_by_itself():
+    from nncodec.logrewrite import reduce_sizes
+
+    data = _proxifier_like(200, seed=2) + b"then 5000 bytes (KB) literally\n"
+    assert reduce_sizes(data) == (data, 0)
+    assert log_roundtrip(data)[0] == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"1187 bytes (1.15 KB)",
+                b"1187 bytes (KB)",
+                b" bytes (",
+                b"9",
+                b"KB)",
+                b"x",
+                b"\n",
+                b".",
+                b"1187 bytes (1.16 KB)",
+                b"2820740 bytes (2.68 MB)",
+            ]
+        ),
+        max_size=40,
+    )
+)
+def test_size_rewrite_round_trips_any_mixture(pieces):
+    from nncodec.logrewrite import expand_sizes, reduce_sizes
+
+    data = b"".join(pieces)
+    reduced, formula = reduce_sizes(data)
+    assert expand_sizes(reduced, formula) == data
+    log_roundtrip(data)
+
+
+def test_damaged_rewrite_byte_is_a_clean_error():
+    data = _proxifier_like(300, seed=3)
+    payload = bytearray(LogCodec().encode_block(data))
+    for value in (0, 7, 255):
+        payload[2] = value
+        with pytest.raises(NncodecError):
+            LogCodec().decode_block(bytes(payload), len(data))

@@ -8,6 +8,9 @@ line, number columns, text columns) are each coded with whichever of PPMd, xz an
 Some logs (web access logs full of URLs and browser names) code better as they are: a block is
 also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the smaller is kept.
 
+Before either, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
+and recomputed when decoding (nncodec/logrewrite.py); payload format 2 says which formula.
+
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
 
@@ -15,6 +18,8 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         (backends.py tags: layout, literals, template ids, numbers, text, references, then one
         per number column of at least BIG_COLUMN values, in column order)
     u8 format (1) | u8 mode 1 | the whole block as one coded stream
+    u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
+        mode byte, for the rewritten block
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from nncodec.backends import decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, TruncatedError
+from nncodec.logrewrite import expand_sizes, reduce_sizes
 from nncodec.logtransform import (
     BIG_COLUMN,
     MAX_LINES,
@@ -36,6 +42,7 @@ from nncodec.logtransform import (
 )
 
 FORMAT_VERSION = 1
+FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 COLUMNS, WHOLE = 0, 1  # payload modes
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
@@ -56,17 +63,21 @@ class LogCodec(Codec):
     def encode_block(self, data: bytes) -> bytes:
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
+        data, formula = reduce_sizes(data)
         payload = self._columns_payload(data)
         if self._whole_block_may_win(data, len(payload)):
-            plain = bytes([FORMAT_VERSION, WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
+            plain = bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
             payload = min(payload, plain, key=len)
-        return payload
+        if formula:
+            return bytes([FORMAT_REWRITTEN, payload[0], formula]) + payload[1:]
+        return bytes([FORMAT_VERSION]) + payload
 
     def _columns_payload(self, data: bytes) -> bytes:
+        """The columns payload after the format byte."""
         streams = table_streams(build_table(data))
         coders = [DEFAULT_CODERS] * len(STREAM_NAMES) + [COLUMN_CODERS] * (len(streams) - len(STREAM_NAMES))
         coded = self.map_parallel(lambda job: encode_stream(*job), list(zip(streams, coders, strict=True)))
-        return bytes([FORMAT_VERSION, COLUMNS]) + encode_varint(len(coded)) + join_streams(coded)
+        return bytes([COLUMNS]) + encode_varint(len(coded)) + join_streams(coded)
 
     def _whole_block_may_win(self, data: bytes, columns_size: int) -> bool:
         """Whether PPMd of the lines as they are may beat the columns: it does within 10% on a
@@ -84,14 +95,27 @@ class LogCodec(Codec):
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         if not payload:
             raise TruncatedError("log block is empty")
-        if payload[0] != FORMAT_VERSION or len(payload) < 2 or payload[1] not in (COLUMNS, WHOLE):
+        version = payload[0]
+        start = 3 if version == FORMAT_REWRITTEN else 2
+        if version not in (FORMAT_VERSION, FORMAT_REWRITTEN) or len(payload) < start:
             raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
+        formula = payload[2] if version == FORMAT_REWRITTEN else 0
+        if payload[1] not in (COLUMNS, WHOLE) or (version == FORMAT_REWRITTEN and formula == 0):
+            raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
         if payload[1] == WHOLE:
-            data = decode_stream(payload[2:], original_size, "log block")
-            if len(data) != original_size:
-                raise CorruptError("log block decodes to the wrong size")
-            return data
-        count, pos = decode_varint(payload, 2)
+            data = decode_stream(payload[start:], original_size, "log block")
+        else:
+            data = self._decode_columns(payload, start, original_size)
+        try:
+            data = expand_sizes(data, formula)
+        except ValueError as exc:
+            raise CorruptError(f"log block: {exc}") from exc
+        if len(data) != original_size:
+            raise CorruptError("log block decodes to the wrong size")
+        return data
+
+    def _decode_columns(self, payload: bytes, pos: int, original_size: int) -> bytes:
+        count, pos = decode_varint(payload, pos)
         if not len(STREAM_NAMES) <= count <= len(STREAM_NAMES) + original_size // BIG_COLUMN:
             raise CorruptError("log block has a wrong stream count")
         coded = split_streams(payload, pos, count, "log")
@@ -100,9 +124,6 @@ class LogCodec(Codec):
         names = [*STREAM_NAMES, *["number column"] * (count - len(STREAM_NAMES))]
         streams = [decode_stream(c, limit, name) for c, name in zip(coded, names, strict=True)]
         try:
-            data = render_table(table_from_streams(streams, original_size))
+            return render_table(table_from_streams(streams, original_size))
         except ValueError as exc:
             raise CorruptError(f"log streams do not fit together ({exc})") from exc
-        if len(data) != original_size:
-            raise CorruptError("log block decodes to the wrong size")
-        return data
