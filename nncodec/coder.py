@@ -114,7 +114,6 @@ class SymbolDecoder:
             raise CorruptError(f"range-coded data invalid ({exc})") from exc
         return np.asarray(symbols, dtype=np.int32)
 
-
     def decode_row(self, row: np.ndarray) -> int:
         """Decode one symbol against ``row``, a (1, alphabet) C-contiguous float64 array of integer
         frequencies >= 1 (the per-token fast path of the text decoder; ``decode`` checks its input)."""
