@@ -162,6 +162,29 @@ def run_job(job: Job, opts: FileOptions, progress: Callable[[int], None] | None 
     return outcome
 
 
+#: rough compression speed of each sniffed kind (bytes/s on one core), for ordering work only
+_SPEED = {"text": 10e3, "image": 80e3, "log": 2e6, "binary": 2e6}
+
+
+def largest_first(jobs: list[Job]) -> list[Job]:
+    """Jobs by estimated work (size over the speed of the kind its first 4 KiB sniffs as), largest
+    first: workers taking jobs as they finish then end close together (longest-processing-time-first
+    scheduling). Outputs do not depend on the order."""
+    from nncodec.detect import sniff
+
+    def cost(job: Job) -> float:
+        try:
+            size = os.stat(job.path).st_size
+            if job.op != "compress":
+                return size
+            with open(job.path, "rb") as handle:
+                return size / _SPEED[sniff(handle.read(4096))]
+        except OSError:
+            return 0.0
+
+    return sorted(jobs, key=cost, reverse=True)
+
+
 def _init_worker() -> None:
     """A worker process: SIGTERM unwinds (so its temporary output is removed), as in the CLI."""
 
@@ -200,7 +223,7 @@ def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
     clean = False
     try:
-        futures: list[Future] = [executor.submit(run_job, job, opts) for job in jobs]
+        futures: list[Future] = [executor.submit(run_job, job, opts) for job in largest_first(jobs)]
         for future in as_completed(futures):
             yield future.result()
         clean = True
@@ -226,6 +249,7 @@ def _run_dask(jobs: list[Job], opts: FileOptions, address: str) -> Iterator[Outc
     except (OSError, TimeoutError) as exc:
         raise DaskUnavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
+        jobs = largest_first(jobs)
         futures = client.map(run_job, jobs, opts=opts, pure=False)
         job_of = {future.key: job for future, job in zip(futures, jobs, strict=True)}
         for future in dask_completed(futures, loop=client.loop, raise_errors=False):

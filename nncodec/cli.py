@@ -31,7 +31,7 @@ from nncodec import __version__, batch, engine
 from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
 from nncodec.container import MAX_BLOCK_SIZE, FileMetadata
 from nncodec.errors import NncodecError
-from nncodec.fileops import SUFFIX, CountingReader, FileOptions, PendingOutput, UserError, open_input
+from nncodec.fileops import SUFFIX, FileOptions, PendingOutput, UserError, open_input
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -160,8 +160,6 @@ def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] |
             if job.op == "compress" and job.path.endswith(fo.suffix) and not fo.force:
                 raise UserError(f"already has {fo.suffix} suffix -- ignored (use -f to compress anyway)")
             src, info = open_input(job.path)
-        if progress is not None:
-            src = CountingReader(src, progress)  # type: ignore[assignment]
         try:
             if job.op == "compress":
                 metadata = None
@@ -177,6 +175,7 @@ def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] |
                     content_size=info.st_size if regular else None,  # type: ignore[union-attr]
                     metadata=metadata,
                     options=fo.codec_options,
+                    progress=progress,
                 )
                 if opts.output and not opts.stdout:
                     with PendingOutput(Path(opts.output), fo.force) as pending:
@@ -187,13 +186,17 @@ def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] |
                 outcome.original_size, outcome.compressed_size = stats.original_size, stats.compressed_size
             else:
                 if job.op == "test":
-                    frames = engine.decompress_stream(src, None, threads=fo.threads)
+                    frames = engine.decompress_stream(src, None, threads=fo.threads, progress=progress)
                 elif opts.output and not opts.stdout:
                     with PendingOutput(Path(opts.output), fo.force) as pending:
-                        frames = engine.decompress_stream(src, pending.stream, threads=fo.threads)
+                        frames = engine.decompress_stream(
+                            src, pending.stream, threads=fo.threads, progress=progress
+                        )
                         pending.commit(None, frames[0].header.metadata if fo.store_name else None)
                 else:
-                    frames = engine.decompress_stream(src, sys.stdout.buffer, threads=fo.threads)
+                    frames = engine.decompress_stream(
+                        src, sys.stdout.buffer, threads=fo.threads, progress=progress
+                    )
                 outcome.original_size = sum(f.original_size for f in frames)
                 outcome.compressed_size = sum(f.compressed_size for f in frames)
         finally:
@@ -232,9 +235,14 @@ def _progress_bar(opts: Options, total: int | None, label: str) -> object:
         return None
     from tqdm import tqdm
 
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except OSError:
+        sized = False
     return tqdm(
-        total=total or None, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0,
-        desc=label, file=sys.stderr, leave=False, dynamic_ncols=True,
+        total=total or None, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0, desc=label,
+        file=sys.stderr, leave=False, dynamic_ncols=sized, ncols=None if sized else 80,
+        nrows=None if sized else 24,
     )  # fmt: skip
 
 

@@ -182,9 +182,11 @@ def compress_stream(
     content_size: int | None = None,
     metadata: FileMetadata | None = None,
     options: dict | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> FrameStats:
     """Compress all of ``src`` into one frame written to ``dst``. ``options``: codec settings
-    (e.g. ``{"max_error": 2}`` for near-lossless images)."""
+    (e.g. ``{"max_error": 2}`` for near-lossless images). ``progress`` is called with the input bytes
+    of each block as it is coded (for a progress bar)."""
     threads = resolve_threads(threads)
     sample = read_up_to(src, SNIFF_SIZE)
     frame_codec = choose_codec(codec, sample, options)
@@ -193,13 +195,13 @@ def compress_stream(
         # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
         # smaller by the model id and hash it would record, so write that instead.
         buffer = io.BytesIO()
-        stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options)
+        stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
         if not stats.block_codecs[frame_codec.name] and stats.blocks:
             buffer = io.BytesIO()
             stats = _write_frame(sample, io.BytesIO(), buffer, RawCodec(), **options)
         dst.write(buffer.getvalue())
         return stats
-    return _write_frame(sample, src, dst, frame_codec, **options)
+    return _write_frame(sample, src, dst, frame_codec, **options, progress=progress)
 
 
 def _write_frame(
@@ -212,6 +214,7 @@ def _write_frame(
     block_size: int | None,
     content_size: int | None,
     metadata: FileMetadata | None,
+    progress: Callable[[int], None] | None = None,
 ) -> FrameStats:
     """Write one frame holding ``sample`` followed by the rest of ``src``."""
     if frame_codec.needs_whole_input:
@@ -264,6 +267,8 @@ def _write_frame(
                 stats.original_size += len(output)
                 stats.compressed_size += len(raw_header) + len(payload)
                 stats.identical = stats.identical and same
+                if progress is not None:
+                    progress(read)
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
@@ -370,7 +375,11 @@ def _frame_headers(src: BinaryIO) -> Iterator[FrameHeader]:
 
 
 def decompress_frame(
-    header: FrameHeader, src: BinaryIO, dst: BinaryIO | None, threads: int = 1
+    header: FrameHeader,
+    src: BinaryIO,
+    dst: BinaryIO | None,
+    threads: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> FrameStats:
     """Decode the blocks and footer of a frame whose header was just read; verify everything."""
     stats = FrameStats(header, compressed_size=header.size)
@@ -391,6 +400,8 @@ def decompress_frame(
                 stats.blocks += 1
                 stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
                 stats.original_size += len(data)
+                if progress is not None:
+                    progress(block_header.size + block_header.payload_size)
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
@@ -403,9 +414,12 @@ def decompress_frame(
     return stats
 
 
-def decompress_stream(src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1) -> list[FrameStats]:
-    """Decode every concatenated frame in ``src`` (``dst=None`` only verifies)."""
-    return [decompress_frame(header, src, dst, threads) for header in _frame_headers(src)]
+def decompress_stream(
+    src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1, progress: Callable[[int], None] | None = None
+) -> list[FrameStats]:
+    """Decode every concatenated frame in ``src`` (``dst=None`` only verifies). ``progress`` is called
+    with the compressed bytes of each block as it is decoded."""
+    return [decompress_frame(header, src, dst, threads, progress) for header in _frame_headers(src)]
 
 
 def scan_frames(src: BinaryIO) -> list[FrameStats]:

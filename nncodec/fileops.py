@@ -128,25 +128,6 @@ def open_input(path: str) -> tuple[BinaryIO, os.stat_result]:
         raise UserError(exc.strerror or str(exc)) from exc
 
 
-class CountingReader:
-    """A binary stream that reports the bytes read from it (for a progress bar)."""
-
-    def __init__(self, stream: BinaryIO, callback: Callable[[int], None]) -> None:
-        self._stream, self._callback = stream, callback
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._callback(len(data))
-        return data
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._stream, name)
-
-
-def _counted(stream: BinaryIO, progress: Callable[[int], None] | None) -> BinaryIO:
-    return stream if progress is None else CountingReader(stream, progress)  # type: ignore[return-value]
-
-
 def same_file(a: str, b: Path) -> bool:
     with contextlib.suppress(OSError):
         return os.path.samefile(a, b)
@@ -191,7 +172,7 @@ def compress_file(
         _prepare_directory(directory)
         with PendingOutput(target, opts.force) as pending:
             stats = engine.compress_stream(
-                _counted(src, progress),
+                src,
                 pending.stream,
                 codec=opts.codec,
                 threads=opts.threads,
@@ -199,6 +180,7 @@ def compress_file(
                 content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
                 metadata=metadata,
                 options=opts.codec_options,
+                progress=progress,
             )
             if opts.remove_source:  # verify the written output before the source may go
                 pending.stream.flush()
@@ -261,7 +243,7 @@ def decompress_file(
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
         with PendingOutput(target, opts.force) as pending:
-            frames = engine.decompress_stream(_counted(src, progress), pending.stream, threads=opts.threads)
+            frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
             pending.commit(info, frames[0].header.metadata if opts.store_name else None)
         if opts.remove_source:
             os.unlink(path)
@@ -276,7 +258,7 @@ def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | No
     """Decode ``path`` fully and verify every checksum; write nothing."""
     src, _ = open_input(path)
     with src:
-        frames = engine.decompress_stream(_counted(src, progress), None, threads=opts.threads)
+        frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
     return FileResult(
         original_size=sum(f.original_size for f in frames),
         compressed_size=sum(f.compressed_size for f in frames),

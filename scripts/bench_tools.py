@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -62,16 +63,24 @@ def make_sample(root: Path) -> list[str]:
     return described
 
 
-def batch_speed(sample: Path, work: Path, repeat: int) -> tuple[dict[int, list[float]], int, int]:
-    """Wall seconds of `nncodec -r -T1` and `-T2` over the sample (alternating, ``repeat`` times
-    each); checks the outputs are identical. Returns (times per T, files, bytes)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def batch_speed(
+    sample: Path, work: Path, repeat: int
+) -> tuple[dict[int, list[float]], dict[int, list[float]], int, int]:
+    """Wall and CPU seconds of `nncodec -r -T1` and `-T2` over the sample (alternating, ``repeat``
+    times each); checks the outputs are identical. Returns (wall per T, CPU per T, files, bytes)."""
     times: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
     outputs: dict[int, dict[str, bytes]] = {}
     for _ in range(repeat):
         for threads in (1, 2):
             out = work / f"T{threads}"
             shutil.rmtree(out, ignore_errors=True)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), _children_cpu()
             subprocess.run(
                 [
                     sys.executable,
@@ -87,11 +96,12 @@ def batch_speed(sample: Path, work: Path, repeat: int) -> tuple[dict[int, list[f
                 check=True,
             )
             times[threads].append(time.perf_counter() - started)
+            cpu[threads].append(_children_cpu() - cpu_started)
             outputs[threads] = {p.name: p.read_bytes() for p in out.iterdir()}
     if outputs[1] != outputs[2]:
         raise SystemExit("nncodec -T1 and -T2 gave different outputs")
     files = list(sample.iterdir())
-    return times, len(files), sum(p.stat().st_size for p in files)
+    return times, cpu, len(files), sum(p.stat().st_size for p in files)
 
 
 def main() -> None:
@@ -114,7 +124,7 @@ def main() -> None:
         if failures:
             raise SystemExit(f"round trips failed: {failures}")
         benchtool.plot(results, args.plot)
-        times, files, size = batch_speed(sample, Path(tmp), args.repeat)
+        times, cpu, files, size = batch_speed(sample, Path(tmp), args.repeat)
         load_after = os.getloadavg()[0]
 
     best = {t: min(v) for t, v in times.items()}
@@ -143,10 +153,15 @@ def main() -> None:
         + ", ".join(f"{t:.1f}" for t in times[1])
         + " s, `-T2` "
         + ", ".join(f"{t:.1f}" for t in times[2])
-        + f" s; best `-T1` / best `-T2` = **{best[1] / best[2]:.2f}x**. Outputs identical. The machine's "
-        f"2 cores were shared with other work (1-minute load average {load_before:.1f} before, "
-        f"{load_after:.1f} after), so this is a lower bound on what an idle machine gives; with -T2 the "
-        "two worker processes take files as they finish, and the largest files (the texts) bound the time.",
+        + f" s; best `-T1` / best `-T2` = **{best[1] / best[2]:.2f}x**. Outputs identical. Cores the runs "
+        "got (CPU seconds / wall seconds): `-T1` "
+        + ", ".join(f"{c / t:.2f}" for c, t in zip(cpu[1], times[1], strict=True))
+        + ", `-T2` "
+        + ", ".join(f"{c / t:.2f}" for c, t in zip(cpu[2], times[2], strict=True))
+        + f". The machine's 2 cores were shared with other work (1-minute load average {load_before:.1f} "
+        f"before, {load_after:.1f} after), so `-T2` could use only what was left; on an idle machine the "
+        "bound is the largest file's time (the worker processes take the files, most work first, as they "
+        "finish).",
         END,
     ]
     write_section(args.out, "All tools: `nncodec bench` and batch speed", "\n".join(lines))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -234,3 +239,76 @@ def test_dask_unreachable_scheduler_is_one_line_exit_1(tmp_path):
     result = run_cli("--dask", f"tcp://127.0.0.1:{_free_port()}", str(tmp_path / "a.txt"))
     stderr = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in stderr and "dask scheduler" in stderr, stderr
+
+
+def test_bench_measures_tools_and_writes_a_plot(tmp_path):
+    (tmp_path / "app.log").write_bytes(log_lines(60))
+    (tmp_path / "blob.bin").write_bytes(random.Random(3).randbytes(2_000))
+    plot = tmp_path / "bench.png"
+    result = run_cli("bench", "--tools", "nncodec,gzip,zstd", "--plot", str(plot), str(tmp_path))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[1].split()[:3] == ["kind", "tool", "files"]
+    table = {(line.split()[0], line.split()[1]): line for line in lines[2:]}
+    assert {("log", "nncodec"), ("log", "gzip"), ("binary", "zstd"), ("all", "nncodec")} <= set(table)
+    assert not any(kind == "log" and tool == "xz" for kind, tool in table)  # not asked for
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size < 200_000
+
+
+def test_bench_verification_catches_a_bad_round_trip():
+    from nncodec import benchtool
+
+    assert benchtool._same(b"abc", b"abc", "binary") and not benchtool._same(b"abc", b"abd", "binary")
+    ppm = png_bytes(5, 4, fmt="PPM")
+    assert benchtool._same(ppm, png_bytes(5, 4, fmt="PNG"), "image")  # same pixels, other file
+    assert not benchtool._same(ppm, png_bytes(5, 5, fmt="PNG"), "image")
+
+
+def test_shell_completion_and_help_examples():
+    env = {"_NNCODEC_COMPLETE": "bash_complete", "COMP_WORDS": "nncodec ", "COMP_CWORD": "1"}
+    commands = run_cli(env=env).stdout.decode().split()
+    assert {"plain,compress", "plain,decompress", "plain,list", "plain,bench"} <= set(commands)
+    env = {**env, "COMP_WORDS": "nncodec -d --output-d", "COMP_CWORD": "2"}
+    assert run_cli(env=env).stdout.decode().split() == ["plain,--output-dir"]
+    for command in ("compress", "decompress", "list", "bench"):
+        text = run_cli(command, "--help").stdout.decode()
+        assert "Examples:" in text and "  nncodec " in text, command
+    assert "_NNCODEC_COMPLETE" in run_cli("--help").stdout.decode()
+
+
+def test_progress_bar_only_on_a_terminal_and_not_with_q(tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_bytes(prose(25_000))
+
+    def stderr_on_a_terminal(*args: str) -> bytes:
+        primary, secondary = pty.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "nncodec", "-f", "--codec", "text", "-B", "4K", *args, str(source)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=secondary,
+                timeout=300,
+                check=True,
+            )
+            os.close(secondary)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(secondary)
+            os.close(primary)
+
+    assert b"compressing" in stderr_on_a_terminal()
+    assert stderr_on_a_terminal("-q") == b""
+    piped = run_cli("-f", "--codec", "text", "-B", "4K", str(source))
+    assert piped.returncode == 0 and piped.stderr == b""
