@@ -7,10 +7,13 @@ coder needs.
 
 **Order.** Variables are coded in preorder (depth first from the root, children in ascending index).
 When v is coded, no variable of v's subtree is known yet, so p(z_v | evidence) is the downward
-message from v's parent alone, and p(x_v = k | evidence) = sum_z down_v(z) leaf_v(z, k): one
-(B x M) . (M x 256) product per variable. After x_v, the parent's running state picks up the
-evidence as each child's subtree closes (its upward message). Total work per image is
-O(D (M^2 + 256 M)), batched over any number of images.
+message from v's parent alone, and p(x_v = k | evidence) = sum_z down_v(z) leaf_v(z, k). A value
+is coded as two 16-way symbols (its high and low four bits): the high symbol's rows are the sums
+of the leaf table's groups of 16, the low symbol's rows the 16 entries of the decoded group, so a
+step costs 2 x 16 x M products per array instead of 256 x M and the range coder reads 32 entries
+instead of 256 (the code length is the same: p(high) p(low | high) = p(x)). After x_v, the
+parent's running state picks up the evidence as each child's subtree closes (its upward message).
+Total work per array is O(D (M^2 + 32 M)), batched over any number of arrays.
 
 **Exactness.** Parameters are stored as 8-bit log-probabilities (``q`` = -8 log2 p, clipped to
 0..255) and turned into integers by a table of eight integer constants and shifts (no exp/log from a
@@ -20,8 +23,8 @@ integers held in float64: after every product they are rescaled by a power of tw
 Every dot product sums at most M <= 64 products of a <= 2^20 integer and a <= 2^16 integer, and
 every elementwise product multiplies two <= 2^20 integers: all below 2^53, so float64 BLAS and
 numpy compute them exactly in any order, with any SIMD width or thread count. Frequency rows are
-the exact integer sums rescaled the same way (maximum 2^20, every entry >= 1). The result is a
-function of the model file and the coded values only.
+those exact integer sums (each >= M, below 2^43) as they are. The result is a function of the model
+file and the coded values only.
 """
 
 from __future__ import annotations
@@ -43,9 +46,14 @@ _POW2_EIGHTHS = np.array(
 )  # fmt: skip
 ROW_BITS = 16  # parameter rows are integers in 1..2^16
 PRECISION = 20  # messages are rescaled so that each row's maximum has this many bits
-FREQ_BITS = 20  # frequency rows: the row maximum has this many bits, then + 1
 MAX_LATENTS = 64  # dot products of <= 256 terms of 2^20 x 2^16 stay below 2^53
-TRANSFORMS = ("none", "diff2d", "sg-diff2d")  # what the codec applies to pixels (codecs/imagepc.py)
+TRANSFORMS = (
+    "none",
+    "vdiff",
+    "diff2d",
+    "sg-vdiff",
+    "sg-diff2d",
+)  # what the codec applies to pixels (codecs/imagepc.py)
 
 
 def integer_rows(q: np.ndarray) -> np.ndarray:
@@ -58,11 +66,15 @@ def integer_rows(q: np.ndarray) -> np.ndarray:
 
 
 def rescale(x: np.ndarray, bits: int = PRECISION) -> np.ndarray:
-    """Rows of non-negative integers (float64, not all zero) times the power of two that gives the
-    row maximum exactly ``bits`` bits, floored, plus 1 (so no entry is ever 0 and no product of
-    messages can vanish): exact and order-free. Results are at most 2^bits."""
-    _, exponent = np.frexp(x.max(axis=-1, keepdims=True))
-    return np.floor(np.ldexp(x, bits - exponent)) + 1.0
+    """Columns of non-negative integers (float64, (M, B), not all zero) times the power of two that
+    gives the column maximum exactly ``bits`` bits, floored, plus 1 (so no entry is ever 0 and no
+    product of messages can vanish): exact and order-free. Results are at most 2^bits."""
+    _, exponent = np.frexp(x.max(axis=0, keepdims=True))
+    scale = np.ldexp(1.0, bits - exponent)  # a power of two per row: multiplying by it is exact
+    out = np.multiply(x, scale)
+    np.floor(out, out=out)
+    out += 1.0
+    return out
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,9 @@ class HCLT:
         self.edges = integer_rows(edge_q)  # [v, z_parent, z_v]
         self.edges_t = np.ascontiguousarray(self.edges.transpose(0, 2, 1))  # [v, z_v, z_parent]
         self.leaves = integer_rows(leaf_q)  # [v, z, value]
-        self.leaves_t = np.ascontiguousarray(self.leaves.transpose(0, 2, 1))  # [v, value, z]
+        blocks = self.leaves.reshape(d, m, 16, 16)  # [v, z, value >> 4, value & 15]
+        self.leaf_groups = blocks.sum(axis=3)  # [v, z, group]: exact integer sums
+        self.leaf_blocks = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3))  # [v, group, z, value & 15]
         self.events = _events(self.parent)
 
     @classmethod
@@ -115,11 +129,14 @@ class HCLT:
         """Variables in coding order (preorder)."""
         return np.array([v for kind, v in self.events if kind == 0], np.int64)
 
-    def walk(self, batch: int, code: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
-        """Run the coding walk over ``batch`` arrays: for each variable v in order, ``code(v, freqs)``
-        gets the (batch, 256) float64 integer frequency rows and returns the (batch,) values of x_v
-        (the true ones when encoding, the decoded ones when decoding). Returns them as (batch, D).
-        Encoder and decoder run exactly this loop; each array's rows depend on that array alone."""
+    def walk(self, batch: int, code: Callable[[int, int, np.ndarray], np.ndarray]) -> np.ndarray:
+        """Run the coding walk over ``batch`` arrays. Each value x_v is coded as two symbols:
+        ``code(v, 0, rows)`` gets (batch, 16) float64 integer frequency rows for x_v >> 4 (the sums
+        of each group of 16 values) and returns those symbols; ``code(v, 1, rows)`` gets the
+        (batch, 16) rows of the values inside each array's group and returns x_v & 15 (the true
+        symbols when encoding, the decoded ones when decoding). Returns the values as (batch, D).
+        Encoder and decoder run exactly this loop; each array's rows depend on that array alone.
+        Messages are kept as (M, batch) arrays."""
         out = np.zeros((batch, self.config.size), np.uint8)
         down: dict[int, np.ndarray] = {}  # running state of open nodes: down message x evidence
         up: dict[int, np.ndarray] = {}  # evidence-only running message of open nodes
@@ -127,13 +144,17 @@ class HCLT:
             if kind == 0:  # visit v: code x_v
                 p = int(self.parent[v])
                 if p < 0:
-                    message = np.broadcast_to(self.prior, (batch, self.config.latents))
+                    message = np.repeat(self.prior[:, None], batch, axis=1)
                 else:
-                    message = rescale(down[p] @ self.edges[v])
-                freqs = rescale(message @ self.leaves[v], FREQ_BITS)
-                x = np.asarray(code(v, freqs), dtype=np.int64)
+                    message = rescale(self.edges_t[v] @ down[p])
+                # exact integers >= M (no entry is 0): sums over states of message x leaf entries
+                high = np.asarray(code(v, 0, message.T @ self.leaf_groups[v]), dtype=np.int64)
+                inside = self.leaf_blocks[v][high]  # (B, M, 16): each array's group
+                low_rows = np.matmul(message.T[:, None, :], inside)[:, 0, :]
+                low = np.asarray(code(v, 1, low_rows), dtype=np.int64)
+                x = high * 16 + low
                 out[:, v] = x
-                evidence = self.leaves_t[v][x]  # (B, M)
+                evidence = self.leaves[v][:, x]  # (M, B)
                 down[v] = rescale(message * evidence)
                 up[v] = evidence
             else:  # close v: its subtree is known; pass its upward message to the parent
@@ -142,7 +163,7 @@ class HCLT:
                 del down[v]
                 if p < 0:
                     continue
-                lifted = rescale(message @ self.edges_t[v])
+                lifted = rescale(self.edges[v] @ message)
                 down[p] = rescale(down[p] * lifted)
                 up[p] = rescale(up[p] * lifted)
         return out

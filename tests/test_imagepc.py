@@ -81,17 +81,17 @@ def test_integer_rows_and_rescale_are_exact():
     rows = integer_rows(q)
     assert rows.dtype == np.float64 and rows.min() >= 1 and rows.max() <= 1 << 16
     assert rows[0, 0] / rows[0, 1] == pytest.approx(2.0, rel=1e-6) and rows[1, 0] == rows[1, 3]
-    x = np.array([[3.0, 0.0, 1 << 40], [5.0, 6.0, 7.0]])
+    x = np.array([[3.0, 0.0, 1 << 40], [5.0, 6.0, 7.0]]).T  # two columns
     out = rescale(x, 20)
-    assert np.array_equal(out, np.floor(x * np.array([[2.0**-21], [2.0**17]])) + 1)
+    assert np.array_equal(out, np.floor(x * np.array([[2.0**-21, 2.0**17]])) + 1)
 
 
 def circuit_rows(circuit: HCLT, samples: np.ndarray) -> list[np.ndarray]:
     rows = []
 
-    def code(v, freqs):
+    def code(v, part, freqs):
         rows.append(freqs.copy())
-        return samples[:, v].astype(np.int64)
+        return samples[:, v].astype(np.int64) >> 4 if part == 0 else samples[:, v] & 15
 
     circuit.walk(len(samples), code)
     return rows
@@ -105,15 +105,16 @@ def test_rows_do_not_depend_on_the_batch():
     together = circuit_rows(circuit, samples)
     alone = circuit_rows(circuit, samples[2:3])
     assert all(np.array_equal(a[0], t[2]) for a, t in zip(alone, together, strict=True))
-    assert all(r.min() >= 1 and r.max() <= (1 << 20) + 1 for r in together)
+    m = circuit.config.latents
+    assert all(r.min() >= m and r.max() < 2.0**43 and np.array_equal(r, np.floor(r)) for r in together)
 
 
-@pytest.mark.parametrize("transform", ["diff2d", "sg-diff2d"])
+@pytest.mark.parametrize("transform", ["vdiff", "diff2d", "sg-vdiff", "sg-diff2d"])
 def test_transforms_invert(transform):
     x = np.random.default_rng(0).integers(0, 256, (9, 7, 3)).astype(np.uint8)
     assert np.array_equal(inverse_transform(forward_transform(x, transform), transform), x)
     flat = np.full((4, 5, 3), 77, np.uint8)
-    assert np.count_nonzero(forward_transform(flat, transform)[1:, 1:]) == 0
+    assert np.count_nonzero(forward_transform(flat, transform)[1:, 1:, 1]) == 0
 
 
 # -- idx sets -------------------------------------------------------------------------------------

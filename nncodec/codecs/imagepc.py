@@ -102,15 +102,30 @@ def add_green(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def vdiff(pixels: np.ndarray) -> np.ndarray:
+    """Vertical differences (x - N) mod 256 per channel of (H, W, C) pixels, with 128 above."""
+    y = pixels.astype(np.int16)
+    d = y.copy()
+    d[1:] -= y[:-1]
+    d[:1] -= 128
+    return (d % 256).astype(np.uint8)
+
+
+def undo_vdiff(values: np.ndarray) -> np.ndarray:
+    return np.cumsum(values.astype(np.uint8), axis=0, dtype=np.uint8) + np.uint8(128)
+
+
 def forward_transform(pixels: np.ndarray, transform: str) -> np.ndarray:
-    """The model's transform of (H, W, C) uint8 pixels: "diff2d", or "sg-diff2d" (RGB: subtract
-    green first)."""
-    return diff2d(subtract_green(pixels) if transform == "sg-diff2d" else pixels)
+    """The model's transform of (H, W, C) uint8 pixels: "vdiff" or "diff2d", optionally after
+    subtracting green ("sg-vdiff", "sg-diff2d"; RGB only)."""
+    if transform.startswith("sg-"):
+        pixels, transform = subtract_green(pixels), transform[3:]
+    return vdiff(pixels) if transform == "vdiff" else diff2d(pixels)
 
 
 def inverse_transform(values: np.ndarray, transform: str) -> np.ndarray:
-    pixels = undo_diff2d(values)
-    return add_green(pixels) if transform == "sg-diff2d" else pixels
+    pixels = undo_vdiff(values) if transform.endswith("vdiff") else undo_diff2d(values)
+    return add_green(pixels) if transform.startswith("sg-") else pixels
 
 
 def to_patches(values: np.ndarray, size: int) -> np.ndarray:
@@ -253,9 +268,10 @@ class ImagePCCodec(Codec):
             encoder = SymbolEncoder()
             values = chunk.astype(np.int64)
 
-            def code(v: int, freqs: np.ndarray) -> np.ndarray:
-                encoder.encode(values[:, v], freqs)
-                return values[:, v]
+            def code(v: int, part: int, freqs: np.ndarray) -> np.ndarray:
+                symbols = values[:, v] >> 4 if part == 0 else values[:, v] & 15
+                encoder.encode(symbols, freqs)
+                return symbols
 
             circuit.walk(len(chunk), code)
             return encoder.finish()
@@ -340,7 +356,9 @@ class ImagePCCodec(Codec):
 
         def decode(index: int) -> np.ndarray:
             decoder = SymbolDecoder(streams[index])
-            return circuit.walk(min(chunk, count - index * chunk), lambda v, freqs: decoder.decode(freqs))
+            return circuit.walk(
+                min(chunk, count - index * chunk), lambda v, part, freqs: decoder.decode(freqs)
+            )
 
         parts = self.map_parallel(decode, range(streams_count))
         return np.concatenate(parts) if parts else np.zeros((0, circuit.config.size), np.uint8)
@@ -351,9 +369,9 @@ def _ideal_bits(circuit: HCLT, samples: np.ndarray) -> float:
     total = 0.0
     values = samples.astype(np.int64)
 
-    def code(v: int, freqs: np.ndarray) -> np.ndarray:
+    def code(v: int, part: int, freqs: np.ndarray) -> np.ndarray:
         nonlocal total
-        sym = values[:, v]
+        sym = values[:, v] >> 4 if part == 0 else values[:, v] & 15
         total -= float(np.log2(freqs[np.arange(len(sym)), sym] / freqs.sum(axis=1)).sum())
         return sym
 

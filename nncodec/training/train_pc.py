@@ -66,7 +66,9 @@ def patches(pixels: np.ndarray, size: int = PATCH) -> np.ndarray:
     return blocks.reshape(-1, size * size * c)
 
 
-def dataset(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], str, str]:
+def dataset(
+    name: str, transform_arg: str = ""
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], str, str]:
     """-> (train (N, D), held-out (N', D), shape, transform, description)."""
     if name == "mnist":
         images = load_idx(SHARED_IMAGES / "mnist" / "t10k-images-idx3-ubyte.gz").reshape(10000, -1)
@@ -86,7 +88,7 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], st
 
         train_paths, held_paths = image_lists()
         rgb = name == "patches-rgb"
-        transform = "sg-diff2d" if rgb else "diff2d"
+        transform = transform_arg or ("sg-diff2d" if rgb else "diff2d")
         train_paths = [p for p in train_paths if p.parent.name in ("cbsd68", "mcmaster", "set12_gray")]
 
         def cut(paths: list[Path]) -> np.ndarray:
@@ -307,9 +309,9 @@ def exact_bits_per_dim(hclt: HCLT, x: np.ndarray, batch: int = 500) -> float:
     for a in range(0, len(x), batch):
         chunk = x[a : a + batch].astype(np.int64)
 
-        def code(v: int, freqs: np.ndarray, chunk=chunk) -> np.ndarray:
+        def code(v: int, part: int, freqs: np.ndarray, chunk=chunk) -> np.ndarray:
             nonlocal total
-            sym = chunk[:, v]
+            sym = chunk[:, v] >> 4 if part == 0 else chunk[:, v] & 15
             total -= float(np.log2(freqs[np.arange(len(sym)), sym] / freqs.sum(axis=1)).sum())
             return sym
 
@@ -330,6 +332,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.1)
     parser.add_argument("--leaf-alpha", type=float, default=1.0, help="pseudocounts per leaf row")
     parser.add_argument("--edge-alpha", type=float, default=0.01, help="pseudocounts per edge entry")
+    parser.add_argument("--transform", default="", help="patches: vdiff, diff2d, sg-vdiff or sg-diff2d")
     parser.add_argument("--augment", type=int, default=0, help="add copies shifted by up to N pixels")
     parser.add_argument("--max-train", type=int, default=0, help="use at most this many training samples")
     parser.add_argument("--max-held", type=int, default=5000, help="held-out samples for the card")
@@ -342,7 +345,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = time.time()
 
-    train, held, shape, transform, what = dataset(args.data)
+    train, held, shape, transform, what = dataset(args.data, args.transform)
     if args.max_train and len(train) > args.max_train:
         train = train[np.sort(rng.choice(len(train), args.max_train, replace=False))]
     if args.augment:
