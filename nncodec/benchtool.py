@@ -79,11 +79,11 @@ def available_tools(threads: int = 1) -> list[Tool]:
                 ["zstd", "-q", "-dc", "--long=27"],
             )
         )
-    seven = shutil.which("7z") or shutil.which("7za")
+    seven = shutil.which("7z") or shutil.which("7za") or shutil.which("7zz")
     if seven:
         tools.append(
             Tool("7z PPMd", [seven, "a", "-bd", "-m0=PPMd", "-mx=9", "{out}", "{in}"],
-                 [seven, "e", "-bd", "-so", "{in}"], files=("", ".7z"))
+                 [seven, "e", "-bd", "-so", "{in}"], files=(".7z", ""))
         )  # fmt: skip
     tools.append(
         Tool(f"PPMd o{PPMD_ORDER}", [*python, "nncodec.benchtool", "ppmd-compress"],
