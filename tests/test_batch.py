@@ -8,11 +8,13 @@ import os
 import pty
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -312,3 +314,22 @@ def test_progress_bar_only_on_a_terminal_and_not_with_q(tmp_path):
     assert stderr_on_a_terminal("-q") == b""
     piped = run_cli("-f", "--codec", "text", "-B", "4K", str(source))
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+def test_sigterm_stops_a_parallel_batch_cleanly(tmp_path):
+    for i in range(4):
+        (tmp_path / f"t{i}.txt").write_bytes(prose(25_000, seed=i))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nncodec", "-r", "-T2", "--codec", "text", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.5)
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and b"Traceback" not in stderr, stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    finished = sorted(tmp_path.glob("*.nnc"))
+    assert len(finished) < 4  # it was stopped mid-way
+    for packed in finished:  # whatever was committed is complete
+        assert run_cli("-dc", str(packed)).stdout == (tmp_path / packed.stem).read_bytes()
