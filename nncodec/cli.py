@@ -235,6 +235,7 @@ def _progress_bar(opts: Options, total: int | None, label: str) -> object:
         return None
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked after this
     try:
         sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
     except OSError:
@@ -255,6 +256,8 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
         raise click.UsageError("-o/--output cannot be combined with -r or --output-dir")
     if opts.dask and (opts.stdout or "-" in inputs):
         raise click.UsageError("--dask works on named files, not on stdin or -c")
+    if opts.output_dir and (opts.stdout or "-" in inputs):
+        raise click.UsageError("--output-dir works on named files, not on stdin or -c")
     started = time.perf_counter()
     plan = batch.plan(
         inputs,
