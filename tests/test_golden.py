@@ -37,6 +37,12 @@ def test_image_v2_files_still_decode():
     assert nncodec.decompress((GOLDEN / "sample.image-v2.nnc").read_bytes()) == original
 
 
+def test_image_pc_v1_files_still_decode():
+    """An image-pc frame (format 1, model pc-patch-rgb-v1): a 64x48 RGB PPM, byte-exact."""
+    original = (GOLDEN / "sample-pc.ppm").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample.image-pc-v1.nnc").read_bytes()) == original
+
+
 def test_log_v1_files_still_decode():
     """A log-codec frame (format 1): CRLF and LF lines, a final line without newline, numbers,
     decimals, addresses, dictionary columns and merged templates."""
