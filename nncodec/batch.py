@@ -244,9 +244,16 @@ def _run_dask(jobs: list[Job], opts: FileOptions, address: str) -> Iterator[Outc
         from distributed import as_completed as dask_completed
     except ImportError:
         raise DaskUnavailable("--dask needs dask.distributed: pip install 'nncodec[dask]'") from None
+    from distributed.comm.addressing import get_address_host_port
+
     try:
-        client = Client(address, timeout=10, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+        get_address_host_port(address)  # before Client(): a half-made Client hangs when collected
+    except ValueError as exc:
+        raise DaskUnavailable(f"--dask {address}: {exc} (e.g. tcp://host:8786)") from None
+    try:
+        timeout = float(os.environ.get("NNCODEC_DASK_TIMEOUT", "10"))
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
         raise DaskUnavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
         jobs = largest_first(jobs)

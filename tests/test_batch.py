@@ -258,7 +258,8 @@ def test_dask_executor_matches_one_process(tmp_path):
 def test_dask_unreachable_scheduler_is_one_line_exit_1(tmp_path):
     pytest.importorskip("distributed", reason="the dask extra is not installed")
     (tmp_path / "a.txt").write_bytes(b"hello")
-    result = run_cli("--dask", f"tcp://127.0.0.1:{_free_port()}", str(tmp_path / "a.txt"))
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    result = run_cli("--dask", address, str(tmp_path / "a.txt"), env={"NNCODEC_DASK_TIMEOUT": "2"})
     stderr = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in stderr and "dask scheduler" in stderr, stderr
 
@@ -357,3 +358,11 @@ def test_sigterm_stops_a_parallel_batch_cleanly(tmp_path):
     assert len(finished) < 4  # it was stopped mid-way
     for packed in finished:  # whatever was committed is complete
         assert run_cli("-dc", str(packed)).stdout == (tmp_path / packed.stem).read_bytes()
+
+
+def test_dask_malformed_address_is_one_line_exit_1(tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    result = run_cli("--dask", "no-port-here", str(tmp_path / "a.txt"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and stderr.count("\n") == 1 and "tcp://host:8786" in stderr, stderr
