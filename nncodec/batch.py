@@ -16,7 +16,8 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from nncodec import fileops
@@ -207,14 +208,25 @@ def run(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[Outcome]:
     """Run ``jobs``, yielding outcomes as they complete (in order when ``processes`` is 1).
-    ``progress`` gets bytes read as they are read (in this process only)."""
+    ``progress`` gets the input bytes of each block as it is coded (in this process only). A job
+    that fails in an unexpected way (a bug) is reported as failed; a worker process that is killed
+    fails the jobs it and the others had not finished (the pool is broken), each reported."""
     if dask_address is not None:
         yield from _run_dask(jobs, opts, dask_address)
     elif processes > 1 and len(jobs) > 1:
         yield from _run_processes(jobs, opts, min(processes, len(jobs)))
     else:
         for job in jobs:
-            yield run_job(job, opts, progress)
+            try:
+                yield run_job(job, opts, progress)
+            except Exception as exc:
+                yield _internal_error(job, exc)
+
+
+def _internal_error(job: Job, exc: BaseException) -> Outcome:
+    if isinstance(exc, BrokenProcessPool):
+        return Outcome(job, error="not done: a worker process died (killed, or out of memory?)")
+    return Outcome(job, error=f"internal error (please report it): {type(exc).__name__}: {exc}")
 
 
 def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator[Outcome]:
@@ -223,9 +235,12 @@ def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
     clean = False
     try:
-        futures: list[Future] = [executor.submit(run_job, job, opts) for job in largest_first(jobs)]
+        futures = {executor.submit(run_job, job, opts): job for job in largest_first(jobs)}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as exc:  # BrokenProcessPool when a worker was killed, or a bug
+                yield _internal_error(futures[future], exc)
         clean = True
     finally:
         if not clean:  # interrupted: stop the workers now, so they remove their temporary outputs
@@ -263,6 +278,6 @@ def _run_dask(jobs: list[Job], opts: FileOptions, address: str) -> Iterator[Outc
             try:
                 yield future.result()
             except Exception as exc:  # a worker died or the cluster went away: this job failed
-                yield Outcome(job_of[future.key], error=f"dask: {type(exc).__name__}: {exc}")
+                yield Outcome(job_of[future.key], error=f"failed on the cluster: {type(exc).__name__}: {exc}")
     finally:
         client.close()

@@ -366,3 +366,24 @@ def test_dask_malformed_address_is_one_line_exit_1(tmp_path):
     result = run_cli("--dask", "no-port-here", str(tmp_path / "a.txt"))
     stderr = result.stderr.decode()
     assert result.returncode == 1 and stderr.count("\n") == 1 and "tcp://host:8786" in stderr, stderr
+
+
+def test_a_bug_or_a_killed_worker_is_reported_not_raised(tmp_path, monkeypatch):
+    for name in ("a.bin", "b.bin", "die.bin"):
+        (tmp_path / name).write_bytes(b"x" * 1000)
+    jobs = batch.plan(sorted(str(p) for p in tmp_path.iterdir()), "compress").jobs
+    bogus = [batch.Job("bogus", job.path, job.name) for job in jobs[:2]]
+    for processes in (1, 2):  # in this process, and in worker processes
+        outcomes = list(batch.run(bogus, FileOptions(), processes=processes))
+        assert len(outcomes) == 2 and all("internal error" in (o.error or "") for o in outcomes)
+    compress_file = batch.fileops.compress_file
+
+    def dying(path, *args, **kwargs):
+        if path.endswith("die.bin"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return compress_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch.fileops, "compress_file", dying)  # forked workers inherit it
+    outcomes = {Path(o.job.path).name: o for o in batch.run(jobs, FileOptions(codec="raw"), processes=2)}
+    assert set(outcomes) == {"a.bin", "b.bin", "die.bin"}
+    assert "worker process died" in outcomes["die.bin"].error
