@@ -134,7 +134,7 @@ def test_idx_round_trip_and_model_choice(path, model):
     assert frame_codec(packed) == ImagePCCodec.codec_id
     assert model.encode() in packed[:80]  # the encoder picked the model that fits
     assert nncodec.decompress(packed, threads=2) == data
-    assert len(packed) * 8 / (300 * 784) < (1.6 if "mnist" in str(path) else 4.0)
+    assert len(packed) * 8 / (300 * 784) < (1.6 if model == "pc-mnist-v1" else 4.0)
 
 
 def test_synthetic_idx_and_odd_idx_files():
