@@ -163,14 +163,15 @@ def run_job(job: Job, opts: FileOptions, progress: Callable[[int], None] | None 
     return outcome
 
 
-#: rough compression speed of each sniffed kind (bytes/s on one core), for ordering work only
-_SPEED = {"text": 10e3, "image": 80e3, "log": 2e6, "binary": 2e6}
+#: rough compression speed of each codec (bytes/s on one core), for ordering work only
+_SPEED = {"text": 10e3, "image": 80e3, "image-pc": 80e3, "log": 2e6, "raw": 2e6, "stored": 1e9}
+_CODEC_FOR_KIND = {"text": "text", "image": "image", "log": "log", "binary": "raw"}
 
 
-def largest_first(jobs: list[Job]) -> list[Job]:
-    """Jobs by estimated work (size over the speed of the kind its first 4 KiB sniffs as), largest
-    first: workers taking jobs as they finish then end close together (longest-processing-time-first
-    scheduling). Outputs do not depend on the order."""
+def largest_first(jobs: list[Job], codec: str = "auto") -> list[Job]:
+    """Jobs by estimated work (size over the speed of the codec asked for, or of the kind the
+    first 4 KiB sniff as), largest first: workers taking jobs as they finish then end close
+    together (longest-processing-time-first scheduling). Outputs do not depend on the order."""
     from nncodec.detect import sniff
 
     def cost(job: Job) -> float:
@@ -178,8 +179,10 @@ def largest_first(jobs: list[Job]) -> list[Job]:
             size = os.stat(job.path).st_size
             if job.op != "compress":
                 return size
+            if codec != "auto":
+                return size / _SPEED.get(codec, 1e6)
             with open(job.path, "rb") as handle:
-                return size / _SPEED[sniff(handle.read(4096))]
+                return size / _SPEED[_CODEC_FOR_KIND[sniff(handle.read(4096))]]
         except OSError:
             return 0.0
 
@@ -235,7 +238,7 @@ def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
     clean = False
     try:
-        futures = {executor.submit(run_job, job, opts): job for job in largest_first(jobs)}
+        futures = {executor.submit(run_job, job, opts): job for job in largest_first(jobs, opts.codec)}
         for future in as_completed(futures):
             try:
                 yield future.result()
@@ -271,7 +274,7 @@ def _run_dask(jobs: list[Job], opts: FileOptions, address: str) -> Iterator[Outc
     except (OSError, TimeoutError, ValueError) as exc:
         raise DaskUnavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
-        jobs = largest_first(jobs)
+        jobs = largest_first(jobs, opts.codec)
         futures = client.map(run_job, jobs, opts=opts, pure=False)
         job_of = {future.key: job for future, job in zip(futures, jobs, strict=True)}
         for future in dask_completed(futures, loop=client.loop, raise_errors=False):
