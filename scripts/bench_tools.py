@@ -124,7 +124,8 @@ def tools_section(results: list, described: list[str], plot_path: Path) -> str:
         f"{', '.join(tools)}. Each tool is a fresh process per file (start-up included in its MB/s; the "
         "sample files are small, so start-up weighs heavily for nncodec, which loads a model, and for the "
         "PPMd filter, a Python process); peak RSS is the largest of its processes. Every round trip "
-        "verified (images pixel for pixel). Rows in each kind sorted by ratio.",
+        "verified (images pixel for pixel). Rows in each kind sorted by ratio. The 2 cores are shared with "
+        "other sessions, so MB/s are lower bounds (all tools alike: each runs as one process).",
         "",
         "Sample: " + "; ".join(described) + ".",
         "",
