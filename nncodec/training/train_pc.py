@@ -1,8 +1,9 @@
 """Learn a hidden Chow-Liu tree (HCLT) by EM in torch and export it for the image-pc codec.
 
-    python -m nncodec.training.train_pc --data mnist --latents 16 --model-id pc-mnist-v1
-    python -m nncodec.training.train_pc --data fashion --latents 32 --model-id pc-fashion-v1
-    python -m nncodec.training.train_pc --data patches-rgb --latents 32 --model-id pc-patch-rgb-v1
+    python -m nncodec.training.train_pc --data mnist --latents 16 --leaf-alpha 10 --augment 1 \
+        --batch 1000 --minibatch-epochs 2 --full-epochs 6 --max-held 1000 --model-id pc-mnist-v1
+
+(the exact command of every shipped model is in its card, models/pc-*.json; one thread, CPU).
 
 Data:
 * ``mnist``: the first 5,000 digits of MNIST's test set (``../shared/data/images/mnist``; only the
