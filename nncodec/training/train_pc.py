@@ -1,6 +1,6 @@
 """Learn a hidden Chow-Liu tree (HCLT) by EM in torch and export it for the image-pc codec.
 
-    python -m nncodec.training.train_pc --data mnist --latents 16 --leaf-alpha 10 --augment 1 \
+    python -m nncodec.training.train_pc --data mnist --latents 16 --leaf-alpha 10 --augment 1
         --batch 1000 --minibatch-epochs 2 --full-epochs 6 --max-held 1000 --model-id pc-mnist-v1
 
 (the exact command of every shipped model is in its card, models/pc-*.json; one thread, CPU).
