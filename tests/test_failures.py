@@ -32,6 +32,12 @@ def _leftovers(directory: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in keep)
 
 
+def _default_signals() -> None:
+    # a test run started in the background by a non-interactive shell ignores SIGINT, and children
+    # inherit that (as a background job should); give the CLI the disposition a terminal user has
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "nncodec", *args],
@@ -40,6 +46,7 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=_default_signals,
     )
 
 
