@@ -41,6 +41,19 @@ def _smooth_png(width: int, height: int, mode: str) -> bytes:
     return out.getvalue()
 
 
+def _idx_digits(count: int) -> bytes:
+    """An idx3-ubyte file (MNIST's format) of ``count`` blurry 28x28 strokes."""
+    rng = np.random.default_rng(count)
+    y, x = np.mgrid[0:28, 0:28].astype(np.float64)
+    images = []
+    for _ in range(count):
+        cx, cy, r = rng.uniform(10, 18), rng.uniform(10, 18), rng.uniform(4, 8)
+        ring = np.exp(-(((np.hypot(x - cx, y - cy) - r) / 1.5) ** 2))
+        images.append(np.clip(255 * ring, 0, 255).astype(np.uint8))
+    header = b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (count, 28, 28))
+    return header + np.stack(images).tobytes()
+
+
 def _cases() -> dict[str, tuple[bytes, str, dict, str]]:
     """name -> (input, --codec, codec options, the codec that must code at least one block)."""
     cases = {
@@ -50,6 +63,8 @@ def _cases() -> dict[str, tuple[bytes, str, dict, str]]:
         "image-gray": (_smooth_png(61, 47, "L"), "image", {}, "image"),
         "image-near2": (_smooth_png(64, 48, "RGB"), "image", {"max_error": 2}, "image"),
     }
+    cases["image-pc-gray"] = (_smooth_png(96, 64, "L"), "image", {"image_model": "pc"}, "image-pc")
+    cases["image-pc-idx"] = (_idx_digits(40), "image", {"image_model": "pc"}, "image-pc")
     dickens = SHARED_DATA / "text" / "silesia" / "dickens"
     if dickens.is_file():  # real prose as well when ../shared is here
         cases["text-dickens"] = (dickens.read_bytes()[200_000:202_000], "text", {}, "text")
