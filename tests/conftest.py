@@ -93,3 +93,15 @@ def samples() -> dict[str, bytes]:
         "image": png_bytes(),
         "binary": random.Random(1).randbytes(20_000),
     }
+
+
+#: one-line results of the reliability tests (fuzz cases, determinism configurations, long stream),
+#: printed at the end of every run so that `make test` shows them
+RELIABILITY_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if RELIABILITY_LINES:
+        terminalreporter.section("reliability")
+        for line in RELIABILITY_LINES:
+            terminalreporter.write_line(line)

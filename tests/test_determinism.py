@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATA, log_lines, prose
+from conftest import RELIABILITY_LINES, REPO, SHARED_DATA, log_lines, prose
 
 from nncodec import engine
 
@@ -141,4 +141,9 @@ def test_every_configuration_encodes_and_decodes_identically(tmp_path: Path) -> 
         if len(same) != len(expected):
             failures.append((label, {n: got.get(n) for n in expected if n not in same}))
     print("\n".join(["determinism matrix:", *rows]))
+    identical = sum(row.endswith(f"{len(expected)}/{len(expected)} samples identical") for row in rows)
+    RELIABILITY_LINES.append(
+        f"determinism matrix: {identical}/{len(rows)} configurations byte-identical "
+        f"on {len(expected)} samples"
+    )
     assert not failures, failures

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from conftest import log_lines, prose
+from conftest import RELIABILITY_LINES, log_lines, prose
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -273,11 +273,13 @@ def test_fuzzed_containers_decode_exactly_or_fail_cleanly() -> None:
     finally:
         signal.signal(signal.SIGALRM, previous)
     growth = _max_rss() - rss_before
-    print(
+    summary = (
         f"fuzz: {CASES} cases in {time.perf_counter() - started:.1f} s, outcomes {outcomes}, "
         f"kinds {dict(sorted(kinds.items()))}, slowest {slowest[0]:.3f} s ({slowest[1]}), "
         f"peak RSS growth {growth / 2**20:.1f} MiB"
     )
+    print(summary)
+    RELIABILITY_LINES.append(summary)
     assert not failures, "\n".join(failures)
     assert outcomes["error"] > CASES // 2  # the damage really damaged
     assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth / 2**20:.0f} MiB"

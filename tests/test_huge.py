@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import RELIABILITY_LINES, REPO
 
 SIZE = os.environ.get("NNCODEC_HUGE_SIZE", "40M")
 RSS_LIMIT_MIB = 1024
@@ -25,6 +25,10 @@ def test_a_long_stream_round_trips_in_bounded_memory():
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()[-2000:]
     report = json.loads(result.stdout)
     print("huge stream:", report)
+    RELIABILITY_LINES.append(
+        f"long stream: {report['bytes']:,} bytes identical={report['identical']} in {report['seconds']} s, "
+        f"peak RSS {report['compress']['peak_rss_mib']} / {report['decompress']['peak_rss_mib']} MiB"
+    )
     assert report["identical"]
     for side in ("compress", "decompress"):
         assert report[side]["peak_rss_mib"] < RSS_LIMIT_MIB, report
