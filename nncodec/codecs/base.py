@@ -10,12 +10,13 @@ its id and format version.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from typing import ClassVar, TypeVar
 
 from nncodec.container import MAX_BLOCK_SIZE, decode_varint, encode_varint
-from nncodec.errors import CorruptError
+from nncodec.errors import CorruptError, NncodecError
 from nncodec.modelstore import LoadedModel
 
 T = TypeVar("T")
@@ -93,6 +94,23 @@ class Codec(ABC):
     @abstractmethod
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         """Invert ``encode_block``; raise ``CorruptError`` on a malformed payload."""
+
+
+#: what damaged payload bytes can make decoding code raise (numpy on nonsense shapes, the range
+#: coder, lookups with out-of-range values); ``damage_is_corruption`` reports them as CorruptError
+DAMAGE_ERRORS = (ValueError, IndexError, KeyError, TypeError, RuntimeError, MemoryError, OSError)
+
+
+@contextmanager
+def damage_is_corruption(what: str) -> Iterator[None]:
+    """Inside, an exception that damaged input can cause becomes ``CorruptError("WHAT corrupt
+    (...)")``; nncodec's own errors pass through as they are."""
+    try:
+        yield
+    except NncodecError:
+        raise
+    except DAMAGE_ERRORS as exc:
+        raise CorruptError(f"{what} corrupt ({exc})") from exc
 
 
 def join_streams(streams: list[bytes]) -> bytes:

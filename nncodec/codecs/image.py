@@ -43,10 +43,10 @@ import numpy as np
 import zstandard
 
 from nncodec import imagefile
-from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
+from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption, join_streams, split_streams
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CorruptError, NncodecError, TruncatedError
+from nncodec.errors import CorruptError, TruncatedError
 from nncodec.imagemodel import (
     PAD,
     STRIPE_ROWS,
@@ -320,12 +320,8 @@ class ImageCodec(Codec):
     # -- decoding --------------------------------------------------------------------------------
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
-        try:
+        with damage_is_corruption("image payload"):
             return self._decode(payload, original_size)
-        except NncodecError:
-            raise
-        except (ValueError, IndexError, KeyError, TypeError, RuntimeError, MemoryError, OSError) as exc:
-            raise CorruptError(f"image payload corrupt ({exc})") from exc
 
     def _decode(self, payload: bytes, original_size: int) -> bytes:
         size, pos = _read_varint(payload, 0)

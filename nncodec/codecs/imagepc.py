@@ -41,10 +41,10 @@ import numpy as np
 import zstandard
 
 from nncodec import imagefile
-from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
+from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption, join_streams, split_streams
 from nncodec.coder import SymbolDecoder, SymbolEncoder
 from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, NncodecError, TruncatedError
+from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, TruncatedError
 from nncodec.modelstore import LoadedModel, find_model
 from nncodec.pcmodel import HCLT
 
@@ -282,12 +282,8 @@ class ImagePCCodec(Codec):
     # -- decoding --------------------------------------------------------------------------------
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
-        try:
+        with damage_is_corruption("image-pc payload"):
             return self._decode(payload, original_size)
-        except NncodecError:
-            raise
-        except (ValueError, IndexError, KeyError, TypeError, RuntimeError, MemoryError, OSError) as exc:
-            raise CorruptError(f"image-pc payload corrupt ({exc})") from exc
 
     def _decode(self, payload: bytes, original_size: int) -> bytes:
         if not payload:
