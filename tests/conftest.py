@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +82,22 @@ def png_bytes(width: int = 17, height: int = 9, mode: str = "RGB", fmt: str = "P
     image.putdata(pixels if bands > 1 else [p[0] for p in pixels])
     out = io.BytesIO()
     image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def smooth_png(width: int, height: int, mode: str) -> bytes:
+    """A PNG of smooth waves plus a little noise (deterministic): what the image codecs win on."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    rng = np.random.default_rng(width * 31 + height)
+    planes = [
+        128 + 90 * np.sin(x / 7.0 + c) * np.cos(y / 5.0 - c) + rng.normal(0, 1.5, x.shape) for c in range(3)
+    ]
+    rgb = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+    image = Image.fromarray(rgb).convert(mode)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
     return out.getvalue()
 
 

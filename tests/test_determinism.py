@@ -18,27 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RELIABILITY_LINES, REPO, SHARED_DATA, log_lines, prose
+from conftest import RELIABILITY_LINES, REPO, SHARED_DATA, log_lines, prose, smooth_png
 
 from nncodec import engine
 
 WORKER = Path(__file__).with_name("determinism_worker.py")
 BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def _smooth_png(width: int, height: int, mode: str) -> bytes:
-    from PIL import Image
-
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    rng = np.random.default_rng(width * 31 + height)
-    planes = [
-        128 + 90 * np.sin(x / 7.0 + c) * np.cos(y / 5.0 - c) + rng.normal(0, 1.5, x.shape) for c in range(3)
-    ]
-    rgb = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
-    image = Image.fromarray(rgb).convert(mode)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 def _idx_digits(count: int) -> bytes:
@@ -59,11 +44,11 @@ def _cases() -> dict[str, tuple[bytes, str, dict, str]]:
     cases = {
         "text": (prose(1500, seed=3), "text", {}, "text"),
         "log": (log_lines(300, seed=3), "log", {}, "log"),
-        "image-rgb": (_smooth_png(64, 48, "RGB"), "image", {}, "image"),
-        "image-gray": (_smooth_png(61, 47, "L"), "image", {}, "image"),
-        "image-near2": (_smooth_png(64, 48, "RGB"), "image", {"max_error": 2}, "image"),
+        "image-rgb": (smooth_png(64, 48, "RGB"), "image", {}, "image"),
+        "image-gray": (smooth_png(61, 47, "L"), "image", {}, "image"),
+        "image-near2": (smooth_png(64, 48, "RGB"), "image", {"max_error": 2}, "image"),
     }
-    cases["image-pc-gray"] = (_smooth_png(96, 64, "L"), "image", {"image_model": "pc"}, "image-pc")
+    cases["image-pc-gray"] = (smooth_png(96, 64, "L"), "image", {"image_model": "pc"}, "image-pc")
     cases["image-pc-idx"] = (_idx_digits(40), "image", {"image_model": "pc"}, "image-pc")
     dickens = SHARED_DATA / "text" / "silesia" / "dickens"
     if dickens.is_file():  # real prose as well when ../shared is here

@@ -19,11 +19,10 @@ import signal
 import struct
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 import pytest
-from conftest import RELIABILITY_LINES, log_lines, prose
+from conftest import RELIABILITY_LINES, log_lines, prose, smooth_png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,16 +75,6 @@ def _layout(sample: Sample) -> Sample:
     return sample
 
 
-def _smooth_gray_png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    pixels = 128 + 90 * np.sin(x / 6.0) * np.cos(y / 4.0) + np.random.default_rng(7).normal(0, 1.5, x.shape)
-    out = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, format="PNG")
-    return out.getvalue()
-
-
 def _compress(data: bytes, codec: str, **kwargs: object) -> bytes:
     out = io.BytesIO()
     engine.compress_stream(io.BytesIO(data), out, codec=codec, content_size=len(data), **kwargs)
@@ -98,7 +87,7 @@ def _corpus() -> list[Sample]:
     first = nncodec.compress(text[:200], codec="raw")
     second = nncodec.compress(binary[:100], codec="raw")
     with_metadata = _compress(text[:500], "raw", metadata=FileMetadata("a.txt", 0o640, 12))
-    image_png = _smooth_gray_png(40, 30)
+    image_png = smooth_png(40, 30, "L")
     image = nncodec.decompress(nncodec.compress(image_png, codec="image"))  # the PNG decoding rebuilds
     samples = [
         Sample("stored", binary, nncodec.compress(binary, codec="stored"), 1.0),
@@ -157,8 +146,6 @@ def _huge_frame(sample: Sample, rng: random.Random) -> bytes | None:
     start, end = sample.frame_header_spans[0]
     old = container.read_frame_header(io.BytesIO(sample.packed[start:end]))
     assert old is not None
-    from dataclasses import replace
-
     header = replace(old, content_size=rng.choice(HUGE_SIZES)).encode()
     return sample.packed[:start] + header + sample.packed[end:]
 
