@@ -124,8 +124,8 @@ def test_transforms_invert(transform):
 @pytest.mark.parametrize(
     "path, model",
     [
-        (SHARED_DATA / "images" / "mnist" / "t10k-images-idx3-ubyte.gz", "pc-mnist-v1"),
-        (FASHION, "pc-fashion-v1"),
+        (SHARED_DATA / "images" / "mnist" / "t10k-images-idx3-ubyte.gz", "pc-mnist-v2"),
+        (FASHION, "pc-fashion-v2"),
     ],
 )
 def test_idx_round_trip_and_model_choice(path, model):
@@ -134,7 +134,7 @@ def test_idx_round_trip_and_model_choice(path, model):
     assert frame_codec(packed) == ImagePCCodec.codec_id
     assert model.encode() in packed[:80]  # the encoder picked the model that fits
     assert nncodec.decompress(packed, threads=2) == data
-    assert len(packed) * 8 / (300 * 784) < (1.6 if model == "pc-mnist-v1" else 4.0)
+    assert len(packed) * 8 / (300 * 784) < (1.6 if model == "pc-mnist-v2" else 4.0)
 
 
 def test_synthetic_idx_and_odd_idx_files():

@@ -5,7 +5,7 @@ Two kinds of input:
 
 * **idx image files** (MNIST's format: magic ``00 00 08 03``, big-endian u32 count, rows, cols, then
   the pixels, nothing after them) of 28 x 28 images: every image is one sample of a 784-variable
-  circuit (``pc-mnist-v1`` or ``pc-fashion-v1``; the encoder scores both on the first images and
+  circuit (``pc-mnist-v2`` or ``pc-fashion-v2``; the encoder scores both on the first images and
   records the better one in the frame).
 * **image files** nncodec/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): the image is
   padded to whole 8 x 8 patches by repeating its last row and column; RGB pixels become
@@ -52,7 +52,7 @@ FORMAT_VERSION = 1
 KIND_IDX, KIND_IMAGE = 0, 1
 PLANES_RGB, PLANES_EACH = 0, 1
 IDX_MAGIC = b"\x00\x00\x08\x03"
-IDX_MODELS = ("pc-mnist-v1", "pc-fashion-v1")
+IDX_MODELS = ("pc-mnist-v2", "pc-fashion-v2")
 RGB_MODEL, GRAY_MODEL = "pc-patch-rgb-v1", "pc-patch-gray-v1"
 CHUNK = 1024  # samples per stream
 SCORE_SAMPLES = 64  # idx images scored to choose the model

@@ -3,7 +3,9 @@
     python -m nncodec.training.train_pc --data mnist --latents 16 --leaf-alpha 10 --augment 1
         --batch 1000 --minibatch-epochs 2 --full-epochs 6 --max-held 1000 --model-id pc-mnist-v1
 
-(the exact command of every shipped model is in its card, models/pc-*.json; one thread, CPU).
+(the exact command of every shipped model is in its card, models/pc-*.json, with the device it ran
+on: one CPU thread, or ``--device cuda``; EM on a GPU gives slightly different weights, and the card
+records the exact held-out bits the codec pays with the weights shipped).
 
 Data:
 * ``mnist``: the first 5,000 digits of MNIST's test set (``../shared/data/images/mnist``; only the
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 from nncodec.codecs.imagepc import forward_transform
 from nncodec.pcmodel import FORMAT, HCLT
@@ -68,11 +70,11 @@ def patches(pixels: np.ndarray, size: int = PATCH) -> np.ndarray:
 
 
 def dataset(
-    name: str, transform_arg: str = ""
+    name: str, transform_arg: str = "", mnist_dir: Path = SHARED_IMAGES / "mnist", fashion_dir: Path = FASHION
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], str, str]:
     """-> (train (N, D), held-out (N', D), shape, transform, description)."""
     if name == "mnist":
-        images = load_idx(SHARED_IMAGES / "mnist" / "t10k-images-idx3-ubyte.gz").reshape(10000, -1)
+        images = load_idx(mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(10000, -1)
         return (
             images[:5000],
             images[5000:],
@@ -81,8 +83,8 @@ def dataset(
             "MNIST test images 0-4999 (held out: 5000-9999)",
         )
     if name == "fashion":
-        train = load_idx(FASHION / "train-images-idx3-ubyte.gz").reshape(60000, -1)
-        test = load_idx(FASHION / "t10k-images-idx3-ubyte.gz").reshape(10000, -1)
+        train = load_idx(fashion_dir / "train-images-idx3-ubyte.gz").reshape(60000, -1)
+        test = load_idx(fashion_dir / "t10k-images-idx3-ubyte.gz").reshape(10000, -1)
         return train, test, (28, 28, 1), "none", "Fashion-MNIST train 60k (held out: test 10k)"
     if name in ("patches-rgb", "patches-gray"):
         from nncodec.training.train_image import image_lists, load_pixels
@@ -204,8 +206,12 @@ def spanning_tree(weight: np.ndarray) -> np.ndarray:
 class TorchHCLT:
     """Upward pass in log space over depth levels; parameters are probabilities (for EM flows)."""
 
-    def __init__(self, parent: np.ndarray, latents: int, x: np.ndarray, seed: int) -> None:
+    def __init__(
+        self, parent: np.ndarray, latents: int, x: np.ndarray, seed: int, device: str = "cpu"
+    ) -> None:
         d = len(parent)
+        self.leaf_smooth, self.smooth_width = 0.0, 2.0  # see smooth_values
+        self.device = torch.device(device)
         self.parent = parent
         self.d, self.m = d, latents
         depth = np.zeros(d, np.int64)
@@ -218,16 +224,18 @@ class TorchHCLT:
             for w in children[u]:
                 depth[w] = depth[u] + 1
                 order.append(w)
-        self.levels = [torch.from_numpy(np.flatnonzero(depth == k)) for k in range(depth.max() + 1)]
+        levels = [np.flatnonzero(depth == k) for k in range(depth.max() + 1)]
         position = np.zeros(d, np.int64)
-        for nodes in self.levels:
-            position[nodes.numpy()] = np.arange(len(nodes))
-        self.parent_pos = [torch.from_numpy(position[parent[n.numpy()]]) if k else None
-                           for k, n in enumerate(self.levels)]  # fmt: skip
+        for nodes in levels:
+            position[nodes] = np.arange(len(nodes))
+        self.levels = [torch.from_numpy(n).to(self.device) for n in levels]
+        self.parent_pos = [torch.from_numpy(position[parent[n]]).to(self.device) if k else None
+                           for k, n in enumerate(levels)]  # fmt: skip
         gen = torch.Generator().manual_seed(seed)
         counts = np.stack([np.bincount(x[:, v], minlength=256) for v in range(d)]).astype(np.float64) + 1
         base = torch.from_numpy(counts / counts.sum(1, keepdims=True)).float()
-        self.marginals = base[:, None, :]  # leaf pseudocounts are shaped like each variable's marginal
+        # leaf pseudocounts are shaped like each variable's marginal
+        self.marginals = base[:, None, :].to(self.device)
         # Start from a hard assignment: hidden state = quantile bin of the variable's own value (so
         # the start is a Chow-Liu tree over binned values); states left over start as noisy marginals.
         state = np.zeros_like(x, dtype=np.int64)
@@ -238,20 +246,24 @@ class TorchHCLT:
         np.add.at(leaf, (np.arange(d)[None, :], state, x.astype(np.int64)), 1.0)
         noise = torch.rand(d, latents, 256, generator=gen).double() + 0.5
         leaves = torch.from_numpy(leaf) + 0.05 * base[:, None, :].double() * noise * len(x) / latents
-        self.leaves = _normalize(leaves).float()
+        self.leaves = _normalize(leaves).float().to(self.device)
         pair = np.zeros((d, latents, latents))
         root = int(np.flatnonzero(parent < 0)[0])
         kids = np.flatnonzero(parent >= 0)
         np.add.at(pair, (kids[None, :], state[:, parent[kids]], state[:, kids]), 1.0)
         edge_noise = torch.rand(d, latents, latents, generator=gen).double() + 0.5
-        self.edges = _normalize(torch.from_numpy(pair) + 0.1 * edge_noise * len(x) / latents**2).float()
+        self.edges = (
+            _normalize(torch.from_numpy(pair) + 0.1 * edge_noise * len(x) / latents**2)
+            .float()
+            .to(self.device)
+        )
         prior = np.bincount(state[:, root], minlength=latents).astype(np.float64)
-        self.prior = _normalize(torch.from_numpy(prior) + 0.1 * len(x) / latents).float()
+        self.prior = _normalize(torch.from_numpy(prior) + 0.1 * len(x) / latents).float().to(self.device)
 
     def log_likelihood(self, x: torch.Tensor, leaves, edges, prior) -> torch.Tensor:
         """(B,) log p(x) for x (B, D) long."""
         log_leaves = torch.log(leaves).transpose(1, 2)  # (D, 256, M)
-        log_e = log_leaves[torch.arange(self.d)[None, :], x]  # (B, D, M)
+        log_e = log_leaves[torch.arange(self.d, device=self.device)[None, :], x]  # (B, D, M)
         below = None
         for k in range(len(self.levels) - 1, -1, -1):
             nodes = self.levels[k]
@@ -263,7 +275,7 @@ class TorchHCLT:
             top = lam.max(dim=2, keepdim=True).values.detach()
             up = torch.bmm(torch.exp(lam - top).transpose(0, 1), edges[nodes].transpose(1, 2))
             up = torch.log(up.clamp_min(1e-30)).transpose(0, 1) + top  # (B, n, M) over parent states
-            below = torch.zeros(x.shape[0], len(self.levels[k - 1]), self.m).index_add(
+            below = torch.zeros(x.shape[0], len(self.levels[k - 1]), self.m, device=self.device).index_add(
                 1, self.parent_pos[k], up
             )
         raise AssertionError
@@ -278,10 +290,25 @@ class TorchHCLT:
         """EM step: leaves get ``alpha[0]`` pseudocounts per row spread like the variable's marginal,
         edges and prior ``alpha[1]``, ``alpha[2]`` per entry."""
         pseudo = (alpha[0] * self.marginals, alpha[1], alpha[2])
+        if self.leaf_smooth:
+            flows = (smooth_values(flows[0], self.leaf_smooth, self.smooth_width), *flows[1:])
         new = [_normalize(f + a) for f, a in zip(flows, pseudo, strict=True)]
         self.leaves = (1 - step) * self.leaves + step * new[0]
         self.edges = (1 - step) * self.edges + step * new[1]
         self.prior = (1 - step) * self.prior + step * new[2]
+
+
+def smooth_values(counts: torch.Tensor, mass: float, width: float) -> torch.Tensor:
+    """Leaf counts (D, M, 256) plus ``mass`` pseudocounts per row shaped like the row itself blurred
+    over values by a Gaussian of standard deviation ``width`` (pixel values are ordinal: a value
+    seen makes its neighbours likelier too; rows seen rarely are smoothed most). Edges reflect."""
+    reach = max(1, math.ceil(3 * width))
+    offsets = torch.arange(-reach, reach + 1, dtype=counts.dtype, device=counts.device)
+    kernel = torch.exp(-0.5 * (offsets / width) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    rows = counts.reshape(-1, 1, counts.shape[-1])
+    spread = torch.nn.functional.conv1d(torch.nn.functional.pad(rows, (reach, reach), mode="reflect"), kernel)
+    return counts + mass * _normalize(spread.reshape(counts.shape).clamp_min(1e-12))
 
 
 def _normalize(t: torch.Tensor) -> torch.Tensor:
@@ -291,16 +318,21 @@ def _normalize(t: torch.Tensor) -> torch.Tensor:
 def bits_per_dim(model: TorchHCLT, x: np.ndarray, batch: int = 1000) -> float:
     with torch.no_grad():
         total = sum(
-            float(model.log_likelihood(torch.from_numpy(x[a : a + batch]).long(), model.leaves, model.edges,
-                                       model.prior).sum())
+            float(model.log_likelihood(torch.from_numpy(x[a : a + batch]).long().to(model.device),
+                                       model.leaves, model.edges, model.prior).sum())
             for a in range(0, len(x), batch)
         )  # fmt: skip
     return -total / math.log(2) / x.size
 
 
+def dequantize(q: np.ndarray) -> torch.Tensor:
+    """8-bit log values -> normalized probabilities (float32)."""
+    return _normalize(torch.exp2(-torch.from_numpy(q.astype(np.float64)) / 8)).float()
+
+
 def quantize(p: torch.Tensor) -> np.ndarray:
     """Probabilities -> 8-bit log values q = round(-8 log2 p), clipped to 0..255."""
-    q = torch.round(-8 * torch.log2(p.double().clamp_min(1e-300)))
+    q = torch.round(-8 * torch.log2(p.cpu().double().clamp_min(1e-300)))
     return q.clamp(0, 255).numpy().astype(np.uint8)
 
 
@@ -332,21 +364,33 @@ def main() -> None:
     parser.add_argument("--full-epochs", type=int, default=8)
     parser.add_argument("--step", type=float, default=0.1)
     parser.add_argument("--leaf-alpha", type=float, default=1.0, help="pseudocounts per leaf row")
+    parser.add_argument("--leaf-smooth", type=float, default=0.0, help="leaf pseudocounts like blurred rows")
+    parser.add_argument("--smooth-width", type=float, default=2.0, help="over values, Gaussian of this sd")
     parser.add_argument("--edge-alpha", type=float, default=0.01, help="pseudocounts per edge entry")
     parser.add_argument("--transform", default="", help="patches: vdiff, diff2d, sg-vdiff or sg-diff2d")
     parser.add_argument("--augment", type=int, default=0, help="add copies shifted by up to N pixels")
     parser.add_argument("--max-train", type=int, default=0, help="use at most this many training samples")
     parser.add_argument("--max-held", type=int, default=5000, help="held-out samples for the card")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--init", type=Path, help="start from this exported model (its card beside it)")
+    parser.add_argument(
+        "--time-limit", type=float, default=0, help="stop EM after this many seconds (0: none)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (EM only; export and scoring run on the CPU)"
+    )
+    parser.add_argument("--mnist-dir", type=Path, default=SHARED_IMAGES / "mnist")
+    parser.add_argument("--fashion-dir", type=Path, default=FASHION)
     parser.add_argument("--model-id", required=True)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[2] / "models")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.device == "cpu":
+        torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     start = time.time()
 
-    train, held, shape, transform, what = dataset(args.data, args.transform)
+    train, held, shape, transform, what = dataset(args.data, args.transform, args.mnist_dir, args.fashion_dir)
     if args.max_train and len(train) > args.max_train:
         train = train[np.sort(rng.choice(len(train), args.max_train, replace=False))]
     if args.augment:
@@ -355,16 +399,27 @@ def main() -> None:
         held = held[np.sort(rng.choice(len(held), args.max_held, replace=False))]
     print(f"{args.data}: train {train.shape}, held out {held.shape}", flush=True)
     sample = train[rng.choice(len(train), min(MI_SAMPLES, len(train)), replace=False)]
-    parent = spanning_tree(mutual_information(sample, args.bins))
-    model = TorchHCLT(parent, args.latents, train, args.seed)
+    init_card = None
+    if args.init:  # go on from an exported model: its tree and its (8-bit) parameters
+        init = load_file(str(args.init))
+        parent = init["parent"].astype(np.int64)
+        init_card = json.loads(args.init.with_suffix(".json").read_text())
+    else:
+        parent = spanning_tree(mutual_information(sample, args.bins))
+    model = TorchHCLT(parent, args.latents, train, args.seed, args.device)
+    if args.init:
+        model.leaves, model.edges, model.prior = (
+            dequantize(init[name]).to(model.device) for name in ("leaves", "edges", "prior")
+        )
+    model.leaf_smooth, model.smooth_width = args.leaf_smooth, args.smooth_width
     print(f"structure: {len(model.levels)} levels ({time.time() - start:.0f}s)", flush=True)
 
     alpha = (args.leaf_alpha, args.edge_alpha, args.edge_alpha)
     history = []
-    xt = torch.from_numpy(train).long()
+    xt = torch.from_numpy(train).long().to(model.device)
     for epoch in range(args.minibatch_epochs + args.full_epochs):
         full = epoch >= args.minibatch_epochs
-        perm = torch.from_numpy(rng.permutation(len(train)))
+        perm = torch.from_numpy(rng.permutation(len(train))).to(model.device)
         total_ll, acc = 0.0, None
         for a in range(0, len(train), args.batch):
             ll, *flows = model.flows(xt[perm[a : a + args.batch]])
@@ -382,6 +437,9 @@ def main() -> None:
                         "train_bpd": train_bpd, "held_out_bpd": held_bpd})  # fmt: skip
         print(f"epoch {epoch + 1} ({'full' if full else 'mini'}): train {train_bpd:.4f} held-out "
               f"{held_bpd:.4f} bpd ({time.time() - start:.0f}s)", flush=True)  # fmt: skip
+        if args.time_limit and time.time() - start > args.time_limit:
+            print(f"time limit reached after epoch {epoch + 1}", flush=True)
+            break
 
     tensors = {"parent": parent.astype(np.int32), "prior": quantize(model.prior),
                "edges": quantize(model.edges), "leaves": quantize(model.leaves)}  # fmt: skip
@@ -407,16 +465,25 @@ def main() -> None:
             "augment": f"copies shifted by up to {args.augment} pixels" if args.augment else "none",
             "structure": f"mutual information on {len(sample)} samples, {args.bins} bins; max spanning tree",
             "em": {
-                "minibatch_epochs": args.minibatch_epochs,
-                "full_epochs": args.full_epochs,
+                "minibatch_epochs": sum(h["mode"] == "minibatch" for h in history),
+                "full_epochs": sum(h["mode"] == "full" for h in history),
                 "batch": args.batch,
                 "step": args.step,
                 "leaf_pseudocount": args.leaf_alpha,
                 "edge_pseudocount": args.edge_alpha,
+                "leaf_smoothing": {"pseudocounts": args.leaf_smooth, "width": args.smooth_width},
             },  # fmt: skip
             "seed": args.seed,
+            "initialized_from": None
+            if init_card is None
+            else {
+                "model": init_card["model_id"],
+                "sha256": init_card["sha256"],
+                "training": init_card["training"],
+            },
             "command": "python -m nncodec.training.train_pc " + " ".join(sys.argv[1:]),
             "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if model.device.type == "cuda" else "cpu, 1 thread",
             "seconds": round(time.time() - start),
             "history": history,
         },
