@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,37 @@ def log_lines(count: int, seed: int = 0) -> bytes:
             f"from /10.0.{rng.randint(0, 255)}.{rng.randint(0, 255)}"
         )
     return ("\n".join(lines) + "\n").encode()
+
+
+def access_lines(count: int, seed: int = 0) -> bytes:
+    """A synthetic web access log in Combined Log Format: clients (some returning) fetch a page and
+    then its assets, with the page as referrer; times jitter inside each minute."""
+    rng = random.Random(seed)
+    pages = {f"/blog/{word}/": [f"/blog/{word}/img{i}.png" for i in range(rng.randint(1, 5))] + ["/style.css"]
+             for word in ("logs", "kibana", "tools", "zstd", "notes")}  # fmt: skip
+    agents = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", "curl/8.5.0", "Googlebot/2.1", "-"]
+    sizes: dict[str, int] = {}
+    clients: list[tuple[str, str]] = []
+    lines: list[str] = []
+    minute = 27_000_000
+    while len(lines) < count:
+        if clients and rng.random() < 0.3:
+            ip, agent = rng.choice(clients)
+        else:
+            ip = ".".join(str(rng.randrange(256)) for _ in range(4))
+            agent = rng.choice(agents)
+            clients.append((ip, agent))
+        page = rng.choice(list(pages))
+        referrer = rng.choice(["-", "https://www.google.com/search?q=" + page.strip("/").replace("/", "+")])
+        for path, ref in [(page, referrer), *((asset, "http://example.org" + page) for asset in pages[page])]:
+            minute += rng.random() < 0.2
+            t = minute * 60 + rng.randrange(60)
+            days, rest = divmod(t, 86400)
+            stamp = time.strftime("%d/%b/%Y:%H:%M:%S", time.gmtime(days * 86400 + rest))
+            status = rng.choice([200] * 12 + [304, 404])
+            size = sizes.setdefault(path, rng.randint(200, 300_000)) if status == 200 else rng.randint(0, 500)
+            lines.append(f'{ip} - - [{stamp} +0000] "GET {path} HTTP/1.1" {status} {size} "{ref}" "{agent}"')
+    return ("\n".join(lines[:count]) + "\n").encode()
 
 
 def png_bytes(width: int = 17, height: int = 9, mode: str = "RGB", fmt: str = "PNG") -> bytes:

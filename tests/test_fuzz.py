@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 import pytest
-from conftest import RELIABILITY_LINES, log_lines, prose, smooth_png
+from conftest import RELIABILITY_LINES, access_lines, log_lines, prose, smooth_png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +89,7 @@ def _corpus() -> list[Sample]:
     with_metadata = _compress(text[:500], "raw", metadata=FileMetadata("a.txt", 0o640, 12))
     image_png = smooth_png(40, 30, "L")
     image = nncodec.decompress(nncodec.compress(image_png, codec="image"))  # the PNG decoding rebuilds
+    access = access_lines(40, seed=5)  # the log codec's access-log mode (payload mode 2)
     samples = [
         Sample("stored", binary, nncodec.compress(binary, codec="stored"), 1.0),
         Sample("raw-multiblock", text, nncodec.compress(text, codec="raw", block_size=700), 1.0),
@@ -99,12 +100,13 @@ def _corpus() -> list[Sample]:
         ),
         Sample("empty", b"", nncodec.compress(b""), 0.3),
         Sample("log", log_lines(40, seed=5), nncodec.compress(log_lines(40, seed=5), codec="log"), 1.0),
+        Sample("access-log", access, nncodec.compress(access, codec="log"), 0.5),
         Sample("text", prose(160, seed=2), nncodec.compress(prose(160, seed=2), codec="text"), 0.05),
         Sample("image", image, nncodec.compress(image, codec="image"), 0.01),
     ]  # fmt: skip
     for sample in samples:
         frames = engine.scan_frames(io.BytesIO(sample.packed))
-        learned = sample.name if sample.name in ("log", "text", "image") else None
+        learned = {"log": "log", "access-log": "log", "text": "text", "image": "image"}.get(sample.name)
         if learned:
             assert frames[0].block_codecs[learned] >= 1, f"{sample.name}: coded by {frames[0].block_codecs}"
         _layout(sample)

@@ -50,6 +50,13 @@ def test_log_v1_files_still_decode():
     assert nncodec.decompress((GOLDEN / "sample.log-v1.nnc").read_bytes()) == original
 
 
+def test_log_access_mode_files_still_decode():
+    """A log-codec frame in payload mode 2: a web access log as field streams regrouped by client."""
+    original = (GOLDEN / "sample-access.log").read_bytes()
+    packed = (GOLDEN / "sample-access.log-mode2.nnc").read_bytes()
+    assert nncodec.decompress(packed) == original
+
+
 def test_log_v2_files_still_decode():
     """A log-codec frame in format 2: human-readable sizes dropped and recomputed (formula 1)."""
     original = (GOLDEN / "sample-sizes.log").read_bytes()

@@ -8,7 +8,10 @@ line, number columns, text columns) are each coded with whichever of PPMd, xz an
 Some logs (web access logs full of URLs and browser names) code better as they are: a block is
 also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the smaller is kept.
 
-Before either, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
+Web access logs (Common/Combined Log Format) are also tried as field streams, regrouped by client
+(nncodec/accesslog.py, mode 2), when at least half their lines parse as such.
+
+Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
 and recomputed when decoding (nncodec/logrewrite.py); payload format 2 says which formula.
 
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
@@ -18,6 +21,8 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         (backends.py tags: layout, literals, template ids, numbers, text, references, then one
         per number column of at least BIG_COLUMN values, in column order)
     u8 format (1) | u8 mode 1 | the whole block as one coded stream
+    u8 format (1) | u8 mode 2 | varint S (6) | S x varint coded-stream size | S coded streams
+        (accesslog.STREAM_NAMES: kinds, verbatim, clients, users, times, requests)
     u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
         mode byte, for the rewritten block
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import zstandard
 
+from nncodec import accesslog
 from nncodec.backends import decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.container import decode_varint, encode_varint
@@ -43,7 +49,7 @@ from nncodec.logtransform import (
 
 FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
-COLUMNS, WHOLE = 0, 1  # payload modes
+COLUMNS, WHOLE, ACCESS = 0, 1, 2  # payload modes
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
 WHOLE_BLOCK_CODERS = ("ppmd-32",)  # 7z's PPMd at -mx9 is order 32
@@ -68,6 +74,10 @@ class LogCodec(Codec):
         if self._whole_block_may_win(data, len(payload)):
             plain = bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
             payload = min(payload, plain, key=len)
+        access = accesslog.encode(data)
+        if access is not None:
+            fields = bytes([ACCESS]) + encode_varint(len(access)) + join_streams(access)
+            payload = min(payload, fields, key=len)
         if formula:
             return bytes([FORMAT_REWRITTEN, payload[0], formula]) + payload[1:]
         return bytes([FORMAT_VERSION]) + payload
@@ -100,10 +110,12 @@ class LogCodec(Codec):
         if version not in (FORMAT_VERSION, FORMAT_REWRITTEN) or len(payload) < start:
             raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
         formula = payload[2] if version == FORMAT_REWRITTEN else 0
-        if payload[1] not in (COLUMNS, WHOLE) or (version == FORMAT_REWRITTEN and formula == 0):
+        if payload[1] not in (COLUMNS, WHOLE, ACCESS) or (version == FORMAT_REWRITTEN and formula == 0):
             raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
         if payload[1] == WHOLE:
             data = decode_stream(payload[start:], original_size, "log block")
+        elif payload[1] == ACCESS:
+            data = self._decode_access(payload, start, original_size)
         else:
             data = self._decode_columns(payload, start, original_size)
         try:
@@ -113,6 +125,16 @@ class LogCodec(Codec):
         if len(data) != original_size:
             raise CorruptError("log block decodes to the wrong size")
         return data
+
+    def _decode_access(self, payload: bytes, pos: int, original_size: int) -> bytes:
+        count, pos = decode_varint(payload, pos)
+        if count != len(accesslog.STREAM_NAMES):
+            raise CorruptError("log block has a wrong stream count")
+        coded = split_streams(payload, pos, count, "log")
+        try:
+            return accesslog.decode(coded, original_size)
+        except ValueError as exc:
+            raise CorruptError(f"access-log streams do not fit together ({exc})") from exc
 
     def _decode_columns(self, payload: bytes, pos: int, original_size: int) -> bytes:
         count, pos = decode_varint(payload, pos)
