@@ -250,13 +250,15 @@ def split(data: bytes) -> list[bytes] | None:
     ]
 
 
-def encode(data: bytes) -> list[bytes] | None:
-    """The block's coded streams, or None when the mode does not apply or does not give the block
-    back (checked)."""
+def encode(data: bytes) -> tuple[list[bytes], float] | None:
+    """(the block's coded streams, the share of its lines parsed), or None when the mode does not
+    apply or does not give the block back (checked)."""
     streams = split(data)
     if streams is None or join(streams) != data:
         return None
-    return [encode_stream(s, CODERS[name]) for s, name in zip(streams, STREAM_NAMES, strict=True)]
+    kinds = streams[0]
+    share = (len(kinds) - kinds.count(VERBATIM)) / len(kinds)
+    return [encode_stream(s, CODERS[name]) for s, name in zip(streams, STREAM_NAMES, strict=True)], share
 
 
 def decode(coded: list[bytes], max_size: int) -> bytes:

@@ -50,6 +50,9 @@ from nncodec.logtransform import (
 FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 COLUMNS, WHOLE, ACCESS = 0, 1, 2  # payload modes
+#: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
+#: templated logs: 77% larger than mode 2 on apache_logs) is not tried
+ACCESS_ONLY_SHARE = 0.9
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
 WHOLE_BLOCK_CODERS = ("ppmd-32",)  # 7z's PPMd at -mx9 is order 32
@@ -70,14 +73,16 @@ class LogCodec(Codec):
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
         data, formula = reduce_sizes(data)
-        payload = self._columns_payload(data)
-        if self._whole_block_may_win(data, len(payload)):
-            plain = bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS)
-            payload = min(payload, plain, key=len)
         access = accesslog.encode(data)
+        candidates = []
         if access is not None:
-            fields = bytes([ACCESS]) + encode_varint(len(access)) + join_streams(access)
-            payload = min(payload, fields, key=len)
+            coded, share = access
+            candidates.append(bytes([ACCESS]) + encode_varint(len(coded)) + join_streams(coded))
+        if access is None or share < ACCESS_ONLY_SHARE:
+            candidates.append(self._columns_payload(data))
+        if self._whole_block_may_win(data, min(map(len, candidates))):
+            candidates.append(bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS))
+        payload = min(candidates, key=len)
         if formula:
             return bytes([FORMAT_REWRITTEN, payload[0], formula]) + payload[1:]
         return bytes([FORMAT_VERSION]) + payload
