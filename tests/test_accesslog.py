@@ -24,8 +24,8 @@ def round_trip_streams(data: bytes) -> list[bytes] | None:
     streams = accesslog.split(data)
     if streams is not None:
         assert accesslog.join(streams) == data
-        coded = accesslog.encode(data)
-        assert coded is not None and accesslog.decode(coded, len(data)) == data
+        result = accesslog.encode(data)
+        assert result is not None and accesslog.decode(result[0], len(data)) == data
     return streams
 
 
