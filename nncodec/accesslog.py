@@ -197,11 +197,10 @@ def _grouping(clients: list[bytes]) -> list[int]:
 def split(data: bytes) -> list[bytes] | None:
     """The block's streams (``STREAM_NAMES``), or None when too few lines parse."""
     lines = data.split(b"\n")
-    probe = lines[:PROBE_LINES]
-    if sum(_parse(line.removesuffix(b"\r")) is not None for line in probe) < MIN_PARSED_SHARE * len(probe):
-        return None  # not an access log: decided on its first lines, without parsing them all
     kinds, verbatim, parsed = bytearray(), [], []
-    for line in lines:
+    for number, line in enumerate(lines):
+        if number == PROBE_LINES and len(parsed) < MIN_PARSED_SHARE * number:
+            return None  # not an access log: decided on its first lines, without parsing them all
         body, cr = (line[:-1], CR) if line.endswith(b"\r") else (line, 0)
         result = _parse(body)
         if result is None:
