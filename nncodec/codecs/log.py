@@ -21,8 +21,8 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         (backends.py tags: layout, literals, template ids, numbers, text, references, then one
         per number column of at least BIG_COLUMN values, in column order)
     u8 format (1) | u8 mode 1 | the whole block as one coded stream
-    u8 format (1) | u8 mode 2 | varint S (6) | S x varint coded-stream size | S coded streams
-        (accesslog.STREAM_NAMES: kinds, verbatim, clients, users, times, requests)
+    u8 format (1) | u8 mode 2 | varint S (7) | S x varint coded-stream size | S coded streams
+        (accesslog.STREAM_NAMES: kinds, verbatim, clients, addresses, users, times, requests)
     u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
         mode byte, for the rewritten block
 """

@@ -1,7 +1,8 @@
 """Learn a hidden Chow-Liu tree (HCLT) by EM in torch and export it for the image-pc codec.
 
-    python -m nncodec.training.train_pc --data mnist --latents 16 --leaf-alpha 10 --augment 1
-        --batch 1000 --minibatch-epochs 2 --full-epochs 6 --max-held 1000 --model-id pc-mnist-v1
+    python -m nncodec.training.train_pc --device cuda --data fashion --latents 32 --leaf-alpha 5
+        --leaf-smooth 30 --minibatch-epochs 2 --full-epochs 84 --batch 5000 --max-held 10000
+        --model-id pc-fashion-v2
 
 (the exact command of every shipped model is in its card, models/pc-*.json, with the device it ran
 on: one CPU thread, or ``--device cuda``; EM on a GPU gives slightly different weights, and the card
@@ -301,7 +302,9 @@ class TorchHCLT:
 def smooth_values(counts: torch.Tensor, mass: float, width: float) -> torch.Tensor:
     """Leaf counts (D, M, 256) plus ``mass`` pseudocounts per row shaped like the row itself blurred
     over values by a Gaussian of standard deviation ``width`` (pixel values are ordinal: a value
-    seen makes its neighbours likelier too; rows seen rarely are smoothed most). Edges reflect."""
+    seen makes its neighbours likelier too; rows seen rarely are smoothed most). Edges reflect.
+    Unlike the other pseudocounts, ``mass`` is not scaled down for mini-batch steps (the shipped
+    models were trained so)."""
     reach = max(1, math.ceil(3 * width))
     offsets = torch.arange(-reach, reach + 1, dtype=counts.dtype, device=counts.device)
     kernel = torch.exp(-0.5 * (offsets / width) ** 2)
