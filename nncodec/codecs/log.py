@@ -25,14 +25,17 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         (accesslog.STREAM_NAMES: kinds, verbatim, clients, addresses, users, times, requests)
     u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
         mode byte, for the rewritten block
+    u8 format (3) | u8 mode | u8 size formula (0: none) | u8 UID marker | varint size | coded UID
+        ops | varint size | coded UID values | as format 1 after its mode byte, for the block
+        with its Zeek UIDs taken out (nncodec/zeekuid.py) after the size rewrite
 """
 
 from __future__ import annotations
 
 import zstandard
 
-from nncodec import accesslog
-from nncodec.backends import decode_stream, encode_stream, ppmd_size
+from nncodec import accesslog, zeekuid
+from nncodec.backends import STORED, decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, TruncatedError
@@ -49,6 +52,7 @@ from nncodec.logtransform import (
 
 FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
+FORMAT_UIDS = 3  # format 2 plus the UID streams
 COLUMNS, WHOLE, ACCESS = 0, 1, 2  # payload modes
 #: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
 #: templated logs: 77% larger than mode 2 on apache_logs) is not tried
@@ -73,6 +77,9 @@ class LogCodec(Codec):
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
         data, formula = reduce_sizes(data)
+        uids = zeekuid.extract(data)
+        if uids is not None:
+            data, marker, ops, values = uids
         access = accesslog.encode(data)
         candidates = []
         if access is not None:
@@ -83,6 +90,10 @@ class LogCodec(Codec):
         if self._whole_block_may_win(data, min(map(len, candidates))):
             candidates.append(bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS))
         payload = min(candidates, key=len)
+        if uids is not None:
+            uid_streams = [encode_stream(ops), bytes([STORED]) + values]
+            head = bytes([FORMAT_UIDS, payload[0], formula, marker])
+            return head + join_streams(uid_streams) + payload[1:]
         if formula:
             return bytes([FORMAT_REWRITTEN, payload[0], formula]) + payload[1:]
         return bytes([FORMAT_VERSION]) + payload
@@ -111,18 +122,29 @@ class LogCodec(Codec):
         if not payload:
             raise TruncatedError("log block is empty")
         version = payload[0]
-        start = 3 if version == FORMAT_REWRITTEN else 2
-        if version not in (FORMAT_VERSION, FORMAT_REWRITTEN) or len(payload) < start:
+        start = {FORMAT_VERSION: 2, FORMAT_REWRITTEN: 3, FORMAT_UIDS: 4}.get(version, 0)
+        if not start or len(payload) < start:
             raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
-        formula = payload[2] if version == FORMAT_REWRITTEN else 0
+        formula = payload[2] if version != FORMAT_VERSION else 0
         if payload[1] not in (COLUMNS, WHOLE, ACCESS) or (version == FORMAT_REWRITTEN and formula == 0):
             raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
+        uid_streams: list[bytes] = []
+        if version == FORMAT_UIDS:
+            ops_size, start = decode_varint(payload, start)
+            values_size, start = decode_varint(payload, start)
+            if start + ops_size + values_size > len(payload):
+                raise TruncatedError("log block ends inside its UID streams")
+            middle = start + ops_size
+            uid_streams = [payload[start:middle], payload[middle : middle + values_size]]
+            start = middle + values_size
         if payload[1] == WHOLE:
             data = decode_stream(payload[start:], original_size, "log block")
         elif payload[1] == ACCESS:
             data = self._decode_access(payload, start, original_size)
         else:
             data = self._decode_columns(payload, start, original_size)
+        if uid_streams:
+            data = self._restore_uids(data, payload[3], uid_streams, original_size)
         try:
             data = expand_sizes(data, formula)
         except ValueError as exc:
@@ -130,6 +152,15 @@ class LogCodec(Codec):
         if len(data) != original_size:
             raise CorruptError("log block decodes to the wrong size")
         return data
+
+    @staticmethod
+    def _restore_uids(data: bytes, marker: int, coded: list[bytes], original_size: int) -> bytes:
+        ops = decode_stream(coded[0], original_size, "log UID ops")
+        values = decode_stream(coded[1], original_size, "log UID values")
+        try:
+            return zeekuid.restore(data, marker, ops, values)
+        except ValueError as exc:
+            raise CorruptError(f"log UID streams do not fit the block ({exc})") from exc
 
     def _decode_access(self, payload: bytes, pos: int, original_size: int) -> bytes:
         count, pos = decode_varint(payload, pos)
