@@ -9,7 +9,10 @@ Some logs (web access logs full of URLs and browser names) code better as they a
 also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the smaller is kept.
 
 Web access logs (Common/Combined Log Format) are also tried as field streams, regrouped by client
-(nncodec/accesslog.py, mode 2), when at least half their lines parse as such.
+(nncodec/accesslog.py, mode 2), when at least half their lines parse as such; tab-separated logs
+(Zeek) as whole rows with their number columns taken out (nncodec/tsvlog.py, mode 3), when at
+least half their lines have the same tab count. Zeek UIDs are taken out of any block first, as
+the random bits they are (nncodec/zeekuid.py, format 3).
 
 Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
 and recomputed when decoding (nncodec/logrewrite.py); payload format 2 says which formula.
@@ -23,6 +26,8 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
     u8 format (1) | u8 mode 1 | the whole block as one coded stream
     u8 format (1) | u8 mode 2 | varint S (7) | S x varint coded-stream size | S coded streams
         (accesslog.STREAM_NAMES: kinds, verbatim, clients, addresses, users, times, requests)
+    u8 format (1) | u8 mode 3 | varint S | S x varint coded-stream size | S coded streams
+        (tsvlog: layout, rest, then symbols and low bits of each number column)
     u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
         mode byte, for the rewritten block
     u8 format (3) | u8 mode | u8 size formula (0: none) | u8 UID marker | varint size | coded UID
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import zstandard
 
-from nncodec import accesslog, zeekuid
+from nncodec import accesslog, tsvlog, zeekuid
 from nncodec.backends import STORED, decode_stream, encode_stream, ppmd_size
 from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
 from nncodec.container import decode_varint, encode_varint
@@ -53,7 +58,7 @@ from nncodec.logtransform import (
 FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 FORMAT_UIDS = 3  # format 2 plus the UID streams
-COLUMNS, WHOLE, ACCESS = 0, 1, 2  # payload modes
+COLUMNS, WHOLE, ACCESS, TSV = 0, 1, 2, 3  # payload modes
 #: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
 #: templated logs: 77% larger than mode 2 on apache_logs) is not tried
 ACCESS_ONLY_SHARE = 0.9
@@ -85,6 +90,9 @@ class LogCodec(Codec):
         if access is not None:
             coded, share = access
             candidates.append(bytes([ACCESS]) + encode_varint(len(coded)) + join_streams(coded))
+        tsv = tsvlog.encode(data, self.map_parallel) if access is None else None
+        if tsv is not None:
+            candidates.append(bytes([TSV]) + encode_varint(len(tsv)) + join_streams(tsv))
         if access is None or share < ACCESS_ONLY_SHARE:
             candidates.append(self._columns_payload(data))
         if self._whole_block_may_win(data, min(map(len, candidates))):
@@ -126,7 +134,7 @@ class LogCodec(Codec):
         if not start or len(payload) < start:
             raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
         formula = payload[2] if version != FORMAT_VERSION else 0
-        if payload[1] not in (COLUMNS, WHOLE, ACCESS) or (version == FORMAT_REWRITTEN and formula == 0):
+        if payload[1] not in (COLUMNS, WHOLE, ACCESS, TSV) or (version == FORMAT_REWRITTEN and formula == 0):
             raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
         uid_streams: list[bytes] = []
         if version == FORMAT_UIDS:
@@ -141,6 +149,8 @@ class LogCodec(Codec):
             data = decode_stream(payload[start:], original_size, "log block")
         elif payload[1] == ACCESS:
             data = self._decode_access(payload, start, original_size)
+        elif payload[1] == TSV:
+            data = self._decode_tsv(payload, start, original_size)
         else:
             data = self._decode_columns(payload, start, original_size)
         if uid_streams:
@@ -161,6 +171,16 @@ class LogCodec(Codec):
             return zeekuid.restore(data, marker, ops, values)
         except ValueError as exc:
             raise CorruptError(f"log UID streams do not fit the block ({exc})") from exc
+
+    def _decode_tsv(self, payload: bytes, pos: int, original_size: int) -> bytes:
+        count, pos = decode_varint(payload, pos)
+        if not 2 <= count <= 2 + 2 * tsvlog.MAX_FIELDS or count % 2:
+            raise CorruptError("log block has a wrong stream count")
+        coded = split_streams(payload, pos, count, "log")
+        try:
+            return tsvlog.decode(coded, original_size)
+        except ValueError as exc:
+            raise CorruptError(f"TSV log streams do not fit together ({exc})") from exc
 
     def _decode_access(self, payload: bytes, pos: int, original_size: int) -> bytes:
         count, pos = decode_varint(payload, pos)
