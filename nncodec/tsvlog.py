@@ -42,6 +42,7 @@ MIN_FIELDS = 3
 MAX_FIELDS = 256
 MAX_FRACTION = 9
 PROBE_LINES = 200
+SAMPLE_ROWS = 4096  # rows that decide which columns are number columns
 MIN_ROW_SHARE = 0.5  # the mode is used when at least this share of lines are rows
 MIN_NUMBER_SHARE = 0.5  # a column is a number column when this share of its cells are numbers
 MIN_DISTINCT_SHARE = 0.125  # ... nearly all different (few values are cheap in the rows)
@@ -119,7 +120,7 @@ def encode(data: bytes, map_parallel=map) -> list[bytes] | None:  # noqa: ANN001
     if len(rows) < MIN_ROW_SHARE * len(lines):
         return None
     specs: list[int | None] = []  # per column: fraction digits of a number column, or None
-    for column in zip(*rows, strict=True):
+    for column in zip(*rows[:SAMPLE_ROWS], strict=True):  # decided on the first rows
         forms = Counter(_form(cell) for cell in column)
         forms.pop(None, None)
         fraction, count = forms.most_common(1)[0] if forms else (None, 0)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
+
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import NncodecError
 
@@ -110,34 +112,70 @@ def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
     return CANDIDATE.sub(replace, data), marker, bytes(ops), bytes(values)
 
 
+_RECORD = np.dtype([("high", ">u4"), ("low", ">u8")])
+_DIGIT_CHARS = np.frombuffer(DIGITS, dtype=np.uint8)
+
+
+def _digits(values: np.ndarray, places: int) -> tuple[np.ndarray, np.ndarray]:
+    """Base-62 digit characters of uint64 values, least significant first, as an array of
+    ``places`` columns, and how many of them each value uses."""
+    rest = values.astype(np.uint64, copy=True)
+    chars = np.empty((len(values), places), dtype=np.uint8)
+    lengths = np.ones(len(values), dtype=np.int64)
+    for place in range(places):
+        chars[:, place] = _DIGIT_CHARS[(rest % np.uint64(62)).astype(np.int64)]
+        rest //= np.uint64(62)
+        lengths += rest > 0
+    return chars, lengths
+
+
+def render_values(values: bytes) -> list[bytes]:
+    """The base-62 text (without prefix) of each 12-byte value of a values stream."""
+    records = np.frombuffer(values, dtype=_RECORD)
+    high, high_lengths = _digits(records["high"].astype(np.uint64), 6)
+    low, low_lengths = _digits(records["low"].astype(np.uint64), 11)
+    chars = np.concatenate([high, low], axis=1)
+    places = np.arange(chars.shape[1])
+    used = np.where(places < 6, places < high_lengths[:, None], places - 6 < low_lengths[:, None])
+    flat = chars[used].tobytes()
+    ends = np.cumsum(high_lengths + low_lengths).tolist()
+    return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 def restore(data: bytes, marker: int, ops: bytes, values: bytes) -> bytes:
     """Inverse of ``extract``. ValueError when the streams do not fit the block."""
     pieces = data.split(bytes([marker]))
     if len(values) % VALUE_SIZE:
         raise ValueError("UID values stream has a partial value")
-    distinct = [int.from_bytes(values[i : i + VALUE_SIZE], "big") for i in range(0, len(values), VALUE_SIZE)]
+    distinct = render_values(values)
+    if ops.isascii():  # one byte per token: the usual case, read at once
+        backs = list(ops)
+    else:
+        backs, pos = [], 0
+        while pos < len(ops):
+            try:
+                back, pos = decode_varint(ops, pos)
+            except NncodecError as exc:
+                raise ValueError("UID ops stream is damaged") from exc
+            backs.append(back)
+    if len(backs) != len(pieces) - 1:
+        raise ValueError("UID ops stream does not match the block's markers")
     out = [pieces[0]]
-    pos, new = 0, 0
-    for piece in pieces[1:]:
-        if pos >= len(ops):
-            raise ValueError("UID ops stream ends early")
-        try:
-            back, pos = decode_varint(ops, pos)
-        except NncodecError as exc:
-            raise ValueError("UID ops stream is damaged") from exc
+    new = 0
+    for piece, back in zip(pieces[1:], backs, strict=True):
         if back == 0:
             if new >= len(distinct):
                 raise ValueError("UID values stream ends early")
-            bits = distinct[new]
+            text = distinct[new]
             new += 1
         elif back > new:
             raise ValueError("UID refers to no earlier UID")
         else:
-            bits = distinct[new - back]
+            text = distinct[new - back]
         prefix = piece[:1]
         if not (b"A" <= prefix <= b"Z"):
             raise ValueError("UID marker without its prefix letter")
-        out.append(render_uid(prefix, bits) + piece[1:])
-    if pos != len(ops) or new != len(distinct):
+        out += (prefix, text, piece[1:])
+    if new != len(distinct):
         raise ValueError("UID streams are longer than the block's UIDs")
     return b"".join(out)
