@@ -12,7 +12,8 @@ by a *marker byte* (one the block does not hold) and its prefix letter; the numb
 *values* stream (12 bytes each, big-endian: 4 then 8), and an *ops* stream says per token whether
 it is new (``0``) or the same as the k-th newest distinct UID before it (``k``, a varint). A
 token with no decimal digit that occurs more than once in the block is more likely a word
-(``ConnectionManager``) than a UID and stays as it is. The decoder replaces the markers, in order.
+(``ConnectionManager``) than a UID and stays as it is; and when fewer than half the tokens of
+that shape read as UIDs, the block is left as it is. The decoder replaces the markers, in order.
 Any token may be taken this way: the rewrite is exact whatever it takes, it only costs bytes
 when it takes a word.
 """
@@ -34,6 +35,7 @@ _DECIMAL_DIGIT = re.compile(rb"[0-9]")
 #: marker bytes, in order of preference: control characters logs rarely hold, then high bytes
 MARKERS = bytes([*range(1, 9), *range(14, 32), 127, *range(128, 256)])
 MIN_UIDS = 8  # fewer UIDs in a block are not worth the rewrite's few bytes
+MIN_TAKEN_SHARE = 0.5  # ... nor when most tokens of their shape do not read as UIDs
 VALUE_SIZE = 12
 _LOW_BITS, _HIGH_BITS = 64, 32
 
@@ -89,8 +91,8 @@ def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
             bits = parse_uid(token)
             if bits is not None:
                 uids[token] = bits
-    if len(uids) < MIN_UIDS:
-        return None
+    if len(uids) < MIN_UIDS or sum(counts[token] for token in uids) < MIN_TAKEN_SHARE * len(tokens):
+        return None  # few of the candidates read as UIDs: words (``CalDAVPrincipal``), not UIDs
     ops, values = bytearray(), bytearray()
     index: dict[bytes, int] = {}  # token -> its number among distinct UIDs
     tag = bytes([marker])

@@ -61,3 +61,10 @@ def test_log_v2_files_still_decode():
     """A log-codec frame in format 2: human-readable sizes dropped and recomputed (formula 1)."""
     original = (GOLDEN / "sample-sizes.log").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample-sizes.log-v2.nnc").read_bytes()) == original
+
+
+def test_log_v3_files_still_decode():
+    """A log-codec frame in format 3, mode 3: Zeek UIDs as 96-bit values, tab-separated rows with
+    number columns."""
+    original = (GOLDEN / "sample-zeek.log").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample-zeek.log-v3.nnc").read_bytes()) == original
