@@ -154,3 +154,51 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("reliability")
         for line in RELIABILITY_LINES:
             terminalreporter.write_line(line)
+
+
+ZEEK_HEADER = (
+    b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tssl\n"
+    b"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tversion\tserver_name\tnote\n"
+    b"#types\ttime\tstring\taddr\tport\taddr\tport\tstring\tstring\tstring\n"
+)
+
+
+def make_uid(rng: random.Random, prefix: bytes = b"C") -> bytes:
+    """A Zeek UID: a prefix letter and 96 random bits (nncodec/zeekuid.py has the layout)."""
+    from nncodec import zeekuid
+
+    return zeekuid.render_uid(prefix, rng.getrandbits(96))
+
+
+def zeek_lines(count: int, seed: int = 0) -> bytes:
+    """A synthetic Zeek ssl-like log: increasing times with random microseconds, random UIDs
+    (some repeated), a few clients allocating ports one after another, unset fields."""
+    rng = random.Random(seed)
+    clients = [b"10.0.%d.%d" % (rng.randrange(256), rng.randrange(256)) for _ in range(5)]
+    ports = {c: rng.randrange(30000, 60000) for c in clients}
+    stamp = 1_521_911_720_000_000
+    uids: list[bytes] = []
+    rows = []
+    for _ in range(count):
+        stamp += rng.randrange(0, 20_000)
+        client = rng.choice(clients)
+        ports[client] += rng.choice((1, 1, 2, 3))
+        uid = rng.choice(uids) if uids and rng.random() < 0.05 else make_uid(rng)
+        uids.append(uid)
+        server = rng.choice([b"example.org", b"-", b"mail.example.com"])
+        rows.append(
+            b"\t".join(
+                [
+                    b"%d.%06d" % divmod(stamp, 1_000_000),
+                    uid,
+                    client,
+                    b"%d" % ports[client] if rng.random() > 0.01 else b"-",
+                    b"10.47.3.200",
+                    rng.choice([b"443", b"8443"]),
+                    rng.choice([b"TLSv12", b"TLSv10"]),
+                    server,
+                    rng.choice([b"-", b"(empty)", b"see F" + make_uid(rng, b"F")[1:]]),
+                ]
+            )
+        )
+    return ZEEK_HEADER + b"\n".join(rows) + b"\n#close\t2024-04-12-19-29-12\n"

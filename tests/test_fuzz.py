@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 import pytest
-from conftest import RELIABILITY_LINES, access_lines, log_lines, prose, smooth_png
+from conftest import RELIABILITY_LINES, access_lines, log_lines, prose, smooth_png, zeek_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +90,7 @@ def _corpus() -> list[Sample]:
     image_png = smooth_png(40, 30, "L")
     image = nncodec.decompress(nncodec.compress(image_png, codec="image"))  # the PNG decoding rebuilds
     access = access_lines(40, seed=5)  # the log codec's access-log mode (payload mode 2)
+    zeek = zeek_lines(40, seed=5)  # Zeek UIDs taken out (format 3), tab-separated rows (mode 3)
     samples = [
         Sample("stored", binary, nncodec.compress(binary, codec="stored"), 1.0),
         Sample("raw-multiblock", text, nncodec.compress(text, codec="raw", block_size=700), 1.0),
@@ -101,12 +102,14 @@ def _corpus() -> list[Sample]:
         Sample("empty", b"", nncodec.compress(b""), 0.3),
         Sample("log", log_lines(40, seed=5), nncodec.compress(log_lines(40, seed=5), codec="log"), 1.0),
         Sample("access-log", access, nncodec.compress(access, codec="log"), 0.5),
+        Sample("zeek-log", zeek, nncodec.compress(zeek, codec="log"), 0.5),
         Sample("text", prose(160, seed=2), nncodec.compress(prose(160, seed=2), codec="text"), 0.05),
         Sample("image", image, nncodec.compress(image, codec="image"), 0.01),
     ]  # fmt: skip
     for sample in samples:
         frames = engine.scan_frames(io.BytesIO(sample.packed))
-        learned = {"log": "log", "access-log": "log", "text": "text", "image": "image"}.get(sample.name)
+        kinds = {"log": "log", "access-log": "log", "zeek-log": "log", "text": "text", "image": "image"}
+        learned = kinds.get(sample.name)
         if learned:
             assert frames[0].block_codecs[learned] >= 1, f"{sample.name}: coded by {frames[0].block_codecs}"
         _layout(sample)
