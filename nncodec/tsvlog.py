@@ -151,18 +151,19 @@ def encode(data: bytes, map_parallel=map) -> list[bytes] | None:  # noqa: ANN001
         rest.append(b"\t".join(out))
 
     jobs = [(b"\n".join(rest), REST_CODERS)]
-    options = []  # (column, transform): symbols and raw bits of every transform of every column
+    options = []  # (column, transform, differences): every transform of every column
     for j in number_columns:
         for transform in TRANSFORMS if j else (PLAIN, DELTA):
-            symbols, raw = split_integers(_differences(numbers[j], keys[j], transform))
-            options.append((j, transform))
+            values = _differences(numbers[j], keys[j], transform)
+            symbols, raw = split_integers(values)
+            options.append((j, transform, values))
             jobs += [(symbols, SYMBOL_CODERS), (raw, RAW_CODERS)]
     coded = list(map_parallel(lambda job: encode_stream(*job), jobs))  # in parallel if it can
-    best: dict[int, tuple[int, list[bytes]]] = {}
-    for k, (j, transform) in enumerate(options):
+    best: dict[int, tuple[int, np.ndarray, list[bytes]]] = {}
+    for k, (j, transform, values) in enumerate(options):
         pair = coded[1 + 2 * k : 3 + 2 * k]
-        if j not in best or sum(map(len, pair)) < sum(map(len, best[j][1])):
-            best[j] = (transform, pair)
+        if j not in best or sum(map(len, pair)) < sum(map(len, best[j][2])):
+            best[j] = (transform, values, pair)
     layout = bytearray(encode_varint(fields))
     streams = [coded[0]]
     chosen: list[tuple[int, int] | None] = []
@@ -172,10 +173,10 @@ def encode(data: bytes, map_parallel=map) -> list[bytes] | None:  # noqa: ANN001
             layout.append(0)
             chosen.append(None)
         else:
-            transform, pair = best[j]
+            transform, values, pair = best[j]
             layout += bytes([1, spec, transform])
             chosen.append((spec, transform))
-            differences[j] = _differences(numbers[j], keys[j], transform).tolist()
+            differences[j] = values.tolist()
             streams += pair
     row_cells = [line.split(b"\t") if _is_row(line, tabs) else None for line in rest]
     try:
