@@ -12,9 +12,11 @@ parameters, so its output decodes with any build of the library (FORMAT.md §7.3
   length (PPMd cannot tell where its data ends), which also sets the model memory
   (``ppmd_memory``).
 
-pyppmd 1.3.1 mis-decodes some inputs (deterministically, for given bytes): every PPMd stream is
-decoded again at encode time and used only if it gives the data back. Decoding never produces
-more than the size the caller says a stream may have.
+PPMd runs in ``nncodec._ppmd`` (nncodec/_ppmd.c: the LZMA SDK's public-domain PPMd7 code, which
+frees what it allocates and runs without the GIL). Where that extension was not built, pyppmd 1.3.1
+writes the same bytes, but it leaks memory on every encoder and mis-decodes some inputs: every
+PPMd stream is decoded again at encode time and used only if it gives the data back. Decoding never
+produces more than the size the caller says a stream may have.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ import lzma
 
 import pyppmd
 import zstandard
+
+try:  # compiled PPMd (nncodec/_ppmd.c); pyppmd gives the same bytes, slower and leaking memory
+    from nncodec import _ppmd as compiled_ppmd
+except ImportError:  # pragma: no cover - built by `pip install` wherever a C compiler is found
+    compiled_ppmd = None
 
 from nncodec.container import decode_varint, encode_varint
 from nncodec.errors import CorruptError, TruncatedError
@@ -57,6 +64,8 @@ def ppmd_memory(size: int) -> int:
 
 
 def _ppmd(data: bytes, order: int) -> bytes:
+    if compiled_ppmd is not None:
+        return compiled_ppmd.encode(data, order, ppmd_memory(len(data)))
     encoder = pyppmd.Ppmd7Encoder(order, ppmd_memory(len(data)))
     return encoder.encode(data) + encoder.flush(endmark=False)
 
@@ -71,9 +80,16 @@ class _PpmdFailure(Exception):
 
 
 def _unppmd(body: bytes, order: int, size: int) -> bytes:
-    """PPMd-decode ``size`` bytes. pyppmd waits for more input when a (damaged) stream runs short
-    and raises odd exceptions on garbage; feeding it zeros until it has produced ``size`` bytes
-    (each symbol reads a few bytes at most) and catching everything keeps damage a clean error."""
+    """PPMd-decode ``size`` bytes, reading zeros past the end of ``body`` (a damaged stream gives
+    garbage that the caller's checksums catch, or a data error). pyppmd waits for more input when a
+    stream runs short and raises odd exceptions on garbage; feeding it zeros until it has produced
+    ``size`` bytes (each symbol reads a few bytes at most) and catching everything keeps damage a
+    clean error there too."""
+    if compiled_ppmd is not None:
+        try:
+            return compiled_ppmd.decode(body, order, ppmd_memory(size), size)
+        except ValueError as exc:
+            raise _PpmdFailure(str(exc)) from exc
     decoder = pyppmd.Ppmd7Decoder(order, ppmd_memory(size))
     try:
         data = decoder.decode(body + bytes(16), size)
