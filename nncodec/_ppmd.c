@@ -108,8 +108,8 @@ static PyObject *ppmd_decode(PyObject *self, PyObject *args) {
     Py_ssize_t memory, size;
     (void)self;
     if (!PyArg_ParseTuple(args, "y*inn:decode", &coded, &order, &memory, &size)) return NULL;
-    if (!check_params(order, memory) || size < 0) {
-        if (size < 0) PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+    if (size < 0) PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+    if (size < 0 || !check_params(order, memory)) {
         PyBuffer_Release(&coded);
         return NULL;
     }
@@ -121,14 +121,13 @@ static PyObject *ppmd_decode(PyObject *self, PyObject *args) {
     Byte *dst = (Byte *)PyBytes_AS_STRING(result);
     CPpmd7 *model = malloc(sizeof(CPpmd7));
     InBuffer in = {{in_read}, (const Byte *)coded.buf, (size_t)coded.len, 0};
-    const char *problem = NULL;
+    const char *problem = NULL; /* a data error, or NULL */
+    int no_memory = model == NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (model == NULL) {
-        problem = "";
-    } else {
+    if (model != NULL) {
         Ppmd7_Construct(model);
         if (!Ppmd7_Alloc(model, (UInt32)memory, &allocator)) {
-            problem = "";
+            no_memory = 1;
         } else {
             Ppmd7_Init(model, (unsigned)order);
             model->rc.dec.Stream = &in.vt;
@@ -150,9 +149,9 @@ static PyObject *ppmd_decode(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&coded);
-    if (problem != NULL) {
+    if (no_memory || problem != NULL) {
         Py_DECREF(result);
-        if (*problem == '\0') return PyErr_NoMemory();
+        if (no_memory) return PyErr_NoMemory();
         PyErr_SetString(PyExc_ValueError, problem);
         return NULL;
     }
@@ -167,6 +166,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ppmd", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ppmd", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__ppmd(void) { return PyModule_Create(&module); }
