@@ -33,10 +33,10 @@ bench: venv
 
 # Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
 train-text: venv
-	$(BIN)/python -m nncodec.training.tokenizer_train --vocab 4096 --out models/text-bpe4k.tokenizer.json
-	$(BIN)/python -m nncodec.training.train_text --tokenizer models/text-bpe4k.tokenizer.json \
+	$(BIN)/python -m nncodec.training.text.tokenizer --vocab 4096 --out models/text-bpe4k.tokenizer.json
+	$(BIN)/python -m nncodec.training.text.train --tokenizer models/text-bpe4k.tokenizer.json \
 		--out-dir checkpoints/text --steps 5000 --eval-every 500
-	$(BIN)/python -m nncodec.training.export_text --weights checkpoints/text/model.safetensors \
+	$(BIN)/python -m nncodec.training.text.export --weights checkpoints/text/model.safetensors \
 		--card checkpoints/text/card.json --tokenizer models/text-bpe4k.tokenizer.json \
 		--model-id text-v1 --out-dir models
 

@@ -7,8 +7,8 @@ Python API::
     assert nncodec.decompress(packed) == b"some bytes"
 """
 
-from nncodec.engine import compress, decompress
-from nncodec.errors import NncodecError
+from nncodec.core.engine import compress, decompress
+from nncodec.core.errors import NncodecError
 
 __version__ = "0.1.0"
 __all__ = ["compress", "decompress", "NncodecError", "__version__"]

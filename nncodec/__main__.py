@@ -1,3 +1,3 @@
-from nncodec.cli import run
+from nncodec.cli.main import run
 
 run()

@@ -2,7 +2,7 @@
 
     python scripts/bench.py [--bytes 300000] [--out BENCHMARKS.md]
 
-Data: the validation tails of the text model (never trained on, see nncodec/training/text_data.py),
+Data: the validation tails of the text model (never trained on, see nncodec/training/text/data.py),
 the first ``--bytes`` of each, read from ../shared/data/text. nncodec runs as the CLI in a fresh
 process (`-T1` and `-T2`, codec text), so its times include start-up and its peak RSS is that
 process's; the two thread counts must give identical bytes. The
@@ -30,7 +30,7 @@ import zstandard
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nncodec.training.text_data import SHARED_FILES, SHARED_TEXT  # noqa: E402
+from nncodec.training.text.data import SHARED_FILES, SHARED_TEXT  # noqa: E402
 
 BEGIN, END = "<!-- text-bench:begin -->", "<!-- text-bench:end -->"
 THREADS = (1, 2)

@@ -3,7 +3,7 @@
     python scripts/bench_image.py [--out BENCHMARKS.md] [--no-e9]
 
 Data: McMaster mcm10-mcm18 from ../shared/data/images (500x500 RGB photos; the model never saw
-them: it trains on mcm01-mcm09, see nncodec/training/train_image.py). nncodec runs as the CLI in a
+them: it trains on mcm01-mcm09, see nncodec/training/image/train.py). nncodec runs as the CLI in a
 fresh process (start-up included); cwebp and cjxl (Debian webp and libjxl-tools) run if installed.
 Bits per subpixel = 8 x bytes / (width x height x 3). Every nncodec round trip is verified (pixels
 exact, or within the error bound for --max-error).

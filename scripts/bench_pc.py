@@ -38,7 +38,7 @@ from bench import run_measured, write_section  # noqa: E402
 from bench_image import tool_size  # noqa: E402
 
 from nncodec.codecs.imagepc import RGB_MODEL, ImagePCCodec  # noqa: E402
-from nncodec.modelstore import find_model  # noqa: E402
+from nncodec.core.modelstore import find_model  # noqa: E402
 
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "images"
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from bench import write_section  # noqa: E402
 
 from nncodec import benchtool  # noqa: E402
-from nncodec.training.text_data import SHARED_FILES, SHARED_TEXT  # noqa: E402
+from nncodec.training.text.data import SHARED_FILES, SHARED_TEXT  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 BEGIN, END = "<!-- tools-bench:begin -->", "<!-- tools-bench:end -->"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zstandard
 
-from nncodec.detect import sniff
+from nncodec.core.detect import sniff
 
 NNCODEC = [sys.executable, "-m", "nncodec"]
 ZSTD_PARAMS = zstandard.ZstdCompressionParameters.from_level(19, enable_ldm=True, window_log=27)

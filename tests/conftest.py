@@ -164,8 +164,8 @@ ZEEK_HEADER = (
 
 
 def make_uid(rng: random.Random, prefix: bytes = b"C") -> bytes:
-    """A Zeek UID: a prefix letter and 96 random bits (nncodec/zeekuid.py has the layout)."""
-    from nncodec import zeekuid
+    """A Zeek UID: a prefix letter and 96 random bits (nncodec/log/rewrites/zeekuid.py has the layout)."""
+    from nncodec.log.rewrites import zeekuid
 
     return zeekuid.render_uid(prefix, rng.getrandbits(96))
 

@@ -30,8 +30,8 @@ def main() -> None:
         if args.flush_denormal and not torch.set_flush_denormal(True):
             print(json.dumps({"error": "this CPU cannot flush denormals"}))
             return
-    from nncodec import engine
-    from nncodec.rowops import _kernels
+    from nncodec.core import engine
+    from nncodec.nn.rowops import _kernels
 
     results: dict[str, dict[str, str]] = {}
     for spec_path in sorted(args.cases.glob("*.json")):

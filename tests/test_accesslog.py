@@ -1,4 +1,4 @@
-"""The log codec's access-log mode (nncodec/accesslog.py, log payload mode 2): exact round trips
+"""The log codec's access-log mode (nncodec/log/formats/accesslog.py, log payload mode 2): exact round trips
 on Combined/Common Log Format lines and on everything that only looks like them, the calendar
 arithmetic, the client recency ranks, damaged streams, and the mode winning where it should."""
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import accesslog
 from nncodec.codecs.log import ACCESS, LogCodec
-from nncodec.errors import CorruptError
+from nncodec.core.errors import CorruptError
+from nncodec.log.formats import accesslog
 
 LINE = b'10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326'
 COMBINED = LINE + b' "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"'

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SHARED_DATA, log_lines, png_bytes, prose, run_cli
 
-from nncodec import batch, container
-from nncodec.fileops import FileOptions
+from nncodec.cli import batch
+from nncodec.cli.fileops import FileOptions
+from nncodec.core import container, modelstore
 
 MTIME = 1_500_000_000_987_654_321
 
@@ -157,7 +158,7 @@ def test_worker_processes_load_each_model_once(tmp_path):
     for i in range(6):
         (tmp_path / f"img{i}.ppm").write_bytes(png_bytes(8 + i, 6, fmt="PPM"))
     jobs = batch.plan(sorted(str(p) for p in tmp_path.iterdir()), "compress").jobs
-    before = batch.models_loaded()  # forked workers start with this process's caches
+    before = modelstore.models_loaded()  # forked workers start with this process's caches
     outcomes = list(batch.run(jobs, FileOptions(codec="image"), processes=2))
     assert [o.error for o in outcomes] == [None] * 6
     pids = {o.pid for o in outcomes}
@@ -283,7 +284,7 @@ def test_bench_measures_tools_and_writes_a_plot(tmp_path):
 
 
 def test_bench_verification_catches_a_bad_round_trip():
-    from nncodec import benchtool
+    from nncodec.cli import benchtool
 
     assert benchtool._same(b"abc", b"abc", "binary") and not benchtool._same(b"abc", b"abd", "binary")
     ppm = png_bytes(5, 4, fmt="PPM")

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, run_cli
 
 import nncodec
-from nncodec import container
+from nncodec.core import container
 
 
 def _digest(path) -> str:

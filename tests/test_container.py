@@ -6,25 +6,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nncodec import container
-from nncodec.container import BlockHeader, FileMetadata, FrameHeader
-from nncodec.errors import CorruptError, NotNncodecError, TruncatedError, UnsupportedFormatError
+from nncodec.core import container, framing
+from nncodec.core.container import BlockHeader, FileMetadata, FrameHeader
+from nncodec.core.errors import CorruptError, NotNncodecError, TruncatedError, UnsupportedFormatError
 
 
-@given(st.integers(min_value=0, max_value=container.MAX_VARINT))
+@given(st.integers(min_value=0, max_value=framing.MAX_VARINT))
 def test_varint_round_trip(value):
-    encoded = container.encode_varint(value)
-    assert container.decode_varint(encoded, 0) == (value, len(encoded))
+    encoded = framing.encode_varint(value)
+    assert framing.decode_varint(encoded, 0) == (value, len(encoded))
     assert len(encoded) <= 9
 
 
 def test_varint_rejects_overlong_and_truncated():
     with pytest.raises(CorruptError):
-        container.decode_varint(b"\x80" * 10 + b"\x01", 0)
+        framing.decode_varint(b"\x80" * 10 + b"\x01", 0)
     with pytest.raises(TruncatedError):
-        container.decode_varint(b"\x80\x80", 0)
+        framing.decode_varint(b"\x80\x80", 0)
     with pytest.raises(ValueError):
-        container.encode_varint(-1)
+        framing.encode_varint(-1)
 
 
 @given(st.integers(min_value=-(1 << 62), max_value=1 << 62))
@@ -99,11 +99,11 @@ def test_foreign_and_truncated_magic():
 
 
 def test_declared_sizes_are_capped_before_reading():
-    huge = container.encode_varint(1 << 60)
+    huge = framing.encode_varint(1 << 60)
     raw = container.MAGIC + bytes([1, 0, 2]) + huge
     with pytest.raises(CorruptError, match="too large"):
         container.read_frame_header(io.BytesIO(raw))
-    block = bytearray([2]) + container.encode_varint(1 << 40) + container.encode_varint(3)
+    block = bytearray([2]) + framing.encode_varint(1 << 40) + framing.encode_varint(3)
     block += struct.pack("<I", 0)
     block += struct.pack("<H", zlib.crc32(block) & 0xFFFF)
     with pytest.raises(CorruptError, match="too large"):

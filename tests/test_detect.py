@@ -3,7 +3,7 @@ import random
 import pytest
 from conftest import SHARED_DATA, png_bytes
 
-from nncodec.detect import sniff
+from nncodec.core.detect import sniff
 
 
 def test_sniffs_generated_samples(samples):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import RELIABILITY_LINES, REPO, SHARED_DATA, log_lines, prose, smooth_png
 
-from nncodec import engine
+from nncodec.core import engine
 
 WORKER = Path(__file__).with_name("determinism_worker.py")
 BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, prose, run_cli
 
 import nncodec
-from nncodec import engine
+from nncodec.core import engine
 
 
 def _sha(path: Path) -> str:

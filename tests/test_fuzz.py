@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import container, engine
-from nncodec.container import FileMetadata
-from nncodec.errors import NncodecError
+from nncodec.core import container, engine
+from nncodec.core.container import FileMetadata
+from nncodec.core.errors import NncodecError
 
 CASES = int(os.environ.get("NNCODEC_FUZZ_CASES", "100000"))
 SEED = 20261122

@@ -10,10 +10,12 @@ from conftest import REPO, SHARED_DATA, run_cli
 from PIL import Image
 
 import nncodec
-from nncodec import engine, imagefile, rowops
 from nncodec.codecs.image import IMAGE_MODEL_ID, ImageCodec
-from nncodec.imagemodel import stripe_features
-from nncodec.modelstore import find_model
+from nncodec.core import engine
+from nncodec.core.modelstore import find_model
+from nncodec.image import imagefile
+from nncodec.image.nextpixel import stripe_features
+from nncodec.nn import rowops
 
 MODEL_FILE = REPO / "models" / f"{IMAGE_MODEL_ID}.safetensors"
 pytestmark = pytest.mark.skipif(not MODEL_FILE.exists(), reason=f"{MODEL_FILE} not built yet")
@@ -159,7 +161,7 @@ def test_threads_and_stripe_grouping_do_not_change_anything():
     assert lossy1 == lossy2 and nncodec.decompress(lossy1, threads=2) == nncodec.decompress(lossy1)
 
 
-@pytest.mark.skipif(not rowops.CompiledOps.available(), reason="nncodec._kernels not built")
+@pytest.mark.skipif(not rowops.CompiledOps.available(), reason="nncodec.nn._kernels not built")
 def test_compiled_and_numpy_pixel_model_agree():
     model = ImageCodec(find_model(IMAGE_MODEL_ID)).pixel_model
     pixels = smooth(40, 50, 3, seed=2)
@@ -189,7 +191,7 @@ def test_walk_features_match_the_trainers():
     """The trainer computes every feature of a stripe at once; the codec's wavefront must see
     exactly the same features (else the model was trained on something else)."""
     import nncodec.codecs.image as image_codec
-    from nncodec import imagemodel
+    from nncodec.image import nextpixel
 
     codec = ImageCodec(find_model(IMAGE_MODEL_ID), stripe_rows=16)
     assert codec.pixel_model.feature_set == "v2"
@@ -206,14 +208,14 @@ def test_walk_features_match_the_trainers():
 
     image_codec.features_v2 = spy
     try:
-        codec._encode_stripes(codec._stripes(pixels)[:1], imagemodel.ls_fit(pixels, 16))
+        codec._encode_stripes(codec._stripes(pixels)[:1], nextpixel.ls_fit(pixels, 16))
     finally:
         image_codec.features_v2 = original
     expected = list(stripe_features(pixels, stripe_rows=16, feature_set="v2"))[:3]
     ys, xs = np.divmod(np.arange(16 * 23), 23)
     for channel, (feats, _) in enumerate(expected):
         for i in range(len(ys)):
-            got = seen[channel, int(ys[i]) + imagemodel.PAD, int(xs[i]) + imagemodel.PAD]
+            got = seen[channel, int(ys[i]) + nextpixel.PAD, int(xs[i]) + nextpixel.PAD]
             assert np.array_equal(got, feats[i]), (channel, ys[i], xs[i])
 
 

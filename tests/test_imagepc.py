@@ -13,19 +13,18 @@ from conftest import REPO, SHARED_DATA, run_cli
 from PIL import Image
 
 import nncodec
-from nncodec import engine
 from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.imagepc import (
     GRAY_MODEL,
     IDX_MODELS,
     RGB_MODEL,
     ImagePCCodec,
-    forward_transform,
-    inverse_transform,
 )
-from nncodec.errors import CorruptError
-from nncodec.modelstore import find_model
-from nncodec.pcmodel import HCLT, integer_rows, rescale
+from nncodec.core import engine
+from nncodec.core.errors import CorruptError
+from nncodec.core.modelstore import find_model
+from nncodec.image.circuit import HCLT, integer_rows, rescale
+from nncodec.image.transforms import forward_transform, inverse_transform
 
 MODELS = REPO / "models"
 NEEDED = [*IDX_MODELS, RGB_MODEL, GRAY_MODEL]
@@ -265,7 +264,7 @@ def test_other_blas_kernels_give_the_same_bytes(tmp_path):
     data = png(smooth(90, 70, 3, seed=2), "RGB")
     here = pc_compress(data)
     script = (
-        "import io, sys; from nncodec import engine; out = io.BytesIO();"
+        "import io, sys; from nncodec.core import engine; out = io.BytesIO();"
         "engine.compress_stream(io.BytesIO(sys.stdin.buffer.read()), out, codec='image',"
         " options={'image_model': 'pc'}); sys.stdout.buffer.write(out.getvalue())"
     )

@@ -13,10 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import backends, engine, logtransform
 from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.log import LogCodec
-from nncodec.errors import NncodecError
+from nncodec.core import engine
+from nncodec.core.errors import NncodecError
+from nncodec.entropy import backends
+from nncodec.log import templates
 from tests.conftest import log_lines
 
 SHARED_LOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "logs"
@@ -48,10 +50,10 @@ def test_transform_round_trip_keeps_every_byte():
         log_lines(300),
     ]
     for data in cases:
-        table = logtransform.build_table(data)
-        streams = logtransform.table_streams(table)
-        back = logtransform.table_from_streams(streams, len(data))
-        assert logtransform.render_table(back) == data
+        table = templates.build_table(data)
+        streams = templates.table_streams(table)
+        back = templates.table_from_streams(streams, len(data))
+        assert templates.render_table(back) == data
         log_roundtrip(data)
 
 
@@ -73,46 +75,46 @@ def test_round_trip_of_arbitrary_bytes(data):
 
 def test_varints_round_trip():
     values = np.array([0, 1, 127, 128, 300, 2**63 - 1, 2**64 - 1], dtype=np.uint64)
-    packed = logtransform.pack_varints(values)
-    back, used = logtransform.unpack_varints(packed, len(values))
+    packed = templates.pack_varints(values)
+    back, used = templates.unpack_varints(packed, len(values))
     assert used == len(packed) and back.tolist() == values.tolist()
     signed = np.array([0, -1, 1, -(2**62), 2**62], dtype=np.int64)
-    assert logtransform.unzigzag(logtransform.zigzag(signed)).tolist() == signed.tolist()
+    assert templates.unzigzag(templates.zigzag(signed)).tolist() == signed.tolist()
 
 
 def test_numbers_become_columns_and_header_columns_are_shared():
     lines = [b"2024 %d %s job %d\n" % (10 + i, [b"start", b"stop"][i % 2], i // 3) for i in range(30)]
-    table = logtransform.build_table(b"".join(lines))
+    table = templates.build_table(b"".join(lines))
     assert len(table.templates) == 2  # too frequent to be merged
     kinds = [(c.kind, c.width, len(c.numbers) if c.numbers is not None else 0) for c in table.columns]
     # year and day are shared by both templates (same literal prefix), and so is the job number:
     # the pieces before it differ in words only (same shape with letters masked)
-    assert kinds == [(logtransform.FIXED_WIDTH, 4, 30), (logtransform.FIXED_WIDTH, 2, 30), (2, 1, 30)]
-    other = logtransform.build_table(b"".join(lines) + b"2024 40 stop, job 7\n" * 10)
+    assert kinds == [(templates.FIXED_WIDTH, 4, 30), (templates.FIXED_WIDTH, 2, 30), (2, 1, 30)]
+    other = templates.build_table(b"".join(lines) + b"2024 40 stop, job 7\n" * 10)
     assert len(other.columns) == 4  # "stop, job" has another shape: a column of its own
 
 
 def test_addresses_and_decimals_become_one_variable_each():
     data = b"from 10.0.0.1 at 17.250 v1.9.4\nfrom 10.0.0.2 at 18.125 v1.9.4\nfrom 10.0.0.1 at 19.000 v1.9.4\n"
-    table = logtransform.build_table(data)
+    table = templates.build_table(data)
     assert len(table.templates) == 1 and table.templates[0][0] == b"from "
     kinds = [column.kind for column in table.columns]
-    assert logtransform.DECIMAL in kinds
+    assert templates.DECIMAL in kinds
     assert len(table.columns) == 2 + 3  # address, decimal, and the version's three numbers
 
 
 def test_big_number_columns_get_streams_of_their_own():
-    data = log_lines(logtransform.BIG_COLUMN + 100)
+    data = log_lines(templates.BIG_COLUMN + 100)
     payload = log_roundtrip(data)
     count = payload[2]  # the stream count (a one-byte varint here)
-    assert count > len(logtransform.STREAM_NAMES)
+    assert count > len(templates.STREAM_NAMES)
     for wrong in (count - 1, count + 1):
         with pytest.raises(NncodecError):
             LogCodec().decode_block(payload[:2] + bytes([wrong]) + payload[3:], len(data))
 
 
 def test_blocks_of_very_many_lines_go_to_zstd():
-    data = b"1\n" * logtransform.MAX_LINES
+    data = b"1\n" * templates.MAX_LINES
     with pytest.raises(BlockDeclined):
         LogCodec().encode_block(data)
     packed = nncodec.compress(data, codec="log")
@@ -123,11 +125,11 @@ def test_rare_templates_that_differ_in_words_are_merged():
     names = [b"alice", b"bob", b"carol", b"dave", b"erin"]
     data = b"".join(b"user %s logged in from 10.0.0.%d\n" % (name, i) for i, name in enumerate(names))
     data += b"disk full\n" * 20 + b"disk empty\n" * 20  # frequent templates stay as they are
-    table = logtransform.build_table(data)
+    table = templates.build_table(data)
     assert (b"user ", b" logged in from ", b"") in table.templates
     assert (b"disk full",) in table.templates and (b"disk empty",) in table.templates
     assert len(table.templates) == 3
-    assert logtransform.render_table(table) == data
+    assert templates.render_table(table) == data
 
 
 def test_log_codec_beats_zstd_on_a_structured_log():
@@ -229,11 +231,11 @@ def test_every_shared_log_round_trips():
 
 
 # ---------------------------------------------------------------------------------------------
-# derived text: human-readable sizes (nncodec/logrewrite.py)
+# derived text: human-readable sizes (nncodec/log/rewrites/sizes.py)
 
 
 def test_truncated_sizes_match_what_proxifier_prints():
-    from nncodec.logrewrite import truncated_3_digits
+    from nncodec.log.rewrites.sizes import truncated_3_digits
 
     # (bytes, unit power, as printed in loghub's Proxifier.log)
     for count, power, printed in [
@@ -244,7 +246,7 @@ def test_truncated_sizes_match_what_proxifier_prints():
 
 
 def _proxifier_like(lines: int, seed: int) -> bytes:
-    from nncodec.logrewrite import truncated_3_digits
+    from nncodec.log.rewrites.sizes import truncated_3_digits
 
     rng = random.Random(seed)
     out = []
@@ -266,7 +268,7 @@ def _proxifier_like(lines: int, seed: int) -> bytes:
 
 
 def test_derived_sizes_are_dropped_and_recomputed():
-    from nncodec.logrewrite import expand_sizes, reduce_sizes
+    from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
 
     data = _proxifier_like(3000, seed=1)
     reduced, formula = reduce_sizes(data)
@@ -279,7 +281,7 @@ def test_derived_sizes_are_dropped_and_recomputed():
 
 
 def test_no_rewrite_where_the_reduced_form_occurs_by_itself():
-    from nncodec.logrewrite import reduce_sizes
+    from nncodec.log.rewrites.sizes import reduce_sizes
 
     data = _proxifier_like(200, seed=2) + b"then 5000 bytes (KB) literally\n"
     assert reduce_sizes(data) == (data, 0)
@@ -307,7 +309,7 @@ def test_no_rewrite_where_the_reduced_form_occurs_by_itself():
     )
 )
 def test_size_rewrite_round_trips_any_mixture(pieces):
-    from nncodec.logrewrite import expand_sizes, reduce_sizes
+    from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
 
     data = b"".join(pieces)
     reduced, formula = reduce_sizes(data)

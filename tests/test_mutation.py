@@ -7,9 +7,9 @@ import pytest
 from conftest import run_cli
 
 import nncodec
-from nncodec.container import FileMetadata
-from nncodec.engine import compress_stream
-from nncodec.errors import NncodecError
+from nncodec.core.container import FileMetadata
+from nncodec.core.engine import compress_stream
+from nncodec.core.errors import NncodecError
 
 
 def _with_metadata(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The compiled PPMd coder (nncodec/_ppmd.c over the LZMA SDK's PPMd7): the same bytes as pyppmd,
+"""The compiled PPMd coder (nncodec/entropy/_ppmd.c over the LZMA SDK's PPMd7): the same bytes as pyppmd,
 which wrote the PPMd streams of earlier versions; exact round trips; damage is a clean error; and no
 memory kept per call, so coding many log blocks does not grow the heap."""
 
@@ -14,11 +14,14 @@ from conftest import access_lines, log_lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nncodec import backends, engine
-from nncodec.errors import CorruptError, TruncatedError
+from nncodec.core import engine
+from nncodec.core.errors import CorruptError, TruncatedError
+from nncodec.entropy import backends
 
 compiled = backends.compiled_ppmd
-pytestmark = pytest.mark.skipif(compiled is None, reason="nncodec._ppmd was not built (no C compiler)")
+pytestmark = pytest.mark.skipif(
+    compiled is None, reason="nncodec.entropy._ppmd was not built (no C compiler)"
+)
 
 ORDERS = (2, *backends.PPMD_ORDERS, 64)
 text_like = st.one_of(

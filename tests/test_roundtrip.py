@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import container, engine
 from nncodec.codecs.raw import RawCodec
-from nncodec.container import BlockHeader, FrameHeader
-from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, NotNncodecError
+from nncodec.core import container, engine
+from nncodec.core.container import BlockHeader, FrameHeader
+from nncodec.core.errors import CodecUnavailableError, CorruptError, ModelError, NotNncodecError
 
 # a frame's fixed cost: header (no metadata) + one block header + end marker + checksum
 FIXED_OVERHEAD = 40

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import rowops
 from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
-from nncodec.mixing import ORDERS, ContextMixer
-from nncodec.modelstore import find_model
+from nncodec.core.modelstore import find_model
+from nncodec.nn import rowops
+from nncodec.nn.mixing import ORDERS, ContextMixer
 
 MODEL_FILE = REPO / "models" / f"{TEXT_MODEL_ID}.safetensors"
 pytestmark = pytest.mark.skipif(not MODEL_FILE.exists(), reason=f"{MODEL_FILE} not built yet")
@@ -90,15 +90,15 @@ def test_tables_do_not_depend_on_batch_or_chunking(codec):
 
 
 needs_kernels = pytest.mark.skipif(
-    not rowops.CompiledOps.available(), reason="nncodec._kernels not built (no C compiler at install)"
+    not rowops.CompiledOps.available(), reason="nncodec.nn._kernels not built (no C compiler at install)"
 )
 
 
 def test_compiled_kernels_are_built():
-    """`pip install` builds nncodec/_kernels.c (optional, for machines without a compiler): where it
+    """`pip install` builds nncodec/nn/_kernels.c (optional, for machines without a compiler): where it
     silently did not, everything still works but several times slower, so the suite says so."""
     if os.environ.get("NNCODEC_ALLOW_NO_KERNELS") != "1":
-        assert rowops.CompiledOps.available(), "nncodec._kernels missing: run `pip install -e .` with gcc"
+        assert rowops.CompiledOps.available(), "nncodec.nn._kernels missing: run `pip install -e .` with gcc"
 
 
 @needs_kernels
@@ -151,7 +151,7 @@ def test_cli_threads_1_then_threads_2_on_200kb(tmp_path):
     source.write_bytes(data)
     packed = run_cli("--codec", "text", "-T1", "-B", "100K", "-c", str(source))
     assert packed.returncode == 0, packed.stderr
-    info = nncodec.engine.scan_frames(__import__("io").BytesIO(packed.stdout))[0]
+    info = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed.stdout))[0]
     assert info.codec_name == "text" and info.blocks == 3 and info.block_codecs["text"] >= 2
     restored = run_cli("-d", "-T2", input=packed.stdout)
     assert restored.returncode == 0 and restored.stdout == data
@@ -167,7 +167,7 @@ def test_model_hash_mismatch_names_the_model(tmp_path, monkeypatch):
     # the bundled file still matches, so it is used ...
     assert nncodec.decompress(packed).startswith(b"Some text")
     # ... but when only a different file is found, the error names the model and both hashes
-    monkeypatch.setattr("nncodec.modelstore.BUNDLED_MODEL_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr("nncodec.core.modelstore.BUNDLED_MODEL_DIR", tmp_path / "nowhere")
     with pytest.raises(nncodec.NncodecError, match=f"needs model '{TEXT_MODEL_ID}' with sha256"):
         nncodec.decompress(packed)
 
@@ -220,7 +220,7 @@ def test_damaged_text_containers_fail_cleanly(codec):
 
     data = natural_text(1500)
     packed = nncodec.compress(data, codec="text")
-    assert nncodec.engine.scan_frames(__import__("io").BytesIO(packed))[0].block_codecs["text"] == 1
+    assert nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0].block_codecs["text"] == 1
     rng = random.Random(7)
     for _ in range(40):
         damaged = bytearray(packed)
@@ -237,5 +237,5 @@ def test_damaged_text_containers_fail_cleanly(codec):
 def test_small_input_the_model_does_not_win_gets_a_raw_frame():
     """No model id and hash are spent on a frame whose blocks all fell back to zstd or stored."""
     packed = nncodec.compress(b"hi!")
-    frame = nncodec.engine.scan_frames(__import__("io").BytesIO(packed))[0]
+    frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
     assert frame.codec_name == "raw" and len(packed) <= 3 + 40

@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, run_cli
 
 import nncodec
-from nncodec import engine
-from nncodec.container import FileMetadata
+from nncodec.core import engine
+from nncodec.core.container import FileMetadata
 
 HOSTILE_NAMES = [
     "../../escaped.txt",

@@ -1,6 +1,6 @@
-"""Zeek logs: UIDs taken out as their 96 bits (nncodec/zeekuid.py, log format 3), integers as
-magnitude symbols plus low bits (nncodec/intcode.py) and tab-separated rows with number columns
-(nncodec/tsvlog.py, log mode 3). Exact round trips on generated Zeek logs and on everything that
+"""Zeek logs: UIDs taken out as their 96 bits (nncodec/log/rewrites/zeekuid.py, log format 3), integers as
+magnitude symbols plus low bits (nncodec/log/intcode.py) and tab-separated rows with number columns
+(nncodec/log/formats/tsvlog.py, log mode 3). Exact round trips on generated Zeek logs and on everything that
 only looks like them, damaged streams, and the modes being used where they should."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec import intcode, tsvlog, zeekuid
 from nncodec.codecs.log import FORMAT_UIDS, TSV, LogCodec
-from nncodec.errors import CorruptError
+from nncodec.core.errors import CorruptError
+from nncodec.log import intcode
+from nncodec.log.formats import tsvlog
+from nncodec.log.rewrites import zeekuid
 
 # ---------------------------------------------------------------------------------------------
 # UIDs
@@ -202,7 +204,7 @@ def test_damaged_tsv_payloads_are_corrupt_errors():
             out = LogCodec().decode_block(bytes(damaged), len(data))
         except CorruptError:
             continue
-        except nncodec.errors.NncodecError:
+        except nncodec.core.errors.NncodecError:
             continue
         assert len(out) == len(data)  # damage that decodes at all keeps the size (the checksum tells)
 

@@ -15,9 +15,9 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import ClassVar, TypeVar
 
-from nncodec.container import MAX_BLOCK_SIZE, decode_varint, encode_varint
-from nncodec.errors import CorruptError, NncodecError
-from nncodec.modelstore import LoadedModel
+from nncodec.core.container import MAX_BLOCK_SIZE
+from nncodec.core.errors import CorruptError, NncodecError
+from nncodec.core.modelstore import LoadedModel
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -111,26 +111,3 @@ def damage_is_corruption(what: str) -> Iterator[None]:
         raise
     except DAMAGE_ERRORS as exc:
         raise CorruptError(f"{what} corrupt ({exc})") from exc
-
-
-def join_streams(streams: list[bytes]) -> bytes:
-    """Several coded streams in one payload: their sizes as varints, then the streams."""
-    return b"".join(encode_varint(len(s)) for s in streams) + b"".join(streams)
-
-
-def split_streams(payload: bytes, pos: int, count: int, what: str) -> list[bytes]:
-    """Inverse of ``join_streams`` for ``count`` streams starting at ``pos``; they must fill the
-    rest of the payload exactly. Raises TruncatedError on a varint running off the end."""
-    from nncodec.errors import CorruptError
-
-    sizes = []
-    for _ in range(count):
-        size, pos = decode_varint(payload, pos)
-        sizes.append(size)
-    if pos + sum(sizes) != len(payload):
-        raise CorruptError(f"{what} streams do not fill the payload")
-    streams = []
-    for size in sizes:
-        streams.append(payload[pos : pos + size])
-        pos += size
-    return streams

@@ -1,8 +1,8 @@
 """The ``image`` codec: a next-pixel predictor's 256-way distributions, range-coded subpixel by subpixel.
 
-An image file (PNG, PNM, BMP, uncompressed TIFF; see nncodec/imagefile.py) is split into its pixels
+An image file (PNG, PNM, BMP, uncompressed TIFF; see nncodec/image/imagefile.py) is split into its pixels
 and a layout that rebuilds the file around them. 8-bit pixels are coded with the model of
-nncodec/imagemodel.py; 16-bit pixels with a simpler model (the 2-D difference W + N - NW, zstd).
+nncodec/image/nextpixel.py; 16-bit pixels with a simpler model (the 2-D difference W + N - NW, zstd).
 
 **Schedule.** The image is cut into stripes of ``stripe_rows`` rows, each coded independently as its
 own range-coded stream (context never crosses a stripe's top edge). Inside a stripe, channels are
@@ -36,18 +36,18 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import zstandard
 
-from nncodec import imagefile
-from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption, join_streams, split_streams
-from nncodec.coder import SymbolDecoder, SymbolEncoder
-from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CorruptError, TruncatedError
-from nncodec.imagemodel import (
+from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption
+from nncodec.core import modelstore
+from nncodec.core.errors import CorruptError, TruncatedError
+from nncodec.core.framing import encode_varint, join_streams, payload_varint, split_streams
+from nncodec.core.modelstore import LoadedModel, find_model
+from nncodec.entropy.backends import zstd_compress, zstd_decompress
+from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
+from nncodec.image import imagefile
+from nncodec.image.nextpixel import (
     PAD,
     STRIPE_ROWS,
     PixelModel,
@@ -58,15 +58,13 @@ from nncodec.imagemodel import (
     ls_size,
     residual_tokens,
 )
-from nncodec.mixing import ContextMixer
-from nncodec.modelstore import LoadedModel, find_model
+from nncodec.nn.mixing import ContextMixer
 
 IMAGE_MODEL_ID = "image-v2"
 FORMAT_VERSION = 1
 METHOD_MODEL, METHOD_DELTA16 = 0, 1
 MAX_ERROR = 32
-MAX_SKELETON = 64 << 20
-#: adaptive statistics mixed into the model per stripe (nncodec/mixing.py over residual tokens):
+#: adaptive statistics mixed into the model per stripe (nncodec/nn/mixing.py over residual tokens):
 #: contexts are (channel, local activity), then + the W residual, then + the N residual
 MIX_PRIORS = (256.0, 32.0, 16.0)  # tuned on training images mcm01-mcm04 (ideal bits)
 #: with feature set v2 (image-v2): a stronger model earns the counts' trust more slowly; tuned on
@@ -74,30 +72,6 @@ MIX_PRIORS = (256.0, 32.0, 16.0)  # tuned on training images mcm01-mcm04 (ideal 
 MIX_PRIORS_V2 = (2048.0, 256.0, 128.0)
 ACTIVITY_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 90, 128])
 GRADIENT_EDGES = np.array([-20, -8, -3, -1, 0, 1, 3, 8, 20])
-
-
-@lru_cache(maxsize=2)
-def load_pixel_model(path: Path, sha256: bytes) -> PixelModel:
-    return PixelModel(path)
-
-
-def _read_varint(payload: bytes, pos: int) -> tuple[int, int]:
-    try:
-        return decode_varint(payload, pos)
-    except TruncatedError as exc:
-        raise CorruptError(f"image payload truncated ({exc})") from exc
-
-
-def _zstd(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=19).compress(data)
-
-
-def _unzstd(data: bytes, limit: int) -> bytes:
-    try:
-        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
-    except zstandard.ZstdError as exc:
-        raise CorruptError(f"image payload corrupt ({exc})") from exc
-    return out
 
 
 @dataclass
@@ -158,7 +132,7 @@ class ImageCodec(Codec):
         self.stripe_rows = stripe_rows
         self.decode_groups = decode_groups  # stripes decoded together (0: an equal share per worker)
         self.psnr: float | None = None
-        self.pixel_model = load_pixel_model(model.path, model.sha256)
+        self.pixel_model = modelstore.load(model, PixelModel)
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> ImageCodec:
@@ -210,7 +184,7 @@ class ImageCodec(Codec):
         if layout.bits == 16:
             if self.max_error:
                 raise BlockDeclined("near-lossless coding of 16-bit images is not supported")
-            body = bytes([METHOD_DELTA16]) + _zstd(_delta16(pixels))
+            body = bytes([METHOD_DELTA16]) + zstd_compress(_delta16(pixels))
             decoded = pixels
         else:
             stripes = self._stripes(pixels)
@@ -229,9 +203,7 @@ class ImageCodec(Codec):
             body += join_streams(streams)
             if self.max_error:
                 self.psnr = _psnr(pixels, decoded)
-        head = layout.to_json()
-        skeleton = _zstd(layout.skeleton)
-        payload = encode_varint(len(head)) + head + encode_varint(len(skeleton)) + skeleton + body
+        payload = layout.pack() + body
         output = data if layout.kind == "raw" and not self.max_error else imagefile.rebuild(layout, decoded)
         return payload, output
 
@@ -324,13 +296,7 @@ class ImageCodec(Codec):
             return self._decode(payload, original_size)
 
     def _decode(self, payload: bytes, original_size: int) -> bytes:
-        size, pos = _read_varint(payload, 0)
-        head = payload[pos : pos + size]
-        pos += size
-        size, pos = _read_varint(payload, pos)
-        skeleton = _unzstd(payload[pos : pos + size], MAX_SKELETON)
-        pos += size
-        layout = imagefile.Layout.from_json(head, skeleton)
+        layout, pos = imagefile.Layout.unpack(payload, 0, "image")
         if pos >= len(payload):
             raise CorruptError("image payload truncated")
         method, pos = payload[pos], pos + 1
@@ -338,7 +304,7 @@ class ImageCodec(Codec):
         if height * width * channels * (layout.bits // 8) > original_size:
             raise CorruptError("image larger than the block it decodes to")  # bounds what we allocate
         if method == METHOD_DELTA16 and layout.bits == 16:
-            raw = _unzstd(payload[pos:], height * width * channels * 2)
+            raw = zstd_decompress(payload[pos:], height * width * channels * 2, "image payload")
             if len(raw) != height * width * channels * 2:
                 raise CorruptError("16-bit image data has the wrong size")
             pixels = _undelta16(np.frombuffer(raw, "<u2").reshape(layout.shape))
@@ -350,7 +316,7 @@ class ImageCodec(Codec):
 
     def _decode_pixels(self, payload: bytes, pos: int, layout: imagefile.Layout) -> np.ndarray:
         height, width, channels = layout.shape
-        stripe_rows, pos = _read_varint(payload, pos)
+        stripe_rows, pos = payload_varint(payload, pos, "image")
         weights = None
         if self.pixel_model.feature_set == "v2":
             weights = []
@@ -360,7 +326,7 @@ class ImageCodec(Codec):
                     raise CorruptError("image payload truncated")
                 weights.append(np.frombuffer(payload, "<i2", size // 2, pos).astype(np.int16))
                 pos += size
-        count, pos = _read_varint(payload, pos)
+        count, pos = payload_varint(payload, pos, "image")
         if not 1 <= stripe_rows or count != -(-height // stripe_rows):
             raise CorruptError("image stripe layout out of range")
         try:

@@ -7,7 +7,7 @@ Two kinds of input:
   the pixels, nothing after them) of 28 x 28 images: every image is one sample of a 784-variable
   circuit (``pc-mnist-v2`` or ``pc-fashion-v2``; the encoder scores both on the first images and
   records the better one in the frame).
-* **image files** nncodec/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): the image is
+* **image files** nncodec/image/imagefile.py rebuilds (PNG, PNM, BMP, TIFF; 8-bit channels): the image is
   padded to whole 8 x 8 patches by repeating its last row and column; RGB pixels become
   (R - G, G, B - G) mod 256 ("subtract green"); every channel is replaced by its 2-D differences
   (x - W - N + NW) mod 256 (128 outside the image); the result is cut into 8 x 8 patches, each one
@@ -17,9 +17,9 @@ Two kinds of input:
   with zstd).
 
 Samples are coded in streams of ``chunk`` samples; each stream is one batched walk of
-nncodec/pcmodel.py (variables in the circuit's preorder, all samples of the stream at each step),
+nncodec/image/circuit.py (variables in the circuit's preorder, all samples of the stream at each step),
 so the streams decode independently (``-T`` spreads them over threads; the output never depends on
-it). The circuit's arithmetic is exact integer arithmetic (see nncodec/pcmodel.py).
+it). The circuit's arithmetic is exact integer arithmetic (see nncodec/image/circuit.py).
 
 Payload::
 
@@ -34,117 +34,26 @@ Frame params: format version (1).
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
-import zstandard
 
-from nncodec import imagefile
-from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption, join_streams, split_streams
-from nncodec.coder import SymbolDecoder, SymbolEncoder
-from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CodecUnavailableError, CorruptError, ModelError, TruncatedError
-from nncodec.modelstore import LoadedModel, find_model
-from nncodec.pcmodel import HCLT
+from nncodec.codecs.base import BlockDeclined, Codec, damage_is_corruption
+from nncodec.core import modelstore
+from nncodec.core.detect import IDX3_UBYTE, idx_header
+from nncodec.core.errors import CodecUnavailableError, CorruptError, ModelError, TruncatedError
+from nncodec.core.framing import encode_varint, join_streams, payload_varint, split_streams
+from nncodec.core.modelstore import LoadedModel, find_model
+from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
+from nncodec.image import imagefile
+from nncodec.image.circuit import HCLT
+from nncodec.image.transforms import forward_transform, from_patches, inverse_transform, to_patches
 
 FORMAT_VERSION = 1
 KIND_IDX, KIND_IMAGE = 0, 1
 PLANES_RGB, PLANES_EACH = 0, 1
-IDX_MAGIC = b"\x00\x00\x08\x03"
 IDX_MODELS = ("pc-mnist-v2", "pc-fashion-v2")
 RGB_MODEL, GRAY_MODEL = "pc-patch-rgb-v1", "pc-patch-gray-v1"
 CHUNK = 1024  # samples per stream
 SCORE_SAMPLES = 64  # idx images scored to choose the model
-MAX_SKELETON = 64 << 20
-
-
-@lru_cache(maxsize=4)
-def load_circuit(path: Path, sha256: bytes) -> HCLT:
-    return HCLT.load(path)
-
-
-def idx_header(data: bytes) -> tuple[int, int, int] | None:
-    """(count, rows, cols) of an idx3 ubyte file's header, or None."""
-    if len(data) < 16 or data[:4] != IDX_MAGIC:
-        return None
-    count, rows, cols = (int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
-    return count, rows, cols
-
-
-def diff2d(pixels: np.ndarray) -> np.ndarray:
-    """2-D differences (x - W - N + NW) mod 256 per channel of (H, W, C) pixels, with 128 outside."""
-    y = pixels.astype(np.int16) - 128
-    d = y.copy()
-    d[:, 1:] -= y[:, :-1]
-    d[1:, :] -= y[:-1, :]
-    d[1:, 1:] += y[:-1, :-1]
-    return (d % 256).astype(np.uint8)
-
-
-def undo_diff2d(values: np.ndarray) -> np.ndarray:
-    out = np.cumsum(values.astype(np.uint8), axis=0, dtype=np.uint8)
-    return np.cumsum(out, axis=1, dtype=np.uint8) + np.uint8(128)
-
-
-def subtract_green(pixels: np.ndarray) -> np.ndarray:
-    """(R - G, G, B - G) mod 256 of (H, W, 3) pixels."""
-    out = pixels.astype(np.uint8).copy()
-    out[..., 0] -= pixels[..., 1]
-    out[..., 2] -= pixels[..., 1]
-    return out
-
-
-def add_green(values: np.ndarray) -> np.ndarray:
-    out = values.astype(np.uint8).copy()
-    out[..., 0] += values[..., 1]
-    out[..., 2] += values[..., 1]
-    return out
-
-
-def vdiff(pixels: np.ndarray) -> np.ndarray:
-    """Vertical differences (x - N) mod 256 per channel of (H, W, C) pixels, with 128 above."""
-    y = pixels.astype(np.int16)
-    d = y.copy()
-    d[1:] -= y[:-1]
-    d[:1] -= 128
-    return (d % 256).astype(np.uint8)
-
-
-def undo_vdiff(values: np.ndarray) -> np.ndarray:
-    return np.cumsum(values.astype(np.uint8), axis=0, dtype=np.uint8) + np.uint8(128)
-
-
-def forward_transform(pixels: np.ndarray, transform: str) -> np.ndarray:
-    """The model's transform of (H, W, C) uint8 pixels: "vdiff" or "diff2d", optionally after
-    subtracting green ("sg-vdiff", "sg-diff2d"; RGB only)."""
-    if transform.startswith("sg-"):
-        pixels, transform = subtract_green(pixels), transform[3:]
-    return vdiff(pixels) if transform == "vdiff" else diff2d(pixels)
-
-
-def inverse_transform(values: np.ndarray, transform: str) -> np.ndarray:
-    pixels = undo_vdiff(values) if transform.endswith("vdiff") else undo_diff2d(values)
-    return add_green(pixels) if transform.startswith("sg-") else pixels
-
-
-def to_patches(values: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, C) with H, W multiples of ``size`` -> (N, size * size * C), patches in raster order."""
-    h, w, c = values.shape
-    blocks = values.reshape(h // size, size, w // size, size, c).transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(blocks.reshape(-1, size * size * c))
-
-
-def from_patches(patches: np.ndarray, h: int, w: int, c: int, size: int) -> np.ndarray:
-    blocks = patches.reshape(h // size, w // size, size, size, c).transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(blocks.reshape(h, w, c))
-
-
-def _read_varint(payload: bytes, pos: int) -> tuple[int, int]:
-    try:
-        return decode_varint(payload, pos)
-    except TruncatedError as exc:
-        raise CorruptError(f"image-pc payload truncated ({exc})") from exc
 
 
 class ImagePCCodec(Codec):
@@ -162,7 +71,7 @@ class ImagePCCodec(Codec):
 
     @property
     def circuit(self) -> HCLT:
-        return load_circuit(self._model.path, self._model.sha256)
+        return modelstore.load(self._model, HCLT.load)
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> ImagePCCodec:
@@ -184,7 +93,7 @@ class ImagePCCodec(Codec):
         if len(models) == 1 or take == 0 or (rows, cols) != (28, 28):
             return cls(models[0])
         images = np.frombuffer(sample, np.uint8, take * rows * cols, 16).reshape(take, -1)
-        costs = [_ideal_bits(load_circuit(m.path, m.sha256), images) for m in models]
+        costs = [_ideal_bits(modelstore.load(m, HCLT.load), images) for m in models]
         return cls(models[int(np.argmin(costs))])
 
     @classmethod
@@ -231,10 +140,7 @@ class ImagePCCodec(Codec):
             except ModelError as exc:
                 raise BlockDeclined(str(exc)) from exc
         samples = self._image_samples(pixels, planes)
-        head = layout.to_json()
-        skeleton = zstandard.ZstdCompressor(level=19).compress(layout.skeleton)
-        payload = bytes([KIND_IMAGE]) + encode_varint(len(head)) + head
-        payload += encode_varint(len(skeleton)) + skeleton + bytes([planes]) + self._encode_samples(samples)
+        payload = bytes([KIND_IMAGE]) + layout.pack() + bytes([planes]) + self._encode_samples(samples)
         output = data if layout.kind == "raw" else imagefile.rebuild(layout, pixels)
         return payload, output
 
@@ -291,28 +197,17 @@ class ImagePCCodec(Codec):
         kind, pos = payload[0], 1
         shape = self.circuit.config.shape
         if kind == KIND_IDX:
-            count, pos = _read_varint(payload, pos)
-            rows, pos = _read_varint(payload, pos)
-            cols, pos = _read_varint(payload, pos)
+            count, pos = payload_varint(payload, pos, "image-pc")
+            rows, pos = payload_varint(payload, pos, "image-pc")
+            cols, pos = payload_varint(payload, pos, "image-pc")
             if (rows, cols, 1) != shape or 16 + count * rows * cols != original_size:
                 raise CorruptError("idx dimensions disagree with the model or the block size")
             images = self._decode_samples(payload, pos, count)
-            head = IDX_MAGIC + b"".join(n.to_bytes(4, "big") for n in (count, rows, cols))
+            head = IDX3_UBYTE + b"".join(n.to_bytes(4, "big") for n in (count, rows, cols))
             return head + images.tobytes()
         if kind != KIND_IMAGE:
             raise CorruptError(f"image-pc payload kind {kind} not understood")
-        size, pos = _read_varint(payload, pos)
-        head = payload[pos : pos + size]
-        pos += size
-        size, pos = _read_varint(payload, pos)
-        try:
-            skeleton = zstandard.ZstdDecompressor().decompress(
-                payload[pos : pos + size], max_output_size=MAX_SKELETON
-            )
-        except zstandard.ZstdError as exc:
-            raise CorruptError(f"image-pc skeleton corrupt ({exc})") from exc
-        pos += size
-        layout = imagefile.Layout.from_json(head, skeleton)
+        layout, pos = imagefile.Layout.unpack(payload, pos, "image-pc")
         if pos >= len(payload) or layout.bits != 8:
             raise CorruptError("image-pc payload truncated or not an 8-bit image")
         planes, pos = payload[pos], pos + 1
@@ -341,8 +236,8 @@ class ImagePCCodec(Codec):
 
     def _decode_samples(self, payload: bytes, pos: int, count: int) -> np.ndarray:
         circuit = self.circuit
-        chunk, pos = _read_varint(payload, pos)
-        streams_count, pos = _read_varint(payload, pos)
+        chunk, pos = payload_varint(payload, pos, "image-pc")
+        streams_count, pos = payload_varint(payload, pos, "image-pc")
         if chunk < 1 or streams_count != -(-count // chunk):
             raise CorruptError("image-pc stream layout out of range")
         try:

@@ -1,21 +1,21 @@
 """The ``log`` codec: lines split into templates and columns, each stream coded by its best backend.
 
 A block is cut into lines; each line into its template (literal text) and variables, which go to
-columns (nncodec/logtransform.py). The resulting streams (layout, literal text, one template id per
+columns (nncodec/log/templates.py). The resulting streams (layout, literal text, one template id per
 line, number columns, text columns) are each coded with whichever of PPMd, xz and zstd is smallest
-(nncodec/backends.py), so the choice is made per stream and recorded in it.
+(nncodec/entropy/backends.py), so the choice is made per stream and recorded in it.
 
 Some logs (web access logs full of URLs and browser names) code better as they are: a block is
 also coded whole with PPMd or xz when a 1 MiB sample says that may win, and the smaller is kept.
 
 Web access logs (Common/Combined Log Format) are also tried as field streams, regrouped by client
-(nncodec/accesslog.py, mode 2), when at least half their lines parse as such; tab-separated logs
-(Zeek) as whole rows with their number columns taken out (nncodec/tsvlog.py, mode 3), when at
+(nncodec/log/formats/accesslog.py, mode 2), when at least half their lines parse as such; tab-separated logs
+(Zeek) as whole rows with their number columns taken out (nncodec/log/formats/tsvlog.py, mode 3), when at
 least half their lines have the same tab count. Zeek UIDs are taken out of any block first, as
-the random bits they are (nncodec/zeekuid.py, format 3).
+the random bits they are (nncodec/log/rewrites/zeekuid.py, format 3).
 
 Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
-and recomputed when decoding (nncodec/logrewrite.py); payload format 2 says which formula.
+and recomputed when decoding (nncodec/log/rewrites/sizes.py); payload format 2 says which formula.
 
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
@@ -32,20 +32,28 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         mode byte, for the rewritten block
     u8 format (3) | u8 mode | u8 size formula (0: none) | u8 UID marker | varint size | coded UID
         ops | varint size | coded UID values | as format 1 after its mode byte, for the block
-        with its Zeek UIDs taken out (nncodec/zeekuid.py) after the size rewrite
+        with its Zeek UIDs taken out (nncodec/log/rewrites/zeekuid.py) after the size rewrite
 """
 
 from __future__ import annotations
 
-import zstandard
+from collections.abc import Callable
 
-from nncodec import accesslog, tsvlog, zeekuid
-from nncodec.backends import STORED, decode_stream, encode_stream, ppmd_size
-from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
-from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CorruptError, TruncatedError
-from nncodec.logrewrite import expand_sizes, reduce_sizes
-from nncodec.logtransform import (
+from nncodec.codecs.base import BlockDeclined, Codec
+from nncodec.core.errors import CorruptError, TruncatedError
+from nncodec.core.framing import decode_varint, encode_varint, join_streams, read_streams, split_streams
+from nncodec.entropy.backends import (
+    STORED,
+    ZSTD_QUICK_LEVEL,
+    decode_stream,
+    encode_stream,
+    ppmd_size,
+    zstd_compress,
+)
+from nncodec.log.formats import accesslog, tsvlog
+from nncodec.log.rewrites import zeekuid
+from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
+from nncodec.log.templates import (
     BIG_COLUMN,
     MAX_LINES,
     STREAM_NAMES,
@@ -123,7 +131,7 @@ class LogCodec(Codec):
         return plain / len(probe) < 1.1 * columns_size / len(data)
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
-        quick = zstandard.ZstdCompressor(level=3).compress(data)
+        quick = zstd_compress(data, ZSTD_QUICK_LEVEL)
         return len(payload) > QUICK_ZSTD_MARGIN * len(quick)
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
@@ -138,21 +146,11 @@ class LogCodec(Codec):
             raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
         uid_streams: list[bytes] = []
         if version == FORMAT_UIDS:
-            ops_size, start = decode_varint(payload, start)
-            values_size, start = decode_varint(payload, start)
-            if start + ops_size + values_size > len(payload):
-                raise TruncatedError("log block ends inside its UID streams")
-            middle = start + ops_size
-            uid_streams = [payload[start:middle], payload[middle : middle + values_size]]
-            start = middle + values_size
+            uid_streams, start = read_streams(payload, start, 2, "log block", fill=False)
         if payload[1] == WHOLE:
             data = decode_stream(payload[start:], original_size, "log block")
-        elif payload[1] == ACCESS:
-            data = self._decode_access(payload, start, original_size)
-        elif payload[1] == TSV:
-            data = self._decode_tsv(payload, start, original_size)
         else:
-            data = self._decode_columns(payload, start, original_size)
+            data = self._decode_streams(payload[1], payload, start, original_size)
         if uid_streams:
             data = self._restore_uids(data, payload[3], uid_streams, original_size)
         try:
@@ -172,36 +170,43 @@ class LogCodec(Codec):
         except ValueError as exc:
             raise CorruptError(f"log UID streams do not fit the block ({exc})") from exc
 
-    def _decode_tsv(self, payload: bytes, pos: int, original_size: int) -> bytes:
+    @staticmethod
+    def _decode_streams(mode: int, payload: bytes, pos: int, original_size: int) -> bytes:
+        """Modes COLUMNS, ACCESS and TSV: ``varint count | streams``, rebuilt by the mode's decoder."""
         count, pos = decode_varint(payload, pos)
-        if not 2 <= count <= 2 + 2 * tsvlog.MAX_FIELDS or count % 2:
+        counts_ok, rebuild, what = STREAM_MODES[mode]
+        if not counts_ok(count, original_size):
             raise CorruptError("log block has a wrong stream count")
         coded = split_streams(payload, pos, count, "log")
         try:
-            return tsvlog.decode(coded, original_size)
+            return rebuild(coded, original_size)
         except ValueError as exc:
-            raise CorruptError(f"TSV log streams do not fit together ({exc})") from exc
+            raise CorruptError(f"{what} do not fit together ({exc})") from exc
 
-    def _decode_access(self, payload: bytes, pos: int, original_size: int) -> bytes:
-        count, pos = decode_varint(payload, pos)
-        if count != len(accesslog.STREAM_NAMES):
-            raise CorruptError("log block has a wrong stream count")
-        coded = split_streams(payload, pos, count, "log")
-        try:
-            return accesslog.decode(coded, original_size)
-        except ValueError as exc:
-            raise CorruptError(f"access-log streams do not fit together ({exc})") from exc
 
-    def _decode_columns(self, payload: bytes, pos: int, original_size: int) -> bytes:
-        count, pos = decode_varint(payload, pos)
-        if not len(STREAM_NAMES) <= count <= len(STREAM_NAMES) + original_size // BIG_COLUMN:
-            raise CorruptError("log block has a wrong stream count")
-        coded = split_streams(payload, pos, count, "log")
-        # the streams of a block never hold more than a few times its size (varints, separators)
-        limit = 4 * original_size + 64
-        names = [*STREAM_NAMES, *["number column"] * (count - len(STREAM_NAMES))]
-        streams = [decode_stream(c, limit, name) for c, name in zip(coded, names, strict=True)]
-        try:
-            return render_table(table_from_streams(streams, original_size))
-        except ValueError as exc:
-            raise CorruptError(f"log streams do not fit together ({exc})") from exc
+def _rebuild_columns(coded: list[bytes], original_size: int) -> bytes:
+    # the streams of a block never hold more than a few times its size (varints, separators)
+    limit = 4 * original_size + 64
+    names = [*STREAM_NAMES, *["number column"] * (len(coded) - len(STREAM_NAMES))]
+    streams = [decode_stream(c, limit, name) for c, name in zip(coded, names, strict=True)]
+    return render_table(table_from_streams(streams, original_size))
+
+
+#: payload mode -> (whether a stream count is valid for a block's size, rebuild, what the streams are)
+STREAM_MODES: dict[int, tuple[Callable[[int, int], bool], Callable[[list[bytes], int], bytes], str]] = {
+    COLUMNS: (
+        lambda count, size: len(STREAM_NAMES) <= count <= len(STREAM_NAMES) + size // BIG_COLUMN,
+        _rebuild_columns,
+        "log streams",
+    ),
+    ACCESS: (
+        lambda count, size: count == len(accesslog.STREAM_NAMES),
+        accesslog.decode,
+        "access-log streams",
+    ),
+    TSV: (
+        lambda count, size: 2 <= count <= 2 + 2 * tsvlog.MAX_FIELDS and count % 2 == 0,
+        tsvlog.decode,
+        "TSV log streams",
+    ),
+}

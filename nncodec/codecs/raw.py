@@ -13,9 +13,9 @@ import math
 import zstandard
 
 from nncodec.codecs.base import Codec
-from nncodec.errors import CorruptError
+from nncodec.core.errors import CorruptError
+from nncodec.entropy.backends import ZSTD_LEVEL
 
-ZSTD_LEVEL = 19
 MAX_WINDOW_LOG = 27  # like `zstd --long`: a 128 MiB window, capped at the block size
 _READ_CHUNK = 1 << 20
 

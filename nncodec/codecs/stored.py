@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nncodec.codecs.base import Codec
-from nncodec.errors import CorruptError
+from nncodec.core.errors import CorruptError
 
 
 class StoredCodec(Codec):

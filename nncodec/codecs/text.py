@@ -4,12 +4,12 @@ A block is tokenized (exactly invertible byte-level BPE), its tokens are cut int
 segments, and each segment is coded as its own range-coded stream: the first token with a uniform
 table, every later one with the exact-integer model's table given the segment's previous tokens (a
 sliding window of ``window`` tokens), mixed with order-1..3 token counts learned from the block itself
-(nncodec/mixing.py). Segments are grouped in mix groups of ``MIX_GROUP`` consecutive segments that
+(nncodec/nn/mixing.py). Segments are grouped in mix groups of ``MIX_GROUP`` consecutive segments that
 share one set of counts, updated in lockstep (step t sees every token of the group before step t).
 
 The encoder scores a whole mix group in one parallel pass; the decoder runs all segments together as
 a batch, one token per stream per step, with a KV cache. Both compute the same tables bit for bit
-(nncodec/textmodel.py), and decoding any arrangement of whole mix groups gives the same output.
+(nncodec/text/model.py), and decoding any arrangement of whole mix groups gives the same output.
 
 Frame params: format version (1), mix group size. Payload::
 
@@ -20,19 +20,19 @@ Segment s holds n_tokens // S tokens, plus one if s < n_tokens % S.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from nncodec.codecs.base import BlockDeclined, Codec, join_streams, split_streams
-from nncodec.coder import SymbolDecoder, SymbolEncoder
-from nncodec.container import decode_varint, encode_varint
-from nncodec.errors import CorruptError, NncodecError, TruncatedError
-from nncodec.mixing import ORDERS, ContextMixer
-from nncodec.modelstore import LoadedModel, find_model
-from nncodec.textmodel import IntGPT, ResidualOverflow
-from nncodec.tokenizer import ByteTokenizer
+from nncodec.codecs.base import BlockDeclined, Codec
+from nncodec.core import modelstore
+from nncodec.core.errors import CorruptError, NncodecError, TruncatedError
+from nncodec.core.framing import decode_varint, encode_varint, join_streams, split_streams
+from nncodec.core.modelstore import LoadedModel, find_model
+from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
+from nncodec.nn.mixing import ORDERS, ContextMixer
+from nncodec.text.model import IntGPT, ResidualOverflow
+from nncodec.text.tokenizer import ByteTokenizer
 
 TEXT_MODEL_ID = "text-v1"
 FORMAT_VERSION = 1
@@ -42,9 +42,9 @@ MIX_GROUP = 8  # consecutive segments sharing adaptive counts
 ROWS_PER_CHUNK = 32  # encoder: positions whose frequency rows exist at once
 
 
-@lru_cache(maxsize=4)
-def load_text_model(path: Path, sha256: bytes) -> tuple[IntGPT, ByteTokenizer]:
-    """Load (once per process) the exact model and its tokenizer from a verified file."""
+def load_text_model(path: Path) -> tuple[IntGPT, ByteTokenizer]:
+    """The exact model and its tokenizer, from one model file (built once per process by
+    ``modelstore.load``)."""
     model = IntGPT(path)
     return model, ByteTokenizer(model.tokenizer_json)
 
@@ -69,7 +69,7 @@ class TextCodec(Codec):
         self.mix_group = mix_group
         # mix groups decoded together (0: all); any value gives the same output
         self.decode_groups = decode_groups
-        self.lm, self.tokenizer = load_text_model(model.path, model.sha256)
+        self.lm, self.tokenizer = modelstore.load(model, load_text_model)
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> TextCodec:

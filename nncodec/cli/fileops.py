@@ -1,0 +1,265 @@
+"""One file at a time: compress, decompress or test a named file, writing outputs safely.
+
+These functions print nothing; they return a ``FileResult`` (sizes, notes for the user) or raise
+``UserError`` / ``NncodecError`` / ``OSError``, so they run the same in the CLI's own process, in a
+worker process of a batch, or on a dask worker. Outputs are written to a temporary file in the
+target directory and renamed only when complete (mode and mtime set first); inputs are removed only
+with ``remove_source``, after the output was written and verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from nncodec.core import engine
+from nncodec.core.container import FileMetadata, read_frame_header
+
+SUFFIX = ".nnc"
+
+
+class UserError(Exception):
+    """A problem with one input or output, reported as ``nncodec: NAME: message``."""
+
+
+@dataclass
+class FileOptions:
+    """What a file operation needs to know: plain data, so it can be sent to worker processes."""
+
+    force: bool = False
+    remove_source: bool = False
+    threads: int = 1
+    suffix: str = SUFFIX
+    codec: str = "auto"
+    block_size: int | None = None
+    codec_options: dict[str, object] = field(default_factory=dict)
+    #: compress: store the name, mode and mtime; decompress: restore mode and mtime from the frame
+    store_name: bool = True
+    #: decompress: name the output after the stored original name
+    restore_name: bool = False
+
+
+@dataclass
+class FileResult:
+    original_size: int = 0
+    compressed_size: int = 0
+    output: str | None = None
+    #: messages for the user (always shown unless -q): e.g. why --rm kept a source
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# safe output: temporary file in the target directory, renamed when complete
+
+
+class PendingOutput:
+    """An output file being written: a temporary file in the target's directory that becomes the
+    target only on ``commit`` (mode and mtime set, then renamed); otherwise it is removed."""
+
+    def __init__(self, target: Path, force: bool) -> None:
+        if target.exists() and not force:
+            raise UserError(f"{target} already exists; not overwritten (use -f to overwrite)")
+        directory = target.parent
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise UserError(f"cannot write to {directory}: {exc.strerror or exc}") from exc
+        self.target = target
+        self.path = Path(temp_name)
+        self.stream: BinaryIO = os.fdopen(fd, "wb")
+        self.force = force
+        self.committed = False
+
+    def commit(self, source_stat: os.stat_result | None, metadata: FileMetadata | None) -> None:
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        mode = metadata.mode if metadata and metadata.mode is not None else None
+        if mode is None and source_stat is not None:
+            mode = stat.S_IMODE(source_stat.st_mode)
+        if mode is not None:
+            os.chmod(self.path, mode)
+        mtime = metadata.mtime_ns if metadata and metadata.mtime_ns is not None else None
+        if mtime is None and source_stat is not None:
+            mtime = source_stat.st_mtime_ns
+        if mtime is not None:
+            os.utime(self.path, ns=(mtime, mtime))
+        if self.force:
+            os.replace(self.path, self.target)
+        else:
+            try:
+                os.link(self.path, self.target)  # atomic: fails if the target appeared meanwhile
+            except FileExistsError:
+                raise UserError(f"{self.target} already exists; not overwritten") from None
+            except OSError:  # no hard links on this filesystem
+                if self.target.exists():
+                    raise UserError(f"{self.target} already exists; not overwritten") from None
+                os.replace(self.path, self.target)
+            else:
+                os.unlink(self.path)
+        self.committed = True
+
+    def __enter__(self) -> PendingOutput:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.committed:
+            self.stream.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+def open_input(path: str) -> tuple[BinaryIO, os.stat_result]:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise UserError(exc.strerror or str(exc)) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError("is a directory -- ignored")
+    try:
+        return open(path, "rb"), info
+    except OSError as exc:
+        raise UserError(exc.strerror or str(exc)) from exc
+
+
+def same_file(a: str, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def _prepare_directory(directory: str | None) -> None:
+    if directory is not None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# the operations
+
+
+def compress_file(
+    path: str,
+    opts: FileOptions,
+    *,
+    output: str | None = None,
+    directory: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FileResult:
+    """Compress ``path`` to ``output``, or to NAME+suffix in ``directory`` (default: beside it)."""
+    if path.endswith(opts.suffix) and not opts.force:
+        raise UserError(f"already has {opts.suffix} suffix -- ignored (use -f to compress anyway)")
+    src, info = open_input(path)
+    result = FileResult()
+    with src:
+        metadata = None
+        if opts.store_name:
+            metadata = FileMetadata(os.path.basename(path), stat.S_IMODE(info.st_mode), info.st_mtime_ns)
+        if output is None:
+            name = os.path.basename(path) + opts.suffix
+            output = os.path.join(directory, name) if directory is not None else path + opts.suffix
+        target = Path(output)
+        if same_file(path, target):
+            raise UserError("input and output are the same file")
+        _prepare_directory(directory)
+        with PendingOutput(target, opts.force) as pending:
+            stats = engine.compress_stream(
+                src,
+                pending.stream,
+                codec=opts.codec,
+                threads=opts.threads,
+                block_size=opts.block_size,
+                content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
+                metadata=metadata,
+                options=opts.codec_options,
+                progress=progress,
+            )
+            if opts.remove_source:  # verify the written output before the source may go
+                pending.stream.flush()
+                with open(pending.path, "rb") as check:
+                    frames = engine.decompress_stream(check, None, threads=opts.threads)
+                if [f.content_checksum for f in frames] != [stats.content_checksum]:
+                    raise UserError("verification of the written output failed; source kept")
+            pending.commit(info, None)
+        if opts.remove_source and not stats.identical:
+            result.notes.append(
+                "kept: decompressing gives a different file (re-encoded PNG or near-lossless pixels), "
+                "so --rm does not remove it"
+            )
+        elif opts.remove_source:
+            os.unlink(path)
+    result.original_size, result.compressed_size = stats.original_size, stats.compressed_size
+    result.output = str(target)
+    return result
+
+
+def decompressed_target(
+    path: str, opts: FileOptions, metadata_name: str | None, output: str | None, directory: str | None
+) -> Path:
+    if output is not None:
+        return Path(output)
+    parent = Path(directory) if directory is not None else Path(path).parent
+    if opts.restore_name and metadata_name:
+        safe = os.path.basename(metadata_name.replace("\\", "/"))
+        if safe and safe not in (".", ".."):
+            return parent / safe
+    name = os.path.basename(path)
+    if not name.endswith(opts.suffix) or len(name) == len(opts.suffix):
+        raise UserError(f"unknown suffix (expected {opts.suffix}) -- use -o FILE or -c")
+    return parent / name[: -len(opts.suffix)]
+
+
+def peek_metadata(src: BinaryIO) -> FileMetadata | None:
+    """The first frame's metadata, leaving the stream at its start (regular files only)."""
+    position = src.tell()
+    header = read_frame_header(src)
+    src.seek(position)
+    return header.metadata if header else None
+
+
+def decompress_file(
+    path: str,
+    opts: FileOptions,
+    *,
+    output: str | None = None,
+    directory: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FileResult:
+    """Decompress ``path`` to ``output``, or to NAME less the suffix in ``directory`` (default:
+    beside it). Mode and mtime come from the frame (``store_name``), else from ``path``."""
+    src, info = open_input(path)
+    with src:
+        metadata = peek_metadata(src)
+        target = decompressed_target(path, opts, metadata.name if metadata else None, output, directory)
+        if same_file(path, target):
+            raise UserError("input and output are the same file")
+        _prepare_directory(directory)
+        with PendingOutput(target, opts.force) as pending:
+            frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
+            pending.commit(info, frames[0].header.metadata if opts.store_name else None)
+        if opts.remove_source:
+            os.unlink(path)
+    return FileResult(
+        original_size=sum(f.original_size for f in frames),
+        compressed_size=sum(f.compressed_size for f in frames),
+        output=str(target),
+    )
+
+
+def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | None = None) -> FileResult:
+    """Decode ``path`` fully and verify every checksum; write nothing."""
+    src, _ = open_input(path)
+    with src:
+        frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
+    return FileResult(
+        original_size=sum(f.original_size for f in frames),
+        compressed_size=sum(f.compressed_size for f in frames),
+    )

@@ -1,0 +1,802 @@
+"""The ``nncodec`` command line, shaped like zstd's.
+
+``nncodec [FILES]`` compresses, ``nncodec -d`` decompresses, ``-t`` tests, ``-l`` lists; the same
+operations are also subcommands (``nncodec compress|decompress|test|list|info``), plus ``bench``.
+No file or ``-`` means stdin to stdout, so ``tar -I nncodec`` and pipelines work. ``-r`` walks
+directories; ``-T N`` runs files in N worker processes (blocks in threads); ``--dask`` on a cluster.
+
+Exit codes: 0 success, 1 an error with some input (reported, other inputs still processed),
+2 a usage error. Output files are written to a temporary file in the target directory and renamed
+only when complete; inputs are never modified, and removed only with ``--rm`` after the output was
+written and verified. The file operations themselves live in nncodec/cli/fileops.py, the walking and
+the worker processes in nncodec/cli/batch.py; this module parses arguments and talks to the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from nncodec import __version__
+from nncodec.cli import batch
+from nncodec.cli.fileops import SUFFIX, FileOptions, PendingOutput, UserError, open_input
+from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
+from nncodec.core import engine
+from nncodec.core.container import MAX_BLOCK_SIZE, FileMetadata
+from nncodec.core.errors import NncodecError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# flags that select an operation when no subcommand is named (zstd style)
+MODE_FLAGS = {
+    "-d": "decompress", "--decompress": "decompress", "--uncompress": "decompress",
+    "-t": "test", "--test": "test",
+    "-l": "list", "--list": "list",
+    "-z": "compress", "--compress": "compress",
+}  # fmt: skip
+# short boolean flags that may be bundled (``-dc``, ``-kf``, ``-rv``)
+BUNDLABLE = set("dtlzckfqvnNr")
+
+
+class ByteSize(click.ParamType):
+    """A byte count with an optional K/M/G suffix (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        try:
+            size = int(text[: len(text) - len(unit)]) * self._UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 65536, 512K or 4M", param, ctx)
+        if not 1 <= size <= MAX_BLOCK_SIZE:
+            self.fail(f"block size must be between 1 and {MAX_BLOCK_SIZE}", param, ctx)
+        return size
+
+
+# ---------------------------------------------------------------------------------------------
+# argument handling: ``nncodec -d FILE`` means ``nncodec decompress FILE``
+
+
+def _split_bundles(args: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= BUNDLABLE:
+            out.extend(f"-{letter}" for letter in arg[1:])
+        else:
+            out.append(arg)
+    return out
+
+
+class ZstdStyleGroup(click.Group):
+    """A group whose default command is chosen by mode flags, so zstd/gzip habits work."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = _split_bundles(list(args))
+        if args and (args[0] in self.commands or args[0] in ("-h", "--help", "-V", "--version")):
+            return super().parse_args(ctx, args)
+        if ctx.resilient_parsing and not args:  # shell completion of the first word: the commands
+            return super().parse_args(ctx, args)
+        end = args.index("--") if "--" in args else len(args)
+        modes = {MODE_FLAGS[a] for a in args[:end] if a in MODE_FLAGS}
+        if len(modes) > 1:
+            raise click.UsageError(f"conflicting operations: {', '.join(sorted(modes))}", ctx)
+        mode = modes.pop() if modes else "compress"
+        rest = [a for i, a in enumerate(args) if i >= end or a not in MODE_FLAGS]
+        return super().parse_args(ctx, [mode, *rest])
+
+
+@dataclass
+class Options:
+    """The command line's settings: where outputs go, how loud, how parallel, and the file options."""
+
+    files: FileOptions = field(default_factory=FileOptions)
+    output: str | None = None
+    stdout: bool = False
+    verbosity: int = 0
+    threads: int = 1
+    recursive: bool = False
+    output_dir: str | None = None
+    dask: str | None = None
+
+    def say(self, level: int, message: str) -> None:
+        if self.verbosity >= level:
+            _echo(message)
+
+
+_bar: object = None  # the progress bar being shown, if any: messages are written around it
+
+
+def _echo(message: str) -> None:
+    if _bar is not None:
+        _bar.write(message, file=sys.stderr)  # type: ignore[attr-defined]
+    else:
+        click.echo(message, err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# streams: stdin, stdout (-c) and -o for stdin; one at a time in this process
+
+
+def _stdout(opts: Options, compressed: bool) -> BinaryIO:
+    out = sys.stdout.buffer
+    if compressed and not opts.files.force and out.isatty():
+        raise UserError("stdout is a terminal; refusing to write compressed data (use -f to force)")
+    return out
+
+
+def _stdin(opts: Options, compressed: bool) -> BinaryIO:
+    src = sys.stdin.buffer
+    if compressed and not opts.files.force and src.isatty():
+        raise UserError("stdin is a terminal; refusing to read compressed data from it (use -f to force)")
+    return src
+
+
+def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] | None) -> batch.Outcome:
+    """A job whose input is stdin or whose output is stdout (or -o for stdin)."""
+    outcome = batch.Outcome(job, pid=os.getpid())
+    started = time.perf_counter()
+    fo = opts.files
+    try:
+        if job.path == "-":
+            src = _stdin(opts, compressed=job.op != "compress")
+            info: os.stat_result | None = None
+        else:
+            if job.op == "compress" and job.path.endswith(fo.suffix) and not fo.force:
+                raise UserError(f"already has {fo.suffix} suffix -- ignored (use -f to compress anyway)")
+            src, info = open_input(job.path)
+        try:
+            if job.op == "compress":
+                metadata = None
+                if info is not None and fo.store_name:
+                    metadata = FileMetadata(
+                        os.path.basename(job.path), stat.S_IMODE(info.st_mode), info.st_mtime_ns
+                    )
+                regular = info is not None and stat.S_ISREG(info.st_mode) and info.st_size
+                kwargs = dict(
+                    codec=fo.codec,
+                    threads=fo.threads,
+                    block_size=fo.block_size,
+                    content_size=info.st_size if regular else None,  # type: ignore[union-attr]
+                    metadata=metadata,
+                    options=fo.codec_options,
+                    progress=progress,
+                )
+                if opts.output and not opts.stdout:
+                    with PendingOutput(Path(opts.output), fo.force) as pending:
+                        stats = engine.compress_stream(src, pending.stream, **kwargs)
+                        pending.commit(None, None)
+                else:
+                    stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
+                outcome.original_size, outcome.compressed_size = stats.original_size, stats.compressed_size
+            else:
+                if job.op == "test":
+                    frames = engine.decompress_stream(src, None, threads=fo.threads, progress=progress)
+                elif opts.output and not opts.stdout:
+                    with PendingOutput(Path(opts.output), fo.force) as pending:
+                        frames = engine.decompress_stream(
+                            src, pending.stream, threads=fo.threads, progress=progress
+                        )
+                        pending.commit(None, frames[0].header.metadata if fo.store_name else None)
+                else:
+                    frames = engine.decompress_stream(
+                        src, sys.stdout.buffer, threads=fo.threads, progress=progress
+                    )
+                outcome.original_size = sum(f.original_size for f in frames)
+                outcome.compressed_size = sum(f.compressed_size for f in frames)
+        finally:
+            if job.path != "-":
+                src.close()
+    except (UserError, NncodecError) as exc:
+        outcome.error = str(exc)
+    except OSError as exc:
+        outcome.error = exc.strerror or str(exc)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# running a batch: errors are reported per input, the batch continues, the exit code says so
+
+
+def _ratio_line(name: str, original: int, compressed: int, op: str = "compress") -> str:
+    ratio = f"{original / compressed:.3f}" if compressed and original else "-"
+    bpb = 8 * compressed / original if original else 0.0
+    sizes = f"{compressed:,} -> {original:,}" if op == "decompress" else f"{original:,} -> {compressed:,}"
+    return f"{name}: {sizes} bytes (ratio {ratio}, {bpb:.3f} bpb)"
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size if path != "-" else 0
+    except OSError:
+        return 0
+
+
+def _progress_bar(opts: Options, total: int | None, label: str) -> object:
+    """A tqdm bar on stderr, shown only when stderr is a terminal, not with -q, and only once the
+    work has lasted a second (short runs print nothing)."""
+    if opts.verbosity < 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked after this
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except OSError:
+        sized = False
+    return tqdm(
+        total=total or None, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0, desc=label,
+        file=sys.stderr, leave=False, dynamic_ncols=sized, ncols=None if sized else 80,
+        nrows=None if sized else 24,
+    )  # fmt: skip
+
+
+def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
+    global _bar
+    inputs = list(files) or ["-"]
+    if opts.output and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes a single input")
+    if opts.output and (opts.recursive or opts.output_dir):
+        raise click.UsageError("-o/--output cannot be combined with -r or --output-dir")
+    if opts.dask and (opts.stdout or "-" in inputs):
+        raise click.UsageError("--dask works on named files, not on stdin or -c")
+    if opts.output_dir and (opts.stdout or "-" in inputs):
+        raise click.UsageError("--output-dir works on named files, not on stdin or -c")
+    started = time.perf_counter()
+    plan = batch.plan(
+        inputs,
+        op,
+        recursive=opts.recursive,
+        suffix=opts.files.suffix,
+        output_dir=opts.output_dir,
+        absolute=opts.dask is not None,
+    )
+    if opts.output:
+        plan.jobs = [batch.Job(op, j.path, j.name, output=opts.output) for j in plan.jobs]
+    for message in plan.warnings:
+        opts.say(0, f"nncodec: {message}")
+    for message in plan.skipped:
+        opts.say(1, f"nncodec: {message}")
+    failed = bool(plan.errors)
+    for message in plan.errors:
+        opts.say(-1, f"nncodec: {message}")
+
+    streamed = opts.stdout or "-" in inputs or (opts.output is not None and inputs == ["-"])
+    cores = engine.resolve_threads(opts.threads)
+    processes = 1 if streamed or opts.dask else min(cores, len(plan.jobs))
+    per_job = 1 if opts.dask else max(1, cores // max(processes, 1))
+    file_opts = FileOptions(**{**opts.files.__dict__, "threads": per_job})
+    sizes = {job: _size(job.path) for job in plan.jobs}
+    label = {"compress": "compressing", "decompress": "decompressing", "test": "testing"}[op]
+    _bar = _progress_bar(opts, sum(sizes.values()), label)
+    in_process = processes <= 1 and not opts.dask
+    progress = _bar.update if (_bar is not None and in_process) else None  # type: ignore[attr-defined]
+    done = total_in = total_out = 0
+    try:
+        if streamed:
+            outcomes = (_stream_job(job, opts, progress) for job in plan.jobs)
+        else:
+            outcomes = batch.run(
+                plan.jobs, file_opts, processes=processes, dask_address=opts.dask, progress=progress
+            )
+        for outcome in outcomes:
+            if _bar is not None and not in_process:
+                _bar.update(sizes.get(outcome.job, 0))  # type: ignore[attr-defined]
+            failed = _report(outcome, opts, op) or failed
+            if outcome.error is None:
+                done += 1
+                total_in += outcome.original_size
+                total_out += outcome.compressed_size
+    except batch.DaskUnavailable as exc:
+        opts.say(-1, f"nncodec: {exc}")
+        failed = True
+    finally:
+        if _bar is not None:
+            _bar.close()  # type: ignore[attr-defined]
+            _bar = None
+    if len(plan.jobs) > 1 or opts.recursive:
+        opts.say(
+            0, _summary(op, done, len(plan.jobs) - done, total_in, total_out, time.perf_counter() - started)
+        )
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _report(outcome: batch.Outcome, opts: Options, op: str) -> bool:
+    """Print what happened to one input; True if it failed."""
+    name = "stdin" if outcome.job.name == "-" else outcome.job.name
+    if outcome.error is not None:
+        opts.say(-1, f"nncodec: {name}: {outcome.error}")
+        return True
+    for note in outcome.notes:
+        opts.say(0, f"nncodec: {name}: {note}")
+    if op == "test":
+        opts.say(1, f"{name}: OK ({outcome.original_size:,} bytes)")
+    else:
+        line = _ratio_line(name, outcome.original_size, outcome.compressed_size, op)
+        target = f" -> {outcome.output}" if outcome.output else ""
+        opts.say(1, f"{line}{target} [{outcome.seconds:.2f} s]")
+    return False
+
+
+def _summary(op: str, done: int, failed: int, original: int, compressed: int, seconds: float) -> str:
+    verb = {"compress": "compressed", "decompress": "decompressed", "test": "tested OK"}[op]
+    files = f"{done} file{'s' if done != 1 else ''} {verb}"
+    if failed:
+        files += f", {failed} failed"
+    ratio = f"ratio {original / compressed:.3f}" if compressed and original else "ratio -"
+    sizes = f"{compressed:,} -> {original:,}" if op == "decompress" else f"{original:,} -> {compressed:,}"
+    return f"nncodec: {files}: {sizes} bytes ({ratio}) in {seconds:.2f} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# list and info: read headers only
+
+
+def _codec_details(frame: engine.FrameStats) -> list[tuple[str, str]]:
+    try:
+        return engine.codec_by_id(frame.header.codec_id).describe_params(frame.header.codec_params)
+    except NncodecError:
+        return []
+
+
+def _frame_record(frame: engine.FrameStats) -> dict[str, object]:
+    header = frame.header
+    meta = header.metadata
+    return {
+        "format_version": header.version,
+        "codec": frame.codec_name,
+        "model": header.model_id or None,
+        "model_sha256": header.model_sha256.hex() or None,
+        "original_size": frame.original_size,
+        "compressed_size": frame.compressed_size,
+        "ratio": round(frame.original_size / frame.compressed_size, 4) if frame.compressed_size else None,
+        "blocks": frame.blocks,
+        "block_codecs": dict(frame.block_codecs),
+        "details": dict(_codec_details(frame)),
+        "checksum": "blake2b-64:" + frame.content_checksum.hex(),
+        "name": meta.name if meta else None,
+        "mode": oct(meta.mode) if meta and meta.mode is not None else None,
+        "mtime_ns": meta.mtime_ns if meta else None,
+    }
+
+
+def _scan(path: str, opts: Options) -> list[engine.FrameStats]:
+    if path == "-":
+        return engine.scan_frames(_stdin(opts, compressed=True))
+    src, _ = open_input(path)
+    with src:
+        return engine.scan_frames(src)
+
+
+def _info_lines(path: str, frames: list[engine.FrameStats]) -> list[str]:
+    out = [path]
+    records = [_frame_record(f) for f in frames]
+    for number, (frame, record) in enumerate(zip(frames, records, strict=True), 1):
+        if len(records) > 1:
+            out.append(f"  frame {number}")
+        model = record["model"] or "-"
+        if record["model"]:
+            model += f" (sha256 {str(record['model_sha256'])[:16]}…)"
+        blocks = ", ".join(f"{k} {v}" for k, v in record["block_codecs"].items())  # type: ignore[union-attr]
+        ratio = record["ratio"]
+        bpb = 8 * frame.compressed_size / frame.original_size if frame.original_size else 0
+        lines = [
+            ("format", f"v{record['format_version']}"),
+            ("codec", record["codec"]),
+            ("model", model),
+            ("original", f"{record['original_size']:,} bytes"),
+            ("compressed", f"{record['compressed_size']:,} bytes"),
+            ("ratio", f"{ratio:.3f} ({bpb:.3f} bpb)" if ratio else "-"),
+            ("blocks", f"{record['blocks']}" + (f" ({blocks})" if blocks else "")),
+            ("checksum", record["checksum"]),
+        ]
+        lines += list(record["details"].items())  # type: ignore[union-attr]
+        if record["name"] is not None:
+            lines.append(("name", record["name"]))
+        if record["mode"] is not None:
+            lines.append(("mode", record["mode"]))
+        out += [f"  {key:<11}{value}" for key, value in lines]
+    return out
+
+
+LIST_HEADER = f"{'compressed':>14} {'original':>14} {'ratio':>7} {'bpb':>6}  {'codec':<10} {'model':<12} file"
+
+
+def _list_row(compressed: int, original: int, codec: str, model: str, name: str) -> str:
+    ratio = f"{original / compressed:.3f}" if compressed and original else "-"
+    bpb = f"{8 * compressed / original:.3f}" if original else "-"
+    return f"{compressed:>14,} {original:>14,} {ratio:>7} {bpb:>6}  {codec:<10} {model:<12} {name}"
+
+
+def _inspect(files: tuple[str, ...], opts: Options, style: str) -> None:
+    """``list`` (a table; ``style`` "table"), ``info`` ("details") or either with --json."""
+    inputs = list(files) or ["-"]
+    plan = batch.plan(inputs, "list", recursive=opts.recursive, suffix=opts.files.suffix)
+    failed = bool(plan.errors)
+    for message in plan.warnings + plan.errors:
+        opts.say(-1 if message in plan.errors else 0, f"nncodec: {message}")
+    rows: list[tuple[int, int]] = []
+    if style == "table":
+        click.echo(LIST_HEADER)
+    for job in plan.jobs:
+        name = "stdin" if job.path == "-" else job.name
+        try:
+            frames = _scan(job.path, opts)
+        except (UserError, NncodecError) as exc:
+            opts.say(-1, f"nncodec: {name}: {exc}")
+            failed = True
+            continue
+        except OSError as exc:
+            opts.say(-1, f"nncodec: {name}: {exc.strerror or exc}")
+            failed = True
+            continue
+        if style == "json":
+            click.echo(json.dumps({"file": job.name, "frames": [_frame_record(f) for f in frames]}))
+        elif style == "details":
+            for line in _info_lines(job.name, frames):
+                click.echo(line)
+        else:
+            original = sum(f.original_size for f in frames)
+            compressed = sum(f.compressed_size for f in frames)
+            codecs = "+".join(dict.fromkeys(f.codec_name for f in frames))
+            models = "+".join(dict.fromkeys(f.header.model_id for f in frames if f.header.model_id)) or "-"
+            click.echo(_list_row(compressed, original, codecs, models, name))
+            rows.append((compressed, original))
+    if style == "table" and len(rows) > 1:
+        compressed, original = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        click.echo(_list_row(compressed, original, "", "", f"(total, {len(rows)} files)"))
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------------------------
+# the commands
+
+
+def _common_options(func: Callable) -> Callable:
+    decorators = [
+        click.argument("files", nargs=-1, type=click.Path()),
+        click.option("-q", "--quiet", count=True, help="Fewer messages (twice: no error messages)."),
+        click.option("-v", "--verbose", count=True, help="More messages: a line per file (repeatable)."),
+        click.option("-T", "--threads", type=click.IntRange(min=0), default=1, show_default=True,
+                     help="Workers: files in parallel processes, a file's blocks in threads; 0 = all "
+                          "cores. Output does not depend on it."),
+        click.option("-f", "--force", is_flag=True,
+                     help="Overwrite outputs; allow terminals; compress files already ending in .nnc."),
+        click.option("-r", "--recursive", is_flag=True,
+                     help="Walk directories (symbolic links in them are skipped with a warning)."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _io_options(func: Callable) -> Callable:
+    decorators = [
+        click.option("-o", "--output", type=click.Path(), help="Write to FILE (single input only)."),
+        click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout; keep inputs."),
+        click.option("-k", "--keep", is_flag=True, help="Keep input files (the default)."),
+        click.option("--rm", "remove_source", is_flag=True,
+                     help="Remove input files after the output is written and verified."),
+        click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files."),
+        click.option("--output-dir", type=click.Path(file_okay=False),
+                     help="Write outputs under DIR (mirroring the tree below each -r directory)."),
+        click.option("--dask", "dask_address", metavar="ADDRESS",
+                     help="Run the files on a dask.distributed cluster (scheduler address, e.g. "
+                          "tcp://host:8786); paths must be visible to the workers."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.group(cls=ZstdStyleGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="nncodec")
+def main() -> None:
+    """nncodec: learned compression where it wins, zstd where it doesn't.
+
+    \b
+    Examples:
+      nncodec FILE                 compress FILE to FILE.nnc (FILE is kept)
+      nncodec -d FILE.nnc          decompress to FILE
+      nncodec -r -T0 DIR           compress every file under DIR, all cores
+      nncodec -dr DIR --output-dir OUT   decompress a tree into OUT
+      cmd | nncodec > out.nnc      compress a stream
+      nncodec -dc out.nnc | less   decompress to stdout
+      tar -I nncodec -cf x.tar.nnc DIR
+      nncodec -l *.nnc             a table: sizes, ratio, codec, model
+      nncodec bench FILE...        nncodec against gzip, xz, zstd, PPMd, ...
+
+    Shell completion: eval "$(_NNCODEC_COMPLETE=bash_source nncodec)" (zsh_source, fish_source).
+
+    Exit codes: 0 ok, 1 error (reported; other files still processed), 2 usage error.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so temporary outputs are removed
+
+
+def _options(
+    quiet: int, verbose: int, threads: int, force: bool, recursive: bool, files: FileOptions | None = None,
+    **extra: object,
+) -> Options:  # fmt: skip
+    files = files or FileOptions()
+    files.force = force
+    return Options(
+        files=files,
+        verbosity=verbose - quiet,
+        threads=threads,
+        recursive=recursive,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  nncodec a.txt b.png          a.txt.nnc, b.png.nnc beside the inputs
+  nncodec -r -T0 -v logs/      every file under logs/, all cores, a line per file
+  nncodec -r src --output-dir packed      packed/ mirrors src/
+  nncodec --codec raw -c big.bin > big.nnc
+  nncodec --dask tcp://scheduler:8786 -r /shared/archive"""
+)
+@_common_options
+@_io_options
+@click.option(
+    "--codec",
+    type=click.Choice(CODEC_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Codec to use; auto sniffs the content.",
+)
+@click.option("-n", "--no-name", is_flag=True, help="Do not store the file name, mode and mtime.")
+@click.option("-N", "--name", "store_name_flag", is_flag=True, help="Store name, mode and mtime (default).")
+@click.option(
+    "-B",
+    "--block-size",
+    type=ByteSize(),
+    default=None,
+    help="Bytes per independent block, e.g. 4M (default: the codec's choice).",
+)
+@click.option(
+    "--max-error",
+    type=click.IntRange(0, 32),
+    default=0,
+    show_default=True,
+    help="Images: near-lossless, every subpixel within N of the original (0 = lossless).",
+)
+@click.option(
+    "--image-model",
+    type=click.Choice(IMAGE_MODELS),
+    default="nextpixel",
+    show_default=True,
+    help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).",
+)
+@click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
+def compress(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    output: str | None,
+    to_stdout: bool,
+    keep: bool,
+    remove_source: bool,
+    suffix: str,
+    output_dir: str | None,
+    dask_address: str | None,
+    codec: str,
+    no_name: bool,
+    store_name_flag: bool,
+    block_size: int | None,
+    max_error: int,
+    image_model: str,
+    compress_flag: bool,
+) -> None:
+    """Compress FILES (default: stdin to stdout) to FILE.nnc."""
+    if remove_source and to_stdout:
+        remove_source = False  # like zstd: -c never removes inputs
+    codec_options: dict[str, object] = {"max_error": max_error} if max_error else {}
+    if image_model != "nextpixel":
+        codec_options["image_model"] = image_model
+    file_options = FileOptions(
+        remove_source=remove_source,
+        suffix=suffix,
+        codec=codec,
+        block_size=block_size,
+        codec_options=codec_options,
+        store_name=not no_name,
+    )
+    opts = _options(
+        quiet, verbose, threads, force, recursive, file_options,
+        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
+    )  # fmt: skip
+    _run(files, opts, "compress")
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  nncodec -d a.txt.nnc         a.txt (mode and mtime as stored)
+  nncodec -dc a.txt.nnc | wc -l
+  nncodec -dr -T0 packed --output-dir restored
+  nncodec -dN renamed.nnc      restore the stored original name"""
+)
+@_common_options
+@_io_options
+@click.option("-N", "--name", "restore_name", is_flag=True, help="Restore the original file name if stored.")
+@click.option(
+    "-n", "--no-name", is_flag=True, help="Ignore the stored mode and mtime (take them from FILE.nnc)."
+)
+def decompress(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    output: str | None,
+    to_stdout: bool,
+    keep: bool,
+    remove_source: bool,
+    suffix: str,
+    output_dir: str | None,
+    dask_address: str | None,
+    restore_name: bool,
+    no_name: bool,
+) -> None:
+    """Decompress FILES (default: stdin to stdout); FILE.nnc becomes FILE."""
+    if remove_source and to_stdout:
+        remove_source = False
+    file_options = FileOptions(
+        remove_source=remove_source, suffix=suffix, restore_name=restore_name, store_name=not no_name
+    )
+    opts = _options(
+        quiet, verbose, threads, force, recursive, file_options,
+        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
+    )  # fmt: skip
+    _run(files, opts, "decompress")
+
+
+@main.command(name="test", epilog="\b\nExamples:\n  nncodec -t *.nnc\n  nncodec -t -r -T0 -v archive/")
+@_common_options
+@click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
+def test_command(
+    files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, recursive: bool, suffix: str
+) -> None:
+    """Decode FILES fully and verify every checksum; write nothing."""
+    _run(files, _options(quiet, verbose, threads, force, recursive, FileOptions(suffix=suffix)), "test")
+
+
+@main.command(
+    name="list",
+    epilog="\b\nExamples:\n  nncodec -l *.nnc\n  nncodec list -r archive/\n  nncodec -lv a.nnc     (= info)",
+)
+@_common_options
+@click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def list_command(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    suffix: str,
+    as_json: bool,
+) -> None:
+    """A table of FILES: compressed and original size, ratio, bits per byte, codec, model.
+
+    Reads headers only (no decoding). With -v, the details of `nncodec info`.
+    """
+    opts = _options(quiet, 0, threads, force, recursive, FileOptions(suffix=suffix))
+    _inspect(files, opts, "json" if as_json else "details" if verbose else "table")
+
+
+@main.command(epilog="\b\nExamples:\n  nncodec info a.nnc\n  nncodec info --json a.nnc | jq .frames[0].ratio")
+@_common_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def info(
+    files: tuple[str, ...],
+    quiet: int,
+    verbose: int,
+    threads: int,
+    force: bool,
+    recursive: bool,
+    as_json: bool,
+) -> None:
+    """Show codec, model, sizes, ratio, blocks and checksum of FILES without decoding."""
+    opts = _options(quiet, verbose, threads, force, recursive)
+    _inspect(files, opts, "json" if as_json else "details")
+
+
+@main.command(
+    name="bench",
+    epilog="""\b
+Examples:
+  nncodec bench testdata/
+  nncodec bench -v --plot bench.png notes.txt app.log photo.png
+  nncodec bench --tools nncodec,xz,zstd -T2 DIR""",
+)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "-T",
+    "--threads",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="nncodec's -T (the classical tools run single-threaded).",
+)
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot (needs matplotlib)."
+)
+@click.option("--tools", help="Comma-separated tool name prefixes to run (default: all available).")
+@click.option("-v", "--verbose", count=True, help="A line per file and tool.")
+def bench_command(
+    paths: tuple[str, ...], threads: int, plot_path: str | None, tools: str | None, verbose: int
+) -> None:  # fmt: skip
+    """Compress PATHS (files or directories) with nncodec and the classical tools on this machine
+    (gzip, xz, zstd, 7z and PPMd; cwebp and cjxl on images), verify every round trip, and print
+    ratio, bits per byte, MB/s both ways and peak RSS per kind of file and tool."""
+    from nncodec.cli import benchtool
+
+    chosen = benchtool.available_tools(threads)
+    if tools:
+        wanted = [t.strip() for t in tools.split(",") if t.strip()]
+        chosen = [t for t in chosen if any(t.name.startswith(w) for w in wanted)]
+    files = benchtool.collect(paths)
+    if not files:
+        raise click.UsageError("no files to measure")
+    log = (lambda line: click.echo(line, err=True)) if verbose else (lambda line: None)
+    results = benchtool.bench(files, chosen, log)
+    click.echo(f"nncodec bench: {len(files)} files on {benchtool.describe_machine()}")
+    click.echo(benchtool.text_table(results))
+    failed = [f for m in results for f in m.failures if m.kind != "all"]
+    for failure in failed:
+        click.echo(f"nncodec: bench: {failure}", err=True)
+    if plot_path:
+        try:
+            benchtool.plot(results, Path(plot_path))
+        except ImportError:
+            click.echo(
+                "nncodec: bench: no plot: matplotlib is not installed (pip install 'nncodec[bench]')",
+                err=True,
+            )
+            failed.append("plot")
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def run() -> None:
+    """Console entry point: usage errors exit 2, an interrupt exits 130, never with a traceback."""
+    try:
+        code = main.main(standalone_mode=False, prog_name="nncodec")
+    except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
+        click.echo("nncodec: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

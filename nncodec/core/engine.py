@@ -1,0 +1,467 @@
+"""Frames from streams and back: wires detection, codecs, models and the container together.
+
+``compress_stream`` reads its input in blocks (memory stays bounded by a few blocks), picks a codec
+from the first block (or the one asked for), codes blocks in parallel when ``threads > 1`` and writes
+each block with whichever of {that codec, zstd, stored} is smallest. Output bytes never depend on the
+thread count. ``decompress_stream`` reads any number of concatenated frames and verifies every block
+CRC, the content size and the whole-content checksum.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from threadpoolctl import threadpool_limits
+
+from nncodec.codecs import CODEC_FOR_KIND, IMAGE_CODEC_FOR_MODEL, Codec, codec_by_id, codec_by_name
+from nncodec.codecs.base import BlockDeclined
+from nncodec.codecs.raw import RawCodec
+from nncodec.codecs.stored import StoredCodec
+from nncodec.core import container
+from nncodec.core.container import BlockHeader, FileMetadata, FrameHeader
+from nncodec.core.detect import SNIFF_SIZE, is_idx, sniff
+from nncodec.core.errors import (
+    CodecUnavailableError,
+    CorruptError,
+    ModelError,
+    NotNncodecError,
+    TruncatedError,
+)
+from nncodec.core.modelstore import LoadedModel, require_model
+
+
+@dataclass
+class FrameStats:
+    """What one frame held: used by the CLI's verbose output, ``info`` and tests."""
+
+    header: FrameHeader
+    original_size: int = 0
+    compressed_size: int = 0
+    blocks: int = 0
+    block_codecs: Counter[str] = field(default_factory=Counter)
+    content_checksum: bytes = b""
+    #: False when decoding gives other bytes than the input (a rebuilt PNG, near-lossless pixels)
+    identical: bool = True
+
+    @property
+    def codec_name(self) -> str:
+        return _codec_name(self.header.codec_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_threads(threads: int) -> int:
+    """-T semantics: 0 means all cores."""
+    if threads < 0:
+        raise ValueError("thread count must be >= 0")
+    return threads or os.cpu_count() or 1
+
+
+def read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes, or fewer only at end of input (pipes return short reads)."""
+    parts = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Codec:
+    """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and uses raw
+    when this build lacks the codec (or its model) for the sniffed kind."""
+    options = dict(options or {})
+    image_codec = IMAGE_CODEC_FOR_MODEL[str(options.pop("image_model", "nextpixel"))]
+    if codec != "auto":
+        return codec_by_name(image_codec if codec == "image" else codec).for_encoding(sample, **options)
+    kind = sniff(sample)
+    asked = image_codec if kind == "image" else CODEC_FOR_KIND[kind]
+    name = "image-pc" if kind == "image" and is_idx(sample) else asked  # only image-pc reads idx sets
+    try:
+        return codec_by_name(name).for_encoding(sample, **options)
+    except (CodecUnavailableError, ModelError):
+        if asked != CODEC_FOR_KIND[kind]:
+            raise  # a model the user asked for by name: say it is missing, do not quietly use raw
+        return RawCodec()
+
+
+def _ordered_map(
+    func: Callable[..., object], items: Iterator[tuple], executor: Executor | None, window: int
+) -> Iterator[object]:
+    """``map(func, items)`` in order, with at most ``window`` calls in flight on ``executor``."""
+    if executor is None:
+        for args in items:
+            yield func(*args)
+        return
+    pending: deque[Future] = deque()
+    for args in items:
+        pending.append(executor.submit(func, *args))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor | None:
+    return ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+
+@contextmanager
+def _workers(codec: Codec, threads: int) -> Iterator[None]:
+    """Give the codec ``threads`` worker threads for work inside blocks (shared by the blocks in
+    flight), with BLAS kept to one thread each: -T N means N busy cores."""
+    pool = _executor(threads)
+    codec.pool, codec.workers = pool, threads
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        codec.pool, codec.workers = None, 1
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# compression
+
+
+def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
+    """Code one block with the frame codec, zstd and stored; keep the smallest. Returns the block
+    header, the payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
+    candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
+    if not isinstance(codec, (RawCodec, StoredCodec)):
+        candidates.append(RawCodec())
+    best_codec: Codec = StoredCodec()
+    best_payload, best_output = bytes(data), data
+    for candidate in candidates:
+        skip_trial = best_codec is codec and not codec.needs_fallback_trial(data, best_payload)
+        if candidate is not codec and skip_trial:
+            continue
+        try:
+            payload, output = candidate.encode_block_with_output(data)
+        except BlockDeclined:
+            continue
+        if len(payload) < len(best_payload):
+            best_codec, best_payload, best_output = candidate, payload, output
+    header = BlockHeader(best_codec.codec_id, len(best_output), len(best_payload), zlib.crc32(best_output))
+    return header, best_payload, best_output
+
+
+def _blocks(first: bytes, rest: BinaryIO, block_size: int) -> Iterator[tuple[bytes]]:
+    """Cut ``first`` + the rest of the stream into blocks of ``block_size`` bytes."""
+    buffer = first
+    while True:
+        while len(buffer) >= block_size:
+            yield (buffer[:block_size],)
+            buffer = buffer[block_size:]
+        more = read_up_to(rest, block_size - len(buffer))
+        if not more:
+            break
+        buffer += more
+    if buffer:
+        yield (buffer,)
+
+
+def compress_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    codec: str = "auto",
+    threads: int = 1,
+    block_size: int | None = None,
+    content_size: int | None = None,
+    metadata: FileMetadata | None = None,
+    options: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FrameStats:
+    """Compress all of ``src`` into one frame written to ``dst``. ``options``: codec settings
+    (e.g. ``{"max_error": 2}`` for near-lossless images). ``progress`` is called with the input bytes
+    of each block as it is coded (for a progress bar)."""
+    threads = resolve_threads(threads)
+    sample = read_up_to(src, SNIFF_SIZE)
+    frame_codec = choose_codec(codec, sample, options)
+    options = dict(threads=threads, block_size=block_size, content_size=content_size, metadata=metadata)
+    if len(sample) < SNIFF_SIZE and frame_codec.model is not None:
+        # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
+        # smaller by the model id and hash it would record, so write that instead.
+        buffer = io.BytesIO()
+        stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
+        if not stats.block_codecs[frame_codec.name] and stats.blocks:
+            buffer = io.BytesIO()
+            stats = _write_frame(sample, io.BytesIO(), buffer, RawCodec(), **options)
+        dst.write(buffer.getvalue())
+        return stats
+    return _write_frame(sample, src, dst, frame_codec, **options, progress=progress)
+
+
+def _write_frame(
+    sample: bytes,
+    src: BinaryIO,
+    dst: BinaryIO,
+    frame_codec: Codec,
+    *,
+    threads: int,
+    block_size: int | None,
+    content_size: int | None,
+    metadata: FileMetadata | None,
+    progress: Callable[[int], None] | None = None,
+) -> FrameStats:
+    """Write one frame holding ``sample`` followed by the rest of ``src``."""
+    if frame_codec.needs_whole_input:
+        block_size = container.MAX_BLOCK_SIZE
+    block_size = min(block_size or frame_codec.block_size, frame_codec.max_block_size)
+    if not 1 <= block_size <= container.MAX_BLOCK_SIZE:
+        raise ValueError(f"block size must be 1..{container.MAX_BLOCK_SIZE}")
+
+    # A codec that sees the whole input writes its header after coding it: its parameters (e.g. an
+    # image's PSNR) and the size of what decoding gives (a rebuilt PNG) are known only then.
+    late_header = frame_codec.needs_whole_input
+    body: BinaryIO = io.BytesIO() if late_header else dst
+
+    def make_header(size: int | None) -> FrameHeader:
+        model = frame_codec.model
+        return FrameHeader(
+            codec_id=frame_codec.codec_id,
+            codec_params=frame_codec.params(),
+            model_id=model.model_id if model else "",
+            model_sha256=model.sha256 if model else b"",
+            content_size=size,
+            metadata=metadata,
+        )
+
+    stats = FrameStats(make_header(content_size))
+    hasher = container.content_hasher()
+    if not late_header:
+        encoded_header = stats.header.encode()
+        dst.write(encoded_header)
+        stats.compressed_size += len(encoded_header)
+
+    def encode(data: bytes) -> tuple[int, BlockHeader, bytes, bytes, bool]:
+        block_header, payload, output = _encode_block(frame_codec, data)
+        return len(data), block_header, payload, output, output is data or output == data
+
+    input_size = 0
+    executor = _executor(threads)
+    with _workers(frame_codec, threads):
+        try:
+            for read, block_header, payload, output, same in _ordered_map(
+                encode, _blocks(sample, src, block_size), executor, threads + 1
+            ):
+                input_size += read
+                hasher.update(output)
+                raw_header = block_header.encode()
+                body.write(raw_header)
+                body.write(payload)
+                stats.blocks += 1
+                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+                stats.original_size += len(output)
+                stats.compressed_size += len(raw_header) + len(payload)
+                stats.identical = stats.identical and same
+                if progress is not None:
+                    progress(read)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
+    if content_size is not None and input_size != content_size:
+        raise CorruptError(f"input changed while reading: expected {content_size} bytes, read {input_size}")
+    if late_header:
+        stats.header = make_header(stats.original_size if content_size is not None else None)
+        encoded_header = stats.header.encode()
+        dst.write(encoded_header)
+        dst.write(body.getvalue())  # type: ignore[attr-defined]
+        stats.compressed_size += len(encoded_header)
+    stats.content_checksum = hasher.digest()
+    footer = container.encode_footer(stats.content_checksum)
+    dst.write(footer)
+    stats.compressed_size += len(footer)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# decompression
+
+
+def _frame_codec(header: FrameHeader) -> Codec:
+    model: LoadedModel | None = None
+    if header.model_id:
+        model = require_model(header.model_id, header.model_sha256)
+    return codec_by_id(header.codec_id).from_header(header.codec_params, model)
+
+
+def _decode_block(frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes) -> bytes:
+    if block_header.codec_id == frame_codec.codec_id:
+        codec: Codec = frame_codec
+    elif block_header.codec_id == StoredCodec.codec_id:
+        codec = StoredCodec()
+    elif block_header.codec_id == RawCodec.codec_id:
+        codec = RawCodec()
+    else:
+        raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")
+    if block_header.original_size > codec.max_block_size:
+        raise CorruptError(f"block {index} corrupt (larger than codec '{codec.name}' allows)")
+    try:
+        data = codec.decode_block(payload, block_header.original_size)
+    except CorruptError as exc:
+        raise CorruptError(f"block {index} corrupt ({exc})") from exc
+    if len(data) != block_header.original_size or zlib.crc32(data) != block_header.crc32:
+        raise CorruptError(f"block {index} corrupt (checksum mismatch)")
+    return data
+
+
+def _read_blocks(
+    src: BinaryIO, stats: FrameStats, *, skip_payloads: bool = False
+) -> Iterator[tuple[int, BlockHeader, bytes]]:
+    """Yield (index, header, payload) for each block of a frame, checking declared sizes against the
+    frame's content size before anything is decoded. With ``skip_payloads`` the payload is b""."""
+    index = 0
+    declared_total = 0
+    content_size = stats.header.content_size
+    while True:
+        try:
+            block_header = container.read_block_header(src)
+        except CorruptError as exc:
+            raise CorruptError(f"block {index}: {exc}") from exc
+        if block_header is None:
+            return
+        declared_total += block_header.original_size
+        if content_size is not None and declared_total > content_size:
+            raise CorruptError(f"block {index} corrupt (blocks declare more data than the frame)")
+        if skip_payloads:
+            _skip(src, block_header.payload_size, f"block {index}")
+            payload = b""
+        else:
+            payload = container.read_exact(src, block_header.payload_size, f"block {index}")
+        stats.compressed_size += block_header.size + block_header.payload_size
+        yield index, block_header, payload
+        index += 1
+
+
+def _skip(src: BinaryIO, size: int, what: str) -> None:
+    if src.seekable():
+        here = src.tell()
+        if here + size > src.seek(0, io.SEEK_END):
+            raise TruncatedError(f"unexpected end of file in {what}")
+        src.seek(here + size)
+    else:
+        container.read_exact(src, size, what)
+
+
+def _frame_headers(src: BinaryIO) -> Iterator[FrameHeader]:
+    """Frame headers of concatenated frames; data after a frame that is not a frame is an error."""
+    count = 0
+    while True:
+        try:
+            header = container.read_frame_header(src)
+        except NotNncodecError:
+            if count:
+                raise CorruptError(f"unexpected data after frame {count} (trailing garbage)") from None
+            raise
+        if header is None:
+            if not count:
+                raise NotNncodecError("empty input, not an nncodec file")
+            return
+        count += 1
+        yield header
+
+
+def decompress_frame(
+    header: FrameHeader,
+    src: BinaryIO,
+    dst: BinaryIO | None,
+    threads: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> FrameStats:
+    """Decode the blocks and footer of a frame whose header was just read; verify everything."""
+    stats = FrameStats(header, compressed_size=header.size)
+    frame_codec = _frame_codec(header)
+    hasher = container.content_hasher()
+    threads = resolve_threads(threads)
+
+    def decode(index: int, block_header: BlockHeader, payload: bytes) -> tuple[BlockHeader, bytes]:
+        return block_header, _decode_block(frame_codec, index, block_header, payload)
+
+    executor = _executor(threads)
+    with _workers(frame_codec, threads):
+        try:
+            for block_header, data in _ordered_map(decode, _read_blocks(src, stats), executor, threads + 1):
+                hasher.update(data)
+                if dst is not None:
+                    dst.write(data)
+                stats.blocks += 1
+                stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
+                stats.original_size += len(data)
+                if progress is not None:
+                    progress(block_header.size + block_header.payload_size)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
+    stats.content_checksum = container.read_content_checksum(src)
+    stats.compressed_size += 1 + len(stats.content_checksum)
+    if header.content_size is not None and stats.original_size != header.content_size:
+        raise CorruptError("frame holds less data than its header declares")
+    if hasher.digest() != stats.content_checksum:
+        raise CorruptError("content checksum mismatch")
+    return stats
+
+
+def decompress_stream(
+    src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1, progress: Callable[[int], None] | None = None
+) -> list[FrameStats]:
+    """Decode every concatenated frame in ``src`` (``dst=None`` only verifies). ``progress`` is called
+    with the compressed bytes of each block as it is decoded."""
+    return [decompress_frame(header, src, dst, threads, progress) for header in _frame_headers(src)]
+
+
+def scan_frames(src: BinaryIO) -> list[FrameStats]:
+    """Walk frame and block headers without decoding payloads (for ``nncodec info``)."""
+    frames: list[FrameStats] = []
+    for header in _frame_headers(src):
+        stats = FrameStats(header, compressed_size=header.size)
+        for _, block_header, _ in _read_blocks(src, stats, skip_payloads=True):
+            stats.blocks += 1
+            stats.original_size += block_header.original_size
+            stats.block_codecs[_codec_name(block_header.codec_id)] += 1
+        stats.content_checksum = container.read_content_checksum(src)
+        stats.compressed_size += 1 + len(stats.content_checksum)
+        frames.append(stats)
+    return frames
+
+
+def _codec_name(codec_id: int) -> str:
+    try:
+        return codec_by_id(codec_id).name
+    except CodecUnavailableError:
+        return f"id {codec_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# in-memory API
+
+
+def compress(data: bytes, codec: str = "auto", *, threads: int = 1, block_size: int | None = None) -> bytes:
+    """Compress bytes into one nncodec frame."""
+    out = io.BytesIO()
+    compress_stream(
+        io.BytesIO(data), out, codec=codec, threads=threads, block_size=block_size, content_size=len(data)
+    )
+    return out.getvalue()
+
+
+def decompress(data: bytes, *, threads: int = 1) -> bytes:
+    """Decompress one or more concatenated nncodec frames."""
+    out = io.BytesIO()
+    decompress_stream(io.BytesIO(data), out, threads=threads)
+    return out.getvalue()

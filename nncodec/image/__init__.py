@@ -1,0 +1,3 @@
+"""Images as pixels: image files (PNG/PNM/BMP/TIFF) to pixels and back, the next-pixel network,
+the probabilistic circuit and the reversible colour transforms.
+"""

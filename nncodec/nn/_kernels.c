@@ -1,0 +1,982 @@
+/* Compiled kernels for nncodec/nn/exact.py's arithmetic (optional: numpy computes the same values).
+ *
+ * Every function here reproduces a numpy reference bit for bit. Integer work (int8 dot products,
+ * integer-weighted sums of int8 values) is done in int32/int64, which is exact; the few floating
+ * point operations are elementwise, in the reference's order, and the module is compiled with
+ * -ffp-contract=off so that no multiply-add is fused (which would change roundings);
+ * -fno-trapping-math only lets floor/rint vectorize (it ignores FP exception flags, not values).
+ *
+ * Arrays are passed as writable/readable buffers (no numpy headers needed); shapes are passed
+ * explicitly and checked against the buffer sizes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* Hot functions are built twice, for AVX2 and for baseline x86-64, and picked at run time. The two
+ * give identical results: vector lanes do the same IEEE operations as scalar code (no reassociation,
+ * no FMA contraction), and integer arithmetic is exact. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+static int check_size(Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize, const char *name) {
+    if (buf->len != items * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: buffer holds %zd bytes, expected %zd", name, buf->len,
+                     items * itemsize);
+        return 0;
+    }
+    return 1;
+}
+
+
+/* Softmax numerators of one query: w_j = table[(int) min((peak - score_j) * steps, L - 1)] (masked
+ * keys have score -inf, hence weight table[L-1] = 0); returns their exact sum. */
+static inline __attribute__((always_inline)) int64_t softmax_weights(const double *scores, Py_ssize_t Tk,
+                                                                     double peak, double steps, double last,
+                                                                     const double *tab, int32_t *weights) {
+    int64_t total = 0;
+    for (Py_ssize_t j = 0; j < Tk; j++) {
+        double index = (peak - scores[j]) * steps; /* +inf for masked keys */
+        index = index < last ? index : last;       /* np.minimum; NaN cannot occur */
+        const int32_t w = (int32_t)tab[(int32_t)index];
+        weights[j] = w;
+        total += w;
+    }
+    return total;
+}
+
+/* The work of attend() (below); returns 1 if a query has more than 512 keys inside the window.
+ * Inlined into wrappers below so that the usual head size 64 is a compile-time constant. */
+static inline __attribute__((always_inline)) int attend_body(const int8_t *qb, const double *qsb, const int8_t *kb, const double *ksb,
+                         const int8_t *vb, const int32_t *db, const double *al, const double *tab,
+                         double steps, const double *vs, double *ob, double *scores, int32_t *weights,
+                         int32_t *mixed, Py_ssize_t G, Py_ssize_t H, Py_ssize_t Tq, Py_ssize_t Tk,
+                         Py_ssize_t D, Py_ssize_t W, Py_ssize_t L) {
+    const double last = (double)(L - 1);
+    for (Py_ssize_t g = 0; g < G; g++) {
+        const Py_ssize_t h = g % H;
+        const int8_t *kg = kb + g * Tk * D, *vg = vb + g * Tk * D;
+        const double *ksg = ksb + g * Tk;
+        for (Py_ssize_t i = 0; i < Tq; i++) {
+            const int8_t *qi = qb + (g * Tq + i) * D;
+            const double qsi = qsb[g * Tq + i];
+            const int32_t *di = db + i * Tk;
+            double peak = -INFINITY;
+            Py_ssize_t inside = 0;
+            for (Py_ssize_t j = 0; j < Tk; j++) {
+                const int32_t d = di[j];
+                if (d < 0 || d >= W) {
+                    scores[j] = -INFINITY; /* as in the reference: its weight is table[L-1] = 0 */
+                    continue;
+                }
+                inside++;
+                const int8_t *kj = kg + j * D;
+                int32_t dot = 0;
+                for (Py_ssize_t e = 0; e < D; e++) dot += (int32_t)qi[e] * (int32_t)kj[e];
+                const double scale = qsi * ksg[j];
+                const double prod = (double)dot * scale;
+                const double s = prod - al[h * W + d];
+                scores[j] = s;
+                if (s > peak) peak = s;
+            }
+            if (inside > 512) return 1;
+            const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
+            /* int32 is exact: weights <= 2^15, |v| <= 127, at most 512 keys: sums < 2^31 */
+            for (Py_ssize_t e = 0; e < D; e++) mixed[e] = 0;
+            for (Py_ssize_t j = 0; j < Tk; j++) {
+                const int32_t w = weights[j];
+                if (!w) continue;
+                const int8_t *vj = vg + j * D;
+                for (Py_ssize_t e = 0; e < D; e++) mixed[e] += w * (int32_t)vj[e];
+            }
+            double *oi = ob + (g * Tq + i) * D;
+            const double tot = (double)total;
+            for (Py_ssize_t e = 0; e < D; e++) oi[e] = ((double)mixed[e] / tot) * vs[h];
+        }
+    }
+    return 0;
+}
+
+#define ATTEND_ARGS                                                                                  \
+    const int8_t *qb, const double *qsb, const int8_t *kb, const double *ksb, const int8_t *vb,      \
+        const int32_t *db, const double *al, const double *tab, double steps, const double *vs,      \
+        double *ob, double *scores, int32_t *weights, int32_t *mixed, Py_ssize_t G, Py_ssize_t H,    \
+        Py_ssize_t Tq, Py_ssize_t Tk, Py_ssize_t D, Py_ssize_t W, Py_ssize_t L
+
+MULTIVERSION static int attend_groups_64(ATTEND_ARGS) {
+    return attend_body(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq, Tk,
+                       64, W, L);
+}
+
+MULTIVERSION static int attend_groups_any(ATTEND_ARGS) {
+    return attend_body(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq, Tk,
+                       D, W, L);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_ATTEND 1
+
+/* attend_groups for head size 64 with AVX2 integer instructions (same values as attend_body: every
+ * sum here is an exact int32 sum, only the order of additions differs). Dots: four vpmaddwd per key.
+ * Value mix: keys in pairs, vpmaddwd of interleaved int16 values with the two weights; a weight of
+ * 2^15 (which int16 cannot hold) enters as 2^15 - 1 plus one more copy of the value row. */
+__attribute__((target("avx2"))) static inline __m256i load_i16x16(const int8_t *p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+__attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
+    const double last = (double)(L - 1);
+    (void)D;
+    for (Py_ssize_t g = 0; g < G; g++) {
+        const Py_ssize_t h = g % H;
+        const int8_t *kg = kb + g * Tk * 64, *vg = vb + g * Tk * 64;
+        const double *ksg = ksb + g * Tk;
+        for (Py_ssize_t i = 0; i < Tq; i++) {
+            const int8_t *qi = qb + (g * Tq + i) * 64;
+            const double qsi = qsb[g * Tq + i];
+            const int32_t *di = db + i * Tk;
+            const __m256i q0 = load_i16x16(qi), q1 = load_i16x16(qi + 16), q2 = load_i16x16(qi + 32),
+                          q3 = load_i16x16(qi + 48);
+            double peak = -INFINITY;
+            Py_ssize_t inside = 0;
+            for (Py_ssize_t j = 0; j < Tk; j++) {
+                const int32_t d = di[j];
+                if (d < 0 || d >= W) {
+                    scores[j] = -INFINITY; /* as in the reference: its weight is table[L-1] = 0 */
+                    continue;
+                }
+                inside++;
+                const int8_t *kj = kg + j * 64;
+                const __m256i s = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj), q0), _mm256_madd_epi16(load_i16x16(kj + 16), q1)),
+                    _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj + 32), q2), _mm256_madd_epi16(load_i16x16(kj + 48), q3)));
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+                const int32_t dot = _mm_cvtsi128_si32(t);
+                const double scale = qsi * ksg[j];
+                const double prod = (double)dot * scale;
+                const double sc = prod - al[h * W + d];
+                scores[j] = sc;
+                if (sc > peak) peak = sc;
+            }
+            if (inside > 512) return 1;
+            const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
+            __m256i acc[8];
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_si256();
+            int32_t extra[64];
+            int have_extra = 0;
+            for (Py_ssize_t j = 0; j < Tk; j += 2) {
+                const int second = j + 1 < Tk;
+                int32_t w0 = weights[j], w1 = second ? weights[j + 1] : 0;
+                if (!(w0 | w1)) continue;
+                const int8_t *v0 = vg + j * 64, *v1 = second ? v0 + 64 : v0;
+                if (w0 > 32767 || w1 > 32767) {
+                    if (!have_extra) {
+                        for (int e = 0; e < 64; e++) extra[e] = 0;
+                        have_extra = 1;
+                    }
+                    if (w0 > 32767) {
+                        for (int e = 0; e < 64; e++) extra[e] += (w0 - 32767) * v0[e];
+                        w0 = 32767;
+                    }
+                    if (w1 > 32767) {
+                        for (int e = 0; e < 64; e++) extra[e] += (w1 - 32767) * v1[e];
+                        w1 = 32767;
+                    }
+                }
+                const __m256i pair = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
+                for (int c = 0; c < 4; c++) {
+                    const __m256i x0 = load_i16x16(v0 + 16 * c), x1 = load_i16x16(v1 + 16 * c);
+                    acc[2 * c] = _mm256_add_epi32(acc[2 * c], _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), pair));
+                    acc[2 * c + 1] = _mm256_add_epi32(acc[2 * c + 1], _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), pair));
+                }
+            }
+            /* unpack{lo,hi} interleave within 128-bit lanes: lo holds e = 0-3 and 8-11, hi 4-7 and 12-15 */
+            int32_t mixed[64], part[8];
+            for (int c = 0; c < 4; c++) {
+                _mm256_storeu_si256((__m256i *)part, acc[2 * c]);
+                for (int u = 0; u < 4; u++) mixed[16 * c + u] = part[u], mixed[16 * c + 8 + u] = part[4 + u];
+                _mm256_storeu_si256((__m256i *)part, acc[2 * c + 1]);
+                for (int u = 0; u < 4; u++) mixed[16 * c + 4 + u] = part[u], mixed[16 * c + 12 + u] = part[4 + u];
+            }
+            if (have_extra)
+                for (int e = 0; e < 64; e++) mixed[e] += extra[e];
+            double *oi = ob + (g * Tq + i) * 64;
+            const double tot = (double)total;
+            for (int e = 0; e < 64; e++) oi[e] = ((double)mixed[e] / tot) * vs[h];
+        }
+    }
+    return 0;
+}
+#endif
+
+/* set by set_portable(): use the baseline attention loop even where AVX2 is available (the
+ * determinism tests run both; the results are the same integers either way) */
+static int force_portable = 0;
+
+static int attend_groups(ATTEND_ARGS) {
+#ifdef HAVE_AVX2_ATTEND
+    if (D == 64 && !force_portable && __builtin_cpu_supports("avx2"))
+        return attend_avx2_64(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq,
+                              Tk, D, W, L);
+#endif
+    return (D == 64 ? attend_groups_64 : attend_groups_any)(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob,
+                                                           scores, weights, mixed, G, H, Tq, Tk, D, W, L);
+}
+
+/* attend(q, qs, k, ks, v, dist, alibi, table, steps, vscale, out, G, H, Tq, Tk, D, W, L)
+ *
+ * q: int8 [G][Tq][D], qs: f64 [G][Tq], k, v: int8 [G][Tk][D], ks: f64 [G][Tk],
+ * dist: int32 [Tq][Tk] query-minus-key distance (keys with dist < 0 or >= W are masked),
+ * alibi: f64 [H][W], table: f64 [L] (integers, table[L-1] == 0), vscale: f64 [H],
+ * out: f64 [G][Tq][D]. Group g uses head g % H.
+ *
+ * Reference (textmodel.IntGPT._attend_numpy), per group and query:
+ *   score_j = dot_j * (qs * ks_j) - alibi[h][dist_j]      (masked: -inf)
+ *   w_j = table[(int64) min((max_j score_j - score_j) * steps, L - 1)]   (masked: table[L-1] = 0)
+ *   out_d = ((sum_j w_j * v_jd) / (sum_j w_j)) * vscale[h]
+ */
+static PyObject *attend(PyObject *self, PyObject *args) {
+    Py_buffer q, qs, k, ks, v, dist, alibi, table, vscale, out;
+    double steps;
+    Py_ssize_t G, H, Tq, Tk, D, W, L;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*dy*w*nnnnnnn", &q, &qs, &k, &ks, &v, &dist, &alibi,
+                          &table, &steps, &vscale, &out, &G, &H, &Tq, &Tk, &D, &W, &L))
+        return NULL;
+    PyObject *result = NULL;
+    double *scores = NULL;
+    int32_t *weights = NULL;
+    int32_t *mixed = NULL;
+    if (G < 0 || H <= 0 || Tq < 0 || Tk <= 0 || D <= 0 || W <= 0 || W > 512 || L <= 0 || L > (1 << 30) || G % H) {
+        PyErr_SetString(PyExc_ValueError, "attend: bad dimensions");
+        goto done;
+    }
+    if (!check_size(&q, G * Tq * D, 1, "q") || !check_size(&qs, G * Tq, 8, "qs") ||
+        !check_size(&k, G * Tk * D, 1, "k") || !check_size(&ks, G * Tk, 8, "ks") ||
+        !check_size(&v, G * Tk * D, 1, "v") || !check_size(&dist, Tq * Tk, 4, "dist") ||
+        !check_size(&alibi, H * W, 8, "alibi") || !check_size(&table, L, 8, "table") ||
+        !check_size(&vscale, H, 8, "vscale") || !check_size(&out, G * Tq * D, 8, "out"))
+        goto done;
+    const double *tab = (const double *)table.buf;
+    if (tab[L - 1] != 0.0) {
+        PyErr_SetString(PyExc_ValueError, "attend: table must end in 0");
+        goto done;
+    }
+    scores = PyMem_Malloc(sizeof(double) * Tk);
+    weights = PyMem_Malloc(sizeof(int32_t) * Tk);
+    mixed = PyMem_Malloc(sizeof(int32_t) * D);
+    if (!scores || !weights || !mixed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int too_many;
+    Py_BEGIN_ALLOW_THREADS
+    too_many = attend_groups(q.buf, qs.buf, k.buf, ks.buf, v.buf, dist.buf, alibi.buf, table.buf, steps,
+                             vscale.buf, out.buf, scores, weights, mixed, G, H, Tq, Tk, D, W, L);
+    Py_END_ALLOW_THREADS
+    if (too_many) {
+        PyErr_SetString(PyExc_ValueError, "attend: more than 512 keys inside the window");
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(scores);
+    PyMem_Free(weights);
+    PyMem_Free(mixed);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&qs);
+    PyBuffer_Release(&k);
+    PyBuffer_Release(&ks);
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&dist);
+    PyBuffer_Release(&alibi);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&vscale);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Row kernels: the elementwise work around the model's matmuls (nncodec/text/model.py's NumpyOps
+ * is the reference). ``acc`` is a float32 matmul result holding exact integers; a linear layer's
+ * value is acc * (row_scale * col_scale), computed in that order in float64. */
+
+/* quantize one row: q = rint(x * (127 / safe)), scale = safe / 127, safe = max|x| or 1 */
+static double quantize_row(const double *x, float *q, Py_ssize_t C) {
+    double peak = 0.0;
+    for (Py_ssize_t j = 0; j < C; j++) {
+        const double a = fabs(x[j]);
+        if (a > peak) peak = a;
+    }
+    const double safe = peak > 0.0 ? peak : 1.0;
+    const double factor = 127.0 / safe;
+    for (Py_ssize_t j = 0; j < C; j++) q[j] = (float)rint(x[j] * factor);
+    return safe / 127.0;
+}
+
+/* quantize(x f64 [R][C], q f32 [R][C], scale f64 [R], R, C) */
+MULTIVERSION
+static PyObject *quantize(PyObject *self, PyObject *args) {
+    Py_buffer x, q, scale;
+    Py_ssize_t R, C;
+    if (!PyArg_ParseTuple(args, "y*w*w*nn", &x, &q, &scale, &R, &C)) return NULL;
+    PyObject *result = NULL;
+    if (R < 0 || C <= 0 || !check_size(&x, R * C, 8, "x") || !check_size(&q, R * C, 4, "q") ||
+        !check_size(&scale, R, 8, "scale"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    const double *xb = x.buf;
+    float *qb = q.buf;
+    double *sb = scale.buf;
+    for (Py_ssize_t r = 0; r < R; r++) sb[r] = quantize_row(xb + r * C, qb + r * C, C);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&scale);
+    return result;
+}
+
+/* norm_quantize(residual i64 [R][C], eps, limit, q f32, scale f64 [R], work f64 [C], R, C) -> bool
+ * RMSNorm then quantize: scale = (peak scale) / sqrt(sum_sq / C + eps). Returns False (and writes
+ * nothing meaningful) if some |residual| >= limit. */
+MULTIVERSION
+static PyObject *norm_quantize(PyObject *self, PyObject *args) {
+    Py_buffer res, q, scale;
+    double eps;
+    long long limit;
+    Py_ssize_t R, C;
+    if (!PyArg_ParseTuple(args, "y*dLw*w*nn", &res, &eps, &limit, &q, &scale, &R, &C)) return NULL;
+    PyObject *result = NULL;
+    double *work = NULL;
+    int overflow = 0;
+    if (R < 0 || C <= 0 || !check_size(&res, R * C, 8, "residual") || !check_size(&q, R * C, 4, "q") ||
+        !check_size(&scale, R, 8, "scale"))
+        goto done;
+    work = PyMem_Malloc(sizeof(double) * C);
+    if (!work) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const int64_t *rb = res.buf;
+    float *qb = q.buf;
+    double *sb = scale.buf;
+    for (Py_ssize_t r = 0; r < R && !overflow; r++) {
+        const int64_t *row = rb + r * C;
+        int64_t sum_sq = 0;
+        for (Py_ssize_t j = 0; j < C; j++) {
+            if (row[j] >= limit || row[j] <= -limit) {
+                overflow = 1;
+                break;
+            }
+            sum_sq += row[j] * row[j];
+            work[j] = (double)row[j];
+        }
+        if (overflow) break;
+        const double rms = sqrt((double)sum_sq / (double)C + eps);
+        sb[r] = quantize_row(work, qb + r * C, C) / rms;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(!overflow);
+done:
+    PyMem_Free(work);
+    PyBuffer_Release(&res);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&scale);
+    return result;
+}
+
+/* residual_add(residual i64 [R][C] (in place), acc f32, row_scale [R], col_scale [C], unit, R, C):
+ * residual += rint(acc * (row_scale * col_scale) / unit) */
+MULTIVERSION
+static PyObject *residual_add(PyObject *self, PyObject *args) {
+    Py_buffer res, acc, rs, cs;
+    double unit;
+    Py_ssize_t R, C;
+    if (!PyArg_ParseTuple(args, "w*y*y*y*dnn", &res, &acc, &rs, &cs, &unit, &R, &C)) return NULL;
+    PyObject *result = NULL;
+    if (R < 0 || C <= 0 || !check_size(&res, R * C, 8, "residual") || !check_size(&acc, R * C, 4, "acc") ||
+        !check_size(&rs, R, 8, "row_scale") || !check_size(&cs, C, 8, "col_scale"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t *rb = res.buf;
+    const float *ab = acc.buf;
+    const double *rsb = rs.buf, *csb = cs.buf;
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < C; j++) {
+            double step = rint(((double)ab[r * C + j] * (rsb[r] * csb[j])) / unit);
+            if (step > 4.0e18) step = 4.0e18;  /* far past the overflow check; avoids UB */
+            if (step < -4.0e18) step = -4.0e18;
+            rb[r * C + j] += (int64_t)step;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&res);
+    PyBuffer_Release(&acc);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&cs);
+    return result;
+}
+
+/* relu_quantize(acc f32 [R][C], row_scale, col_scale, q f32, scale f64 [R], R, C):
+ * quantize rows of max(acc * (row_scale * col_scale), 0) */
+MULTIVERSION
+static PyObject *relu_quantize(PyObject *self, PyObject *args) {
+    Py_buffer acc, rs, cs, q, scale;
+    Py_ssize_t R, C;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*nn", &acc, &rs, &cs, &q, &scale, &R, &C)) return NULL;
+    PyObject *result = NULL;
+    double *work = NULL;
+    if (R < 0 || C <= 0 || !check_size(&acc, R * C, 4, "acc") || !check_size(&rs, R, 8, "row_scale") ||
+        !check_size(&cs, C, 8, "col_scale") || !check_size(&q, R * C, 4, "q") ||
+        !check_size(&scale, R, 8, "scale"))
+        goto done;
+    work = PyMem_Malloc(sizeof(double) * C);
+    if (!work) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const float *ab = acc.buf;
+    const double *rsb = rs.buf, *csb = cs.buf;
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < C; j++) {
+            const double value = (double)ab[r * C + j] * (rsb[r] * csb[j]);
+            work[j] = value >= 0.0 ? value : 0.0;
+        }
+        ((double *)scale.buf)[r] = quantize_row(work, (float *)q.buf + r * C, C);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(work);
+    PyBuffer_Release(&acc);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&cs);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&scale);
+    return result;
+}
+
+/* qkv_split(acc f32 [R][3*H*D], row_scale [R], col_scale [3*H*D], q_factor, v_scale [H],
+ *           q i8 [R][H][D], qs f64 [R][H], k i8, ks, v i8 [R][H][D], R, H, D)
+ * value = acc * (row_scale * col_scale); per head: q, k quantized (qs additionally * q_factor),
+ * v = clip(rint(value / v_scale[h]), -127, 127). */
+MULTIVERSION
+static PyObject *qkv_split(PyObject *self, PyObject *args) {
+    Py_buffer acc, rs, cs, vsc, q, qs, k, ks, v;
+    double q_factor;
+    Py_ssize_t R, H, D;
+    if (!PyArg_ParseTuple(args, "y*y*y*dy*w*w*w*w*w*nnn", &acc, &rs, &cs, &q_factor, &vsc, &q, &qs, &k, &ks,
+                          &v, &R, &H, &D))
+        return NULL;
+    PyObject *result = NULL;
+    double *work = NULL;
+    float *qrow = NULL;
+    const Py_ssize_t C = H * D;
+    if (R < 0 || H <= 0 || D <= 0 || !check_size(&acc, R * 3 * C, 4, "acc") ||
+        !check_size(&rs, R, 8, "row_scale") || !check_size(&cs, 3 * C, 8, "col_scale") ||
+        !check_size(&vsc, H, 8, "v_scale") || !check_size(&q, R * C, 1, "q") ||
+        !check_size(&qs, R * H, 8, "qs") || !check_size(&k, R * C, 1, "k") ||
+        !check_size(&ks, R * H, 8, "ks") || !check_size(&v, R * C, 1, "v"))
+        goto done;
+    work = PyMem_Malloc(sizeof(double) * 3 * C);
+    qrow = PyMem_Malloc(sizeof(float) * D);
+    if (!work || !qrow) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const float *ab = acc.buf;
+    const double *rsb = rs.buf, *csb = cs.buf, *vs = vsc.buf;
+    int8_t *qb = q.buf, *kb = k.buf, *vb = v.buf;
+    double *qsb = qs.buf, *ksb = ks.buf;
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < 3 * C; j++) work[j] = (double)ab[r * 3 * C + j] * (rsb[r] * csb[j]);
+        for (Py_ssize_t h = 0; h < H; h++) {
+            const Py_ssize_t at = (r * H + h) * D;
+            qsb[r * H + h] = quantize_row(work + h * D, qrow, D) * q_factor;
+            for (Py_ssize_t e = 0; e < D; e++) qb[at + e] = (int8_t)qrow[e];
+            ksb[r * H + h] = quantize_row(work + C + h * D, qrow, D);
+            for (Py_ssize_t e = 0; e < D; e++) kb[at + e] = (int8_t)qrow[e];
+            for (Py_ssize_t e = 0; e < D; e++) {
+                double x = rint(work[2 * C + h * D + e] / vs[h]);
+                if (x < -127.0) x = -127.0;
+                if (x > 127.0) x = 127.0;
+                vb[at + e] = (int8_t)x;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(work);
+    PyMem_Free(qrow);
+    PyBuffer_Release(&acc);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&cs);
+    PyBuffer_Release(&vsc);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&qs);
+    PyBuffer_Release(&k);
+    PyBuffer_Release(&ks);
+    PyBuffer_Release(&v);
+    return result;
+}
+
+/* lut_rows(x, table, steps, out, R, C): per row, out_j = table[(int64) min((max x - x_j) * steps,
+ * L - 1)] + 1 (the output softmax numerators, IntGPT.frequencies). x, out: f64 [R][C]. */
+MULTIVERSION
+static PyObject *lut_rows(PyObject *self, PyObject *args) {
+    Py_buffer x, table, out;
+    double steps;
+    Py_ssize_t R, C, L;
+    if (!PyArg_ParseTuple(args, "y*y*dw*nnn", &x, &table, &steps, &out, &R, &C, &L)) return NULL;
+    PyObject *result = NULL;
+    if (R < 0 || C <= 0 || L <= 0) {
+        PyErr_SetString(PyExc_ValueError, "lut_rows: bad dimensions");
+        goto done;
+    }
+    if (!check_size(&x, R * C, 8, "x") || !check_size(&table, L, 8, "table") ||
+        !check_size(&out, R * C, 8, "out"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    const double *xb = x.buf, *tab = table.buf;
+    double *ob = out.buf;
+    const double last = (double)(L - 1);
+    for (Py_ssize_t r = 0; r < R; r++) {
+        const double *xr = xb + r * C;
+        double *orow = ob + r * C;
+        double peak = xr[0];
+        for (Py_ssize_t j = 1; j < C; j++)
+            if (xr[j] > peak) peak = xr[j];
+        for (Py_ssize_t j = 0; j < C; j++) {
+            double index = (peak - xr[j]) * steps;
+            if (!(index < last)) index = last;
+            orow[j] = tab[(int64_t)index] + 1.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Mixer: the compiled form of nncodec/nn/mixing.py's ContextMixer (same tables, same arithmetic).
+ *
+ * Each order k has a hash table from a context key (the previous k tokens, as in
+ * ContextMixer._keys) to the counts of the tokens that followed it. */
+
+typedef struct {
+    int32_t token;
+    int32_t count;
+} TokenCount;
+
+typedef struct {
+    int64_t key;      /* -1: empty slot */
+    int64_t seen;     /* sum of counts */
+    TokenCount *items;
+    int32_t distinct;
+    int32_t capacity;
+} Context;
+
+typedef struct {
+    Context *slots;
+    Py_ssize_t size, used;
+} ContextTable;
+
+#define MAX_ORDERS 8
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t vocab;
+    int orders;
+    double priors[MAX_ORDERS];
+    ContextTable tables[MAX_ORDERS];
+    int32_t *scratch; /* [orders + 1][vocab]: counts by token per order, then a visit stamp */
+    int32_t stamp;
+} MixerObject;
+
+static uint64_t hash_key(int64_t key) {
+    uint64_t x = (uint64_t)key;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static Context *table_find(ContextTable *t, int64_t key) {
+    Py_ssize_t mask = t->size - 1, i = (Py_ssize_t)(hash_key(key) & (uint64_t)mask);
+    while (t->slots[i].key != -1) {
+        if (t->slots[i].key == key) return &t->slots[i];
+        i = (i + 1) & mask;
+    }
+    return NULL;
+}
+
+static int table_grow(ContextTable *t) {
+    Py_ssize_t size = t->size ? t->size * 2 : 1024;
+    Context *slots = PyMem_Calloc(size, sizeof(Context));
+    if (!slots) return -1;
+    for (Py_ssize_t i = 0; i < size; i++) slots[i].key = -1;
+    for (Py_ssize_t i = 0; i < t->size; i++) {
+        if (t->slots[i].key == -1) continue;
+        Py_ssize_t j = (Py_ssize_t)(hash_key(t->slots[i].key) & (uint64_t)(size - 1));
+        while (slots[j].key != -1) j = (j + 1) & (size - 1);
+        slots[j] = t->slots[i];
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->size = size;
+    return 0;
+}
+
+static Context *table_insert(ContextTable *t, int64_t key) {
+    Context *c = t->size ? table_find(t, key) : NULL;
+    if (c) return c;
+    if ((t->used + 1) * 2 > t->size && table_grow(t) < 0) return NULL;
+    Py_ssize_t mask = t->size - 1, i = (Py_ssize_t)(hash_key(key) & (uint64_t)mask);
+    while (t->slots[i].key != -1) i = (i + 1) & mask;
+    t->slots[i].key = key;
+    t->used++;
+    return &t->slots[i];
+}
+
+static int context_add(Context *c, int32_t token) {
+    for (int32_t i = 0; i < c->distinct; i++) {
+        if (c->items[i].token == token) {
+            c->items[i].count++;
+            c->seen++;
+            return 0;
+        }
+    }
+    if (c->distinct == c->capacity) {
+        int32_t capacity = c->capacity ? c->capacity * 2 : 2;
+        TokenCount *items = PyMem_Realloc(c->items, sizeof(TokenCount) * capacity);
+        if (!items) return -1;
+        c->items = items;
+        c->capacity = capacity;
+    }
+    c->items[c->distinct].token = token;
+    c->items[c->distinct].count = 1;
+    c->distinct++;
+    c->seen++;
+    return 0;
+}
+
+/* Context keys of orders 1..orders for one stream (ContextMixer._keys); -1 where there is none. */
+static void context_keys(const MixerObject *m, const int64_t *history, int64_t *keys) {
+    int64_t key = 0;
+    int missing = 0;
+    for (int k = 1; k <= m->orders; k++) {
+        const int64_t token = history[m->orders - k];
+        if (missing || token < 0) {
+            missing = 1;
+            keys[k - 1] = -1;
+            continue;
+        }
+        key = key * m->vocab + token;
+        keys[k - 1] = key;
+    }
+}
+
+static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
+    Py_ssize_t vocab;
+    PyObject *priors;
+    if (!PyArg_ParseTuple(args, "nO", &vocab, &priors)) return -1;
+    PyObject *seq = PySequence_Fast(priors, "priors must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    /* keys up to vocab^orders must fit in int64 */
+    double largest = 1.0;
+    for (Py_ssize_t i = 0; i < n; i++) largest *= (double)vocab;
+    if (n < 1 || n > MAX_ORDERS || vocab < 1 || vocab > (1 << 24) || largest >= 9.0e18) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "Mixer: bad vocabulary size or number of orders");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        self->priors[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    self->vocab = vocab;
+    self->orders = (int)n;
+    PyMem_Free(self->scratch);
+    self->scratch = PyMem_Calloc((size_t)(n + 1) * (size_t)vocab, sizeof(int32_t));
+    self->stamp = 0;
+    if (!self->scratch) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Mixer_dealloc(MixerObject *self) {
+    for (int k = 0; k < MAX_ORDERS; k++) {
+        ContextTable *t = &self->tables[k];
+        for (Py_ssize_t i = 0; i < t->size; i++)
+            if (t->slots[i].key != -1) PyMem_Free(t->slots[i].items);
+        PyMem_Free(t->slots);
+    }
+    PyMem_Free(self->scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* frequencies(model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V], S) */
+MULTIVERSION
+static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
+    Py_buffer rows, history, out;
+    Py_ssize_t S;
+    if (!PyArg_ParseTuple(args, "y*y*w*n", &rows, &history, &out, &S)) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t V = self->vocab;
+    if (S < 0 || !check_size(&rows, S * V, 8, "model_rows") ||
+        !check_size(&history, S * self->orders, 8, "history") || !check_size(&out, S * V, 8, "out"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    const double *rb = rows.buf;
+    const int64_t *hb = history.buf;
+    double *ob = out.buf;
+    int64_t keys[MAX_ORDERS];
+    for (Py_ssize_t s = 0; s < S; s++) {
+        const double *row = rb + s * V;
+        double *p = ob + s * V;
+        /* exact in any order (integers, sum < 2^53): four partial sums let the loop vectorize */
+        double part[4] = {0.0, 0.0, 0.0, 0.0};
+        Py_ssize_t j4 = 0;
+        for (; j4 + 4 <= V; j4 += 4)
+            for (int u = 0; u < 4; u++) part[u] += row[j4 + u];
+        for (; j4 < V; j4++) part[0] += row[j4];
+        const double total = (part[0] + part[1]) + (part[2] + part[3]);
+        /* The reference (ContextMixer) computes p = row / total, then for each order with a context
+         * p *= keep over all tokens and p[t] += count_t * per_count for the tokens seen there, then
+         * floor(p * 2^24) + 1. Here: one pass for every token as if it were seen in no context, then
+         * the same sequence of operations redone for the tokens that were. */
+        context_keys(self, hb + s * self->orders, keys);
+        const Context *ctx[MAX_ORDERS];
+        double keep[MAX_ORDERS], per_count[MAX_ORDERS];
+        int n = 0;
+        for (int k = 0; k < self->orders; k++) {
+            if (keys[k] < 0 || !self->tables[k].size) continue;
+            const Context *c = table_find(&self->tables[k], keys[k]);
+            if (!c || !c->distinct) continue;
+            const double seen = (double)c->seen;
+            const double weight = seen / (seen + self->priors[k] * (double)c->distinct);
+            ctx[n] = c;
+            keep[n] = 1.0 - weight;
+            per_count[n] = weight / seen;
+            n++;
+        }
+        switch (n) {
+        case 0:
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = floor((row[j] / total) * 16777216.0) + 1.0;
+            break;
+        case 1:
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = floor(((row[j] / total) * keep[0]) * 16777216.0) + 1.0;
+            break;
+        case 2:
+            for (Py_ssize_t j = 0; j < V; j++)
+                p[j] = floor((((row[j] / total) * keep[0]) * keep[1]) * 16777216.0) + 1.0;
+            break;
+        default:
+            for (Py_ssize_t j = 0; j < V; j++) {
+                double x = row[j] / total;
+                for (int a = 0; a < n; a++) x *= keep[a];
+                p[j] = floor(x * 16777216.0) + 1.0;
+            }
+        }
+        if (!n) continue;
+        int32_t *seen_mark = self->scratch + (Py_ssize_t)self->orders * V;
+        for (int a = 0; a < n; a++) {
+            int32_t *counts = self->scratch + (Py_ssize_t)a * V;
+            for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = ctx[a]->items[i].count;
+        }
+        if (++self->stamp == INT32_MAX) {
+            for (Py_ssize_t j = 0; j < V; j++) seen_mark[j] = 0;
+            self->stamp = 1;
+        }
+        for (int a = 0; a < n; a++) {
+            for (int32_t i = 0; i < ctx[a]->distinct; i++) {
+                const int32_t t = ctx[a]->items[i].token;
+                if (seen_mark[t] == self->stamp) continue;
+                seen_mark[t] = self->stamp;
+                double x = row[t] / total;
+                for (int b = 0; b < n; b++) {
+                    x *= keep[b];
+                    const int32_t count = self->scratch[(Py_ssize_t)b * V + t];
+                    if (count) x += (double)count * per_count[b];
+                }
+                p[t] = floor(x * 16777216.0) + 1.0;
+            }
+        }
+        for (int a = 0; a < n; a++) {
+            int32_t *counts = self->scratch + (Py_ssize_t)a * V;
+            for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&history);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* update(history int64 [S][orders], tokens int64 [S], S): count each stream's token, in order. */
+static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
+    Py_buffer history, tokens;
+    Py_ssize_t S;
+    if (!PyArg_ParseTuple(args, "y*y*n", &history, &tokens, &S)) return NULL;
+    PyObject *result = NULL;
+    if (S < 0 || !check_size(&history, S * self->orders, 8, "history") || !check_size(&tokens, S, 8, "tokens"))
+        goto done;
+    const int64_t *hb = history.buf, *tb = tokens.buf;
+    int64_t keys[MAX_ORDERS];
+    for (Py_ssize_t s = 0; s < S; s++) {
+        if (tb[s] < 0 || tb[s] >= self->vocab) {
+            PyErr_SetString(PyExc_ValueError, "Mixer.update: token out of range");
+            goto done;
+        }
+        context_keys(self, hb + s * self->orders, keys);
+        for (int k = 0; k < self->orders; k++) {
+            if (keys[k] < 0) break;
+            Context *c = table_insert(&self->tables[k], keys[k]);
+            if (!c || context_add(c, (int32_t)tb[s]) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&history);
+    PyBuffer_Release(&tokens);
+    return result;
+}
+
+static PyMethodDef Mixer_methods[] = {
+    {"frequencies", (PyCFunction)Mixer_frequencies, METH_VARARGS, "Mixed integer frequency rows."},
+    {"update", (PyCFunction)Mixer_update, METH_VARARGS, "Count each stream's new token."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MixerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nncodec.nn._kernels.Mixer",
+    .tp_basicsize = sizeof(MixerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Order-k token counts mixed into model rows (nncodec/nn/mixing.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Mixer_init,
+    .tp_dealloc = (destructor)Mixer_dealloc,
+    .tp_methods = Mixer_methods,
+};
+
+/* head_lut(acc f32 [R][C], row_scale [R], col_scale [C], table, steps, out f64 [R][C], R, C, L):
+ * lut_rows of the linear layer's value acc * (row_scale * col_scale). */
+MULTIVERSION
+static PyObject *head_lut(PyObject *self, PyObject *args) {
+    Py_buffer acc, rs, cs, table, out;
+    double steps;
+    Py_ssize_t R, C, L;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*dw*nnn", &acc, &rs, &cs, &table, &steps, &out, &R, &C, &L))
+        return NULL;
+    PyObject *result = NULL;
+    if (R < 0 || C <= 0 || L <= 0 || L > (1 << 30) || !check_size(&acc, R * C, 4, "acc") ||
+        !check_size(&rs, R, 8, "row_scale") ||
+        !check_size(&cs, C, 8, "col_scale") || !check_size(&table, L, 8, "table") ||
+        !check_size(&out, R * C, 8, "out"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    const float *ab = acc.buf;
+    const double *rsb = rs.buf, *csb = cs.buf, *tab = table.buf;
+    double *ob = out.buf;
+    const double last = (double)(L - 1);
+    for (Py_ssize_t r = 0; r < R; r++) {
+        double *orow = ob + r * C;
+        const float *arow = ab + r * C;
+        double peak = -INFINITY;
+        for (Py_ssize_t j = 0; j < C; j++) {
+            const double value = (double)arow[j] * (rsb[r] * csb[j]);
+            orow[j] = value;
+            peak = value > peak ? value : peak;
+        }
+        for (Py_ssize_t j = 0; j < C; j++) {
+            double index = (peak - orow[j]) * steps;
+            index = index < last ? index : last;
+            orow[j] = tab[(int32_t)index] + 1.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&acc);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&cs);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *set_portable(PyObject *self, PyObject *args) {
+    int flag;
+    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
+    force_portable = flag;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"set_portable", set_portable, METH_VARARGS, "True: baseline x86-64 attention loop even with AVX2."},
+    {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/nn/_kernels.c)."},
+    {"lut_rows", lut_rows, METH_VARARGS, "Lookup-table softmax numerators per row, plus one."},
+    {"head_lut", head_lut, METH_VARARGS, "lut_rows of a linear layer's scaled output."},
+    {"quantize", quantize, METH_VARARGS, "Symmetric int8 quantization per row."},
+    {"norm_quantize", norm_quantize, METH_VARARGS, "RMSNorm + int8 quantization per row."},
+    {"residual_add", residual_add, METH_VARARGS, "Add a linear layer's output to the residual."},
+    {"relu_quantize", relu_quantize, METH_VARARGS, "ReLU of a linear layer's output, quantized."},
+    {"qkv_split", qkv_split, METH_VARARGS, "Attention inputs from the qkv layer's output."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    if (PyType_Ready(&MixerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&MixerType);
+    if (PyModule_AddObject(m, "Mixer", (PyObject *)&MixerType) < 0) {
+        Py_DECREF(&MixerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,220 @@
+"""Exact integer inference of the text model (the float model lives in nncodec/training/text/gpt.py).
+
+The model file (``models/<id>.safetensors``, written by nncodec/training/text/export.py) holds int8
+weights with per-output-channel scales, the residual-stream unit, per-head value scales, the ALiBi
+bias table and the exp lookup tables; its metadata holds the config and the tokenizer. All arithmetic
+follows nncodec/nn/exact.py, so the frequency tables are a pure function of the model file and the
+tokens before them. Two paths compute them:
+
+* ``sequence_residuals`` + ``frequencies``: all positions of many streams at once (the encoder);
+* ``Decoder.step``: one new token per stream with a KV ring buffer (the decoder).
+
+They give bit-identical tables (tests check it): each query's computation is the same sequence of
+exact integer matmuls, integer sums and elementwise IEEE operations on the same values in both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nncodec.core.modelstore import read_model_file
+from nncodec.nn.exact import MAX_EXACT_K, int_matmul
+from nncodec.nn.rowops import CompiledOps, NumpyOps, ResidualOverflow, best_ops
+
+__all__ = ["IntGPT", "Decoder", "ResidualOverflow"]
+
+MAX_RESIDUAL = 1 << 27  # sums of 256 squares stay below 2^63 in int64
+
+FORMAT = "nncodec-intgpt-1"
+
+
+@dataclass(frozen=True)
+class IntLinear:
+    weight_t: np.ndarray  # (in, out) int8-valued float32, C order (the file stores (out, in))
+    scale: np.ndarray  # (out,) float64
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        """q: (..., in) int8-valued -> (..., out) exact integer sums (float32); the layer's value
+        is that times (row scale * self.scale)."""
+        return int_matmul(q, self.weight_t)
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    qkv: IntLinear
+    proj: IntLinear
+    up: IntLinear
+    down: IntLinear
+    v_scale: np.ndarray  # (H,) value unit per head (values are int8 in these units)
+
+
+class IntGPT:
+    """The text model in exact arithmetic."""
+
+    def __init__(self, path: Path) -> None:
+        metadata, tensors = read_model_file(path, FORMAT)
+        self.config = json.loads(metadata["config"])
+        self.tokenizer_json = metadata["tokenizer"]
+        self.n_head = self.config["n_head"]
+        self.n_embd = self.config["n_embd"]
+        self.window = self.config["window"]
+        self.head_dim = self.n_embd // self.n_head
+        self.vocab_size = self.config["vocab_size"]
+        self.attn_steps = float(metadata["attn_lut_steps"])
+        self.out_steps = float(metadata["out_lut_steps"])
+
+        def linear(name: str) -> IntLinear:
+            weight_t = np.ascontiguousarray(tensors[f"{name}.w"].astype(np.float32).T)
+            return IntLinear(weight_t, tensors[f"{name}.s"].astype(np.float64))
+
+        self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
+        self.layers = [
+            IntLayer(
+                linear(f"l{i}.qkv"),
+                linear(f"l{i}.proj"),
+                linear(f"l{i}.up"),
+                linear(f"l{i}.down"),
+                tensors[f"l{i}.v_scale"].astype(np.float64),
+            )
+            for i in range(self.config["n_layer"])
+        ]
+        self.head = linear("head")
+        self.res_unit = float(tensors["res_unit"][0])
+        self.eps_units = float(tensors["eps_units"][0])  # RMSNorm epsilon in residual units squared
+        self.alibi = tensors["alibi"].astype(np.float64)  # (H, window): slope * distance
+        self.attn_exp = tensors["attn_exp"].astype(np.float64)  # integers, exact in float64
+        self.out_exp = tensors["out_exp"].astype(np.float64)
+        self.inv_sqrt_hd = 1.0 / np.sqrt(np.float64(self.head_dim))
+        self.ops: NumpyOps | CompiledOps = best_ops()  # tests swap in NumpyOps to compare
+        self._check_invariants()
+
+    def _check_invariants(self) -> None:
+        """The conditions the exactness argument relies on (see nncodec/nn/exact.py)."""
+        hidden = self.layers[0].up.weight_t.shape[1] if self.layers else 0
+        problems = [
+            (self.window > 512, "window above 512"),
+            (self.head_dim * 127 * 127 >= 1 << 24, "head dimension too large"),
+            (max(self.n_embd, hidden) > MAX_EXACT_K, f"matmul inner dimension above {MAX_EXACT_K}"),
+            (self.attn_exp[-1] != 0 or self.attn_exp.max() > 1 << 15, "attention table out of range"),
+            (self.out_exp[-1] != 0 or self.out_exp.max() > 1 << 24, "output table out of range"),
+            (self.alibi.shape != (self.n_head, self.window), "ALiBi table shape"),
+            (self.embed.shape != (self.vocab_size, self.n_embd), "embedding shape"),
+        ]
+        for failed, what in problems:
+            if failed:
+                raise ValueError(f"model file violates an exactness invariant: {what}")
+
+    # -- pieces shared by both paths -------------------------------------------------------------
+
+    def _norm_quantize(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.ops.norm_quantize(residual, self.eps_units, MAX_RESIDUAL)
+
+    def _qkv(self, layer: IntLayer, residual: np.ndarray):
+        """-> q (..., H, hd) int8, q scale / sqrt(hd), k, k scale, v (int8 in units of v_scale)."""
+        q_in, s_in = self._norm_quantize(residual)
+        return self.ops.qkv_split(
+            layer.qkv(q_in), s_in, layer.qkv.scale, self.inv_sqrt_hd, layer.v_scale, self.n_head
+        )
+
+    def _attend(self, q_q, q_s, k_q, k_s, v_i, distance, v_scale) -> np.ndarray:
+        """q: (B, H, Tq, hd), k/v: (B, H, Tk, hd) int8, distance: (Tq, Tk) query-minus-key
+        positions (keys outside [0, window) are masked) -> (B, H, Tq, hd) float64."""
+        return self.ops.attend(
+            q_q, q_s, k_q, k_s, v_i, distance, self.alibi, self.attn_exp, self.attn_steps, v_scale
+        )
+
+    def _layer_output(self, layer: IntLayer, residual, q_q, q_s, k_q, k_s, v_i, distance) -> np.ndarray:
+        """The rest of a layer once its queries, keys and values are known, for both paths:
+        attention of q (B, H, Tq, hd) over k/v (B, H, Tk, hd), the projection and the MLP.
+        ``residual`` is (B, Tq, C) for the encoder or (B, C) for the decoder's single query."""
+        attended = self._attend(q_q, q_s, k_q, k_s, v_i, distance, layer.v_scale)  # (B, H, Tq, hd)
+        attended = np.moveaxis(attended, 1, 2).reshape(residual.shape)
+        ops = self.ops
+        a_q, a_s = ops.quantize(attended)
+        residual = ops.residual_add(residual, layer.proj(a_q), a_s, layer.proj.scale, self.res_unit)
+        m_q, m_s = self._norm_quantize(residual)
+        h_q, h_s = ops.relu_quantize(layer.up(m_q), m_s, layer.up.scale)
+        return ops.residual_add(residual, layer.down(h_q), h_s, layer.down.scale, self.res_unit)
+
+    def frequencies(self, residual: np.ndarray) -> np.ndarray:
+        """Final norm + tied head + LUT softmax -> integer frequency rows (..., vocab).
+
+        Row entries are exp(logit - max) * 2^24 from the lookup table, plus 1 so every token stays
+        codable; rows need no common total (the coder normalizes integer rows exactly)."""
+        q, s = self._norm_quantize(residual)
+        return self.ops.head_lut(self.head(q), s, self.head.scale, self.out_exp, self.out_steps)
+
+    # -- encoder path: whole sequences ------------------------------------------------------------
+
+    def sequence_residuals(self, tokens: np.ndarray, chunk: int = 128) -> np.ndarray:
+        """tokens (B, T) -> final residual stream (B, T, C) int64.
+
+        Layer by layer: keys and values for all positions first, then attention, projection and
+        MLP one span of ``chunk`` query positions at a time (row-wise work, so memory stays bounded
+        by the span, and the results do not depend on ``chunk``)."""
+        T = tokens.shape[1]
+        residual = self.embed[tokens]
+        positions = np.arange(T)
+        for layer in self.layers:
+            parts = [self._qkv(layer, residual[:, a : a + chunk]) for a in range(0, T, chunk)]
+            q_q, q_s, k_q, k_s, v_i = (
+                np.moveaxis(np.concatenate(p, axis=1), 2, 1) for p in zip(*parts, strict=True)
+            )
+            for start in range(0, T, chunk):
+                stop = min(T, start + chunk)
+                first = max(0, start - self.window + 1)
+                distance = positions[start:stop, None] - positions[None, first:stop]
+                residual[:, start:stop] = self._layer_output(
+                    layer, residual[:, start:stop], q_q[:, :, start:stop], q_s[:, :, start:stop],
+                    k_q[:, :, first:stop], k_s[:, :, first:stop], v_i[:, :, first:stop], distance,
+                )  # fmt: skip
+        return residual
+
+    def sequence_frequencies(self, tokens: np.ndarray) -> np.ndarray:
+        """Frequency rows for predicting tokens[:, t] from tokens[:, :t], for t = 1..T-1."""
+        return self.frequencies(self.sequence_residuals(tokens[:, :-1]))
+
+    def decoder(self, batch: int) -> Decoder:
+        return Decoder(self, batch)
+
+
+class Decoder:
+    """Step-by-step inference for ``batch`` streams in lockstep, with a KV ring buffer per layer."""
+
+    def __init__(self, model: IntGPT, batch: int) -> None:
+        self.model = model
+        shape = (batch, model.n_head, model.window, model.head_dim)
+        self.k_q = [np.zeros(shape, np.int8) for _ in model.layers]
+        self.k_s = [np.ones(shape[:3], np.float64) for _ in model.layers]
+        self.v_i = [np.zeros(shape, np.int8) for _ in model.layers]
+        self.position = 0
+        self.slot_position = np.full(model.window, -1)
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep only the given streams (others have finished)."""
+        self.k_q = [a[rows] for a in self.k_q]
+        self.k_s = [a[rows] for a in self.k_s]
+        self.v_i = [a[rows] for a in self.v_i]
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        """Feed one token per stream; return frequency rows (batch, vocab) for the next token."""
+        model = self.model
+        slot = self.position % model.window
+        self.slot_position[slot] = self.position
+        distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)[None, :]
+        residual = model.embed[tokens]  # (B, C)
+        for i, layer in enumerate(model.layers):
+            q_q, q_s, k_q, k_s, v_i = model._qkv(layer, residual)  # (B, H, hd), (B, H)
+            self.k_q[i][:, :, slot] = k_q
+            self.k_s[i][:, :, slot] = k_s
+            self.v_i[i][:, :, slot] = v_i
+            residual = model._layer_output(
+                layer, residual, q_q[:, :, None], q_s[:, :, None],
+                self.k_q[i], self.k_s[i], self.v_i[i], distance,
+            )  # fmt: skip
+        self.position += 1
+        return model.frequencies(residual)
