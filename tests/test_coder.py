@@ -36,6 +36,15 @@ def _ideal_bits(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(-np.log2(p[np.arange(len(symbols)), symbols]).sum())
 
 
+def _coded_sample(seed: int, alphabet: int, count: int, alpha: float) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """(symbols, frequency rows, coded bytes) of symbols drawn from Dirichlet(alpha) rows."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(alphabet, alpha), size=count)
+    symbols = _sample(probs, rng)
+    freqs = _frequencies(probs)
+    return symbols, freqs, _encode(symbols, freqs)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     arrays(np.int64, st.tuples(st.integers(1, 40), st.integers(2, 300)), elements=st.integers(1, 1 << 24)),
@@ -49,21 +58,12 @@ def test_round_trip_with_any_integer_rows(freqs, seed):
 
 @pytest.mark.parametrize("alphabet", [2, 3, 256, 4096, 65536])
 def test_round_trip_across_alphabet_sizes(alphabet):
-    rng = np.random.default_rng(alphabet)
-    count = 300 if alphabet == 65536 else 3000
-    probs = rng.dirichlet(np.full(alphabet, 0.5), size=count)
-    symbols = _sample(probs, rng)
-    freqs = _frequencies(probs)
-    data = _encode(symbols, freqs)
+    symbols, freqs, data = _coded_sample(alphabet, alphabet, 300 if alphabet == 65536 else 3000, 0.5)
     assert np.array_equal(_decode(data, freqs), symbols)
 
 
 def test_step_by_step_decoding_matches_whole_array_encoding():
-    rng = np.random.default_rng(7)
-    probs = rng.dirichlet(np.full(16, 0.3), size=500)
-    symbols = _sample(probs, rng)
-    freqs = _frequencies(probs)
-    data = _encode(symbols, freqs)
+    symbols, freqs, data = _coded_sample(7, 16, 500, 0.3)
     decoder = rangecoder.SymbolDecoder(data)
     decoded = np.concatenate([decoder.decode(freqs[i : i + 7]) for i in range(0, 500, 7)])
     assert np.array_equal(decoded, symbols)
@@ -71,12 +71,9 @@ def test_step_by_step_decoding_matches_whole_array_encoding():
 
 def test_overhead_versus_ideal_is_below_a_tenth_of_a_percent():
     """Known probabilities (skewed, 256-way, like a byte or pixel model) -> cost vs -sum log2 p."""
-    rng = np.random.default_rng(2024)
-    probs = rng.dirichlet(np.full(256, 0.05), size=200_000)
-    symbols = _sample(probs, rng)
-    freqs = _frequencies(probs)
+    symbols, freqs, data = _coded_sample(2024, 256, 200_000, 0.05)
     ideal = _ideal_bits(symbols, freqs)
-    actual = 8 * len(_encode(symbols, freqs))
+    actual = 8 * len(data)
     overhead = actual / ideal - 1
     print(f"ideal {ideal:.0f} bits, coded {actual} bits, overhead {overhead:.5%}")
     assert overhead < 0.001

@@ -126,22 +126,31 @@ def _walk(root: str, op: str, suffix: str, out_dir: str | None, place: Callable,
 
 
 def run_job(job: Job, opts: FileOptions, progress: Callable[[int], None] | None = None) -> Outcome:
-    """Run one job; a problem with its input is returned as ``Outcome.error``, never raised."""
+    """Run one job on a named file; a problem with its input is ``Outcome.error``, never raised."""
+
+    def work() -> fileops.FileResult:
+        if job.op == "compress":
+            return fileops.compress_file(
+                job.path, opts, output=job.output, directory=job.directory, progress=progress
+            )
+        if job.op == "decompress":
+            return fileops.decompress_file(
+                job.path, opts, output=job.output, directory=job.directory, progress=progress
+            )
+        if job.op == "test":
+            return fileops.test_file(job.path, opts, progress=progress)
+        raise ValueError(f"unknown operation {job.op!r}")
+
+    return outcome_of(job, work)
+
+
+def outcome_of(job: Job, work: Callable[[], fileops.FileResult]) -> Outcome:
+    """Run ``work`` (``job``'s file operation) and say how it went: a problem with the input is
+    returned as ``Outcome.error``, never raised. Every job, in any process, ends here."""
     outcome = Outcome(job, pid=os.getpid())
     started = time.perf_counter()
     try:
-        if job.op == "compress":
-            result = fileops.compress_file(
-                job.path, opts, output=job.output, directory=job.directory, progress=progress
-            )
-        elif job.op == "decompress":
-            result = fileops.decompress_file(
-                job.path, opts, output=job.output, directory=job.directory, progress=progress
-            )
-        elif job.op == "test":
-            result = fileops.test_file(job.path, opts, progress=progress)
-        else:
-            raise ValueError(f"unknown operation {job.op!r}")
+        result = work()
     except (UserError, NncodecError) as exc:
         outcome.error = str(exc)
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""One file at a time: compress, decompress or test a named file, writing outputs safely.
+"""Every job on one input: compress, decompress or test a named file, stdin, or to stdout / -o.
 
 These functions print nothing; they return a ``FileResult`` (sizes, notes for the user) or raise
 ``UserError`` / ``NncodecError`` / ``OSError``, so they run the same in the CLI's own process, in a
@@ -146,23 +146,57 @@ def _prepare_directory(directory: str | None) -> None:
 # the operations
 
 
-def compress_file(
-    path: str,
-    opts: FileOptions,
-    *,
-    output: str | None = None,
-    directory: str | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> FileResult:
-    """Compress ``path`` to ``output``, or to NAME+suffix in ``directory`` (default: beside it)."""
+def _check_suffix(path: str, opts: FileOptions) -> None:
     if path.endswith(opts.suffix) and not opts.force:
         raise UserError(f"already has {opts.suffix} suffix -- ignored (use -f to compress anyway)")
+
+
+def compress_into(
+    src: BinaryIO,
+    dst: BinaryIO,
+    opts: FileOptions,
+    *,
+    path: str | None = None,
+    info: os.stat_result | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> engine.FrameStats:
+    """The compression every job runs, whatever its input and output: a named input (``path``,
+    ``info``) has its name, mode and mtime stored unless ``store_name`` is off, and a regular file
+    its size."""
+    metadata = None
+    if path is not None and info is not None and opts.store_name:
+        metadata = FileMetadata(os.path.basename(path), stat.S_IMODE(info.st_mode), info.st_mtime_ns)
+    regular = info is not None and stat.S_ISREG(info.st_mode) and info.st_size
+    return engine.compress_stream(
+        src,
+        dst,
+        codec=opts.codec,
+        threads=opts.threads,
+        block_size=opts.block_size,
+        content_size=info.st_size if regular else None,  # type: ignore[union-attr]
+        metadata=metadata,
+        options=opts.codec_options,
+        progress=progress,
+    )
+
+
+def _frames_result(frames: list[engine.FrameStats], output: str | None = None) -> FileResult:
+    return FileResult(
+        original_size=sum(f.original_size for f in frames),
+        compressed_size=sum(f.compressed_size for f in frames),
+        output=output,
+    )
+
+
+def compress_file(
+    path: str, opts: FileOptions, *, output: str | None = None, directory: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FileResult:  # fmt: skip
+    """Compress ``path`` to ``output``, or to NAME+suffix in ``directory`` (default: beside it)."""
+    _check_suffix(path, opts)
     src, info = open_input(path)
     result = FileResult()
     with src:
-        metadata = None
-        if opts.store_name:
-            metadata = FileMetadata(os.path.basename(path), stat.S_IMODE(info.st_mode), info.st_mtime_ns)
         if output is None:
             name = os.path.basename(path) + opts.suffix
             output = os.path.join(directory, name) if directory is not None else path + opts.suffix
@@ -171,17 +205,7 @@ def compress_file(
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
         with PendingOutput(target, opts.force) as pending:
-            stats = engine.compress_stream(
-                src,
-                pending.stream,
-                codec=opts.codec,
-                threads=opts.threads,
-                block_size=opts.block_size,
-                content_size=info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None,
-                metadata=metadata,
-                options=opts.codec_options,
-                progress=progress,
-            )
+            stats = compress_into(src, pending.stream, opts, path=path, info=info, progress=progress)
             if opts.remove_source:  # verify the written output before the source may go
                 pending.stream.flush()
                 with open(pending.path, "rb") as check:
@@ -225,14 +249,22 @@ def peek_metadata(src: BinaryIO) -> FileMetadata | None:
     return header.metadata if header else None
 
 
+def _decompress_to_file(
+    src: BinaryIO, target: Path, opts: FileOptions, source_stat: os.stat_result | None,
+    progress: Callable[[int], None] | None,
+) -> list[engine.FrameStats]:  # fmt: skip
+    """Decode ``src`` into ``target`` safely; its mode and mtime come from the frame (``store_name``),
+    else from ``source_stat``."""
+    with PendingOutput(target, opts.force) as pending:
+        frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
+        pending.commit(source_stat, frames[0].header.metadata if opts.store_name else None)
+    return frames
+
+
 def decompress_file(
-    path: str,
-    opts: FileOptions,
-    *,
-    output: str | None = None,
-    directory: str | None = None,
+    path: str, opts: FileOptions, *, output: str | None = None, directory: str | None = None,
     progress: Callable[[int], None] | None = None,
-) -> FileResult:
+) -> FileResult:  # fmt: skip
     """Decompress ``path`` to ``output``, or to NAME less the suffix in ``directory`` (default:
     beside it). Mode and mtime come from the frame (``store_name``), else from ``path``."""
     src, info = open_input(path)
@@ -242,16 +274,10 @@ def decompress_file(
         if same_file(path, target):
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
-        with PendingOutput(target, opts.force) as pending:
-            frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
-            pending.commit(info, frames[0].header.metadata if opts.store_name else None)
+        frames = _decompress_to_file(src, target, opts, info, progress)
         if opts.remove_source:
             os.unlink(path)
-    return FileResult(
-        original_size=sum(f.original_size for f in frames),
-        compressed_size=sum(f.compressed_size for f in frames),
-        output=str(target),
-    )
+    return _frames_result(frames, str(target))
 
 
 def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | None = None) -> FileResult:
@@ -259,7 +285,50 @@ def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | No
     src, _ = open_input(path)
     with src:
         frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
-    return FileResult(
-        original_size=sum(f.original_size for f in frames),
-        compressed_size=sum(f.compressed_size for f in frames),
-    )
+    return _frames_result(frames)
+
+
+STDIN_IS_TERMINAL = "stdin is a terminal; refusing to read compressed data from it"
+STDOUT_IS_TERMINAL = "stdout is a terminal; refusing to write compressed data"
+
+
+def not_a_terminal(stream: BinaryIO, opts: FileOptions, message: str) -> BinaryIO:
+    """``stream``, unless it is a terminal and ``force`` is off (then UserError(message))."""
+    if not opts.force and stream.isatty():
+        raise UserError(f"{message} (use -f to force)")
+    return stream
+
+
+def stream_job(
+    op: str, path: str, opts: FileOptions, *, output: str | None, stdin: BinaryIO, stdout: BinaryIO,
+    progress: Callable[[int], None] | None = None,
+) -> FileResult:  # fmt: skip
+    """A job on stdin (``path`` "-") or to stdout: ``op`` is compress, decompress or test; the
+    output goes to the file ``output`` (``-o``) when given, else to ``stdout``. Compressed data is
+    never read from or written to a terminal unless ``force``."""
+    if path == "-":
+        src, info = (not_a_terminal(stdin, opts, STDIN_IS_TERMINAL) if op != "compress" else stdin), None
+    else:
+        if op == "compress":
+            _check_suffix(path, opts)
+        src, info = open_input(path)
+    try:
+        if op == "compress":
+            if output is not None:
+                with PendingOutput(Path(output), opts.force) as pending:
+                    stats = compress_into(src, pending.stream, opts, path=path, info=info, progress=progress)
+                    pending.commit(None, None)
+            else:
+                dst = not_a_terminal(stdout, opts, STDOUT_IS_TERMINAL)
+                stats = compress_into(src, dst, opts, path=path, info=info, progress=progress)
+            return FileResult(stats.original_size, stats.compressed_size)
+        if op == "test":
+            frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
+        elif output is not None:
+            frames = _decompress_to_file(src, Path(output), opts, None, progress)
+        else:
+            frames = engine.decompress_stream(src, stdout, threads=opts.threads, progress=progress)
+        return _frames_result(frames)
+    finally:
+        if path != "-":
+            src.close()

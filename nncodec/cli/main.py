@@ -17,22 +17,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import click
 
 from nncodec import __version__
-from nncodec.cli import batch
-from nncodec.cli.fileops import SUFFIX, FileOptions, PendingOutput, UserError, open_input
+from nncodec.cli import batch, fileops
+from nncodec.cli.fileops import STDIN_IS_TERMINAL, SUFFIX, FileOptions, UserError, not_a_terminal, open_input
 from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
 from nncodec.core import engine
-from nncodec.core.container import MAX_BLOCK_SIZE, FileMetadata
+from nncodec.core.container import MAX_BLOCK_SIZE
 from nncodec.core.errors import NncodecError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -135,81 +134,16 @@ def _echo(message: str) -> None:
 # streams: stdin, stdout (-c) and -o for stdin; one at a time in this process
 
 
-def _stdout(opts: Options, compressed: bool) -> BinaryIO:
-    out = sys.stdout.buffer
-    if compressed and not opts.files.force and out.isatty():
-        raise UserError("stdout is a terminal; refusing to write compressed data (use -f to force)")
-    return out
-
-
-def _stdin(opts: Options, compressed: bool) -> BinaryIO:
-    src = sys.stdin.buffer
-    if compressed and not opts.files.force and src.isatty():
-        raise UserError("stdin is a terminal; refusing to read compressed data from it (use -f to force)")
-    return src
-
-
 def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] | None) -> batch.Outcome:
     """A job whose input is stdin or whose output is stdout (or -o for stdin)."""
-    outcome = batch.Outcome(job, pid=os.getpid())
-    started = time.perf_counter()
-    fo = opts.files
-    try:
-        if job.path == "-":
-            src = _stdin(opts, compressed=job.op != "compress")
-            info: os.stat_result | None = None
-        else:
-            if job.op == "compress" and job.path.endswith(fo.suffix) and not fo.force:
-                raise UserError(f"already has {fo.suffix} suffix -- ignored (use -f to compress anyway)")
-            src, info = open_input(job.path)
-        try:
-            if job.op == "compress":
-                metadata = None
-                if info is not None and fo.store_name:
-                    metadata = FileMetadata(
-                        os.path.basename(job.path), stat.S_IMODE(info.st_mode), info.st_mtime_ns
-                    )
-                regular = info is not None and stat.S_ISREG(info.st_mode) and info.st_size
-                kwargs = dict(
-                    codec=fo.codec,
-                    threads=fo.threads,
-                    block_size=fo.block_size,
-                    content_size=info.st_size if regular else None,  # type: ignore[union-attr]
-                    metadata=metadata,
-                    options=fo.codec_options,
-                    progress=progress,
-                )
-                if opts.output and not opts.stdout:
-                    with PendingOutput(Path(opts.output), fo.force) as pending:
-                        stats = engine.compress_stream(src, pending.stream, **kwargs)
-                        pending.commit(None, None)
-                else:
-                    stats = engine.compress_stream(src, _stdout(opts, compressed=True), **kwargs)
-                outcome.original_size, outcome.compressed_size = stats.original_size, stats.compressed_size
-            else:
-                if job.op == "test":
-                    frames = engine.decompress_stream(src, None, threads=fo.threads, progress=progress)
-                elif opts.output and not opts.stdout:
-                    with PendingOutput(Path(opts.output), fo.force) as pending:
-                        frames = engine.decompress_stream(
-                            src, pending.stream, threads=fo.threads, progress=progress
-                        )
-                        pending.commit(None, frames[0].header.metadata if fo.store_name else None)
-                else:
-                    frames = engine.decompress_stream(
-                        src, sys.stdout.buffer, threads=fo.threads, progress=progress
-                    )
-                outcome.original_size = sum(f.original_size for f in frames)
-                outcome.compressed_size = sum(f.compressed_size for f in frames)
-        finally:
-            if job.path != "-":
-                src.close()
-    except (UserError, NncodecError) as exc:
-        outcome.error = str(exc)
-    except OSError as exc:
-        outcome.error = exc.strerror or str(exc)
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+    output = opts.output if not opts.stdout else None
+    return batch.outcome_of(
+        job,
+        lambda: fileops.stream_job(
+            job.op, job.path, opts.files, output=output, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
+            progress=progress,
+        ),  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +314,7 @@ def _frame_record(frame: engine.FrameStats) -> dict[str, object]:
 
 def _scan(path: str, opts: Options) -> list[engine.FrameStats]:
     if path == "-":
-        return engine.scan_frames(_stdin(opts, compressed=True))
+        return engine.scan_frames(not_a_terminal(sys.stdin.buffer, opts.files, STDIN_IS_TERMINAL))
     src, _ = open_input(path)
     with src:
         return engine.scan_frames(src)
@@ -552,6 +486,19 @@ def _options(
     )
 
 
+def _io_options_from(common: dict[str, Any], files: FileOptions) -> Options:
+    """Options of the commands that write outputs (compress, decompress), from the values of
+    ``_common_options`` and ``_io_options`` (-k, and -z and -N on compress, are accepted and change
+    nothing: keeping inputs and storing names are the defaults)."""
+    files.remove_source = common["remove_source"] and not common["to_stdout"]  # like zstd: -c keeps inputs
+    files.suffix = common["suffix"]
+    return _options(
+        common["quiet"], common["verbose"], common["threads"], common["force"], common["recursive"], files,
+        output=common["output"], stdout=common["to_stdout"], output_dir=common["output_dir"],
+        dask=common["dask_address"],
+    )  # fmt: skip
+
+
 @main.command(
     epilog="""\b
 Examples:
@@ -563,78 +510,34 @@ Examples:
 )
 @_common_options
 @_io_options
-@click.option(
-    "--codec",
-    type=click.Choice(CODEC_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Codec to use; auto sniffs the content.",
-)
+@click.option("--codec", type=click.Choice(CODEC_CHOICES), default="auto", show_default=True,
+              help="Codec to use; auto sniffs the content.")
 @click.option("-n", "--no-name", is_flag=True, help="Do not store the file name, mode and mtime.")
 @click.option("-N", "--name", "store_name_flag", is_flag=True, help="Store name, mode and mtime (default).")
-@click.option(
-    "-B",
-    "--block-size",
-    type=ByteSize(),
-    default=None,
-    help="Bytes per independent block, e.g. 4M (default: the codec's choice).",
-)
-@click.option(
-    "--max-error",
-    type=click.IntRange(0, 32),
-    default=0,
-    show_default=True,
-    help="Images: near-lossless, every subpixel within N of the original (0 = lossless).",
-)
-@click.option(
-    "--image-model",
-    type=click.Choice(IMAGE_MODELS),
-    default="nextpixel",
-    show_default=True,
-    help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).",
-)
+@click.option("-B", "--block-size", type=ByteSize(), default=None,
+              help="Bytes per independent block, e.g. 4M (default: the codec's choice).")
+@click.option("--max-error", type=click.IntRange(0, 32), default=0, show_default=True,
+              help="Images: near-lossless, every subpixel within N of the original (0 = lossless).")
+@click.option("--image-model", type=click.Choice(IMAGE_MODELS), default="nextpixel", show_default=True,
+              help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).")
 @click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
 def compress(
     files: tuple[str, ...],
-    quiet: int,
-    verbose: int,
-    threads: int,
-    force: bool,
-    recursive: bool,
-    output: str | None,
-    to_stdout: bool,
-    keep: bool,
-    remove_source: bool,
-    suffix: str,
-    output_dir: str | None,
-    dask_address: str | None,
     codec: str,
     no_name: bool,
-    store_name_flag: bool,
     block_size: int | None,
     max_error: int,
     image_model: str,
-    compress_flag: bool,
+    **common: Any,
 ) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
-    if remove_source and to_stdout:
-        remove_source = False  # like zstd: -c never removes inputs
     codec_options: dict[str, object] = {"max_error": max_error} if max_error else {}
     if image_model != "nextpixel":
         codec_options["image_model"] = image_model
     file_options = FileOptions(
-        remove_source=remove_source,
-        suffix=suffix,
-        codec=codec,
-        block_size=block_size,
-        codec_options=codec_options,
-        store_name=not no_name,
+        codec=codec, block_size=block_size, codec_options=codec_options, store_name=not no_name
     )
-    opts = _options(
-        quiet, verbose, threads, force, recursive, file_options,
-        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
-    )  # fmt: skip
-    _run(files, opts, "compress")
+    _run(files, _io_options_from(common, file_options), "compress")
 
 
 @main.command(
@@ -651,44 +554,18 @@ Examples:
 @click.option(
     "-n", "--no-name", is_flag=True, help="Ignore the stored mode and mtime (take them from FILE.nnc)."
 )
-def decompress(
-    files: tuple[str, ...],
-    quiet: int,
-    verbose: int,
-    threads: int,
-    force: bool,
-    recursive: bool,
-    output: str | None,
-    to_stdout: bool,
-    keep: bool,
-    remove_source: bool,
-    suffix: str,
-    output_dir: str | None,
-    dask_address: str | None,
-    restore_name: bool,
-    no_name: bool,
-) -> None:
+def decompress(files: tuple[str, ...], restore_name: bool, no_name: bool, **common: Any) -> None:
     """Decompress FILES (default: stdin to stdout); FILE.nnc becomes FILE."""
-    if remove_source and to_stdout:
-        remove_source = False
-    file_options = FileOptions(
-        remove_source=remove_source, suffix=suffix, restore_name=restore_name, store_name=not no_name
-    )
-    opts = _options(
-        quiet, verbose, threads, force, recursive, file_options,
-        output=output, stdout=to_stdout, output_dir=output_dir, dask=dask_address,
-    )  # fmt: skip
-    _run(files, opts, "decompress")
+    file_options = FileOptions(restore_name=restore_name, store_name=not no_name)
+    _run(files, _io_options_from(common, file_options), "decompress")
 
 
 @main.command(name="test", epilog="\b\nExamples:\n  nncodec -t *.nnc\n  nncodec -t -r -T0 -v archive/")
 @_common_options
 @click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
-def test_command(
-    files: tuple[str, ...], quiet: int, verbose: int, threads: int, force: bool, recursive: bool, suffix: str
-) -> None:
+def test_command(files: tuple[str, ...], suffix: str, **common: Any) -> None:
     """Decode FILES fully and verify every checksum; write nothing."""
-    _run(files, _options(quiet, verbose, threads, force, recursive, FileOptions(suffix=suffix)), "test")
+    _run(files, _options(files=FileOptions(suffix=suffix), **common), "test")
 
 
 @main.command(
@@ -698,39 +575,21 @@ def test_command(
 @_common_options
 @click.option("-S", "--suffix", default=SUFFIX, show_default=True, help="Suffix of compressed files (-r).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def list_command(
-    files: tuple[str, ...],
-    quiet: int,
-    verbose: int,
-    threads: int,
-    force: bool,
-    recursive: bool,
-    suffix: str,
-    as_json: bool,
-) -> None:
+def list_command(files: tuple[str, ...], suffix: str, as_json: bool, **common: Any) -> None:
     """A table of FILES: compressed and original size, ratio, bits per byte, codec, model.
 
     Reads headers only (no decoding). With -v, the details of `nncodec info`.
     """
-    opts = _options(quiet, 0, threads, force, recursive, FileOptions(suffix=suffix))
-    _inspect(files, opts, "json" if as_json else "details" if verbose else "table")
+    opts = _options(files=FileOptions(suffix=suffix), **{**common, "verbose": 0})
+    _inspect(files, opts, "json" if as_json else "details" if common["verbose"] else "table")
 
 
 @main.command(epilog="\b\nExamples:\n  nncodec info a.nnc\n  nncodec info --json a.nnc | jq .frames[0].ratio")
 @_common_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def info(
-    files: tuple[str, ...],
-    quiet: int,
-    verbose: int,
-    threads: int,
-    force: bool,
-    recursive: bool,
-    as_json: bool,
-) -> None:
+def info(files: tuple[str, ...], as_json: bool, **common: Any) -> None:
     """Show codec, model, sizes, ratio, blocks and checksum of FILES without decoding."""
-    opts = _options(quiet, verbose, threads, force, recursive)
-    _inspect(files, opts, "json" if as_json else "details")
+    _inspect(files, _options(**common), "json" if as_json else "details")
 
 
 @main.command(

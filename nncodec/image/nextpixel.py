@@ -137,16 +137,9 @@ def base_prediction(
 
 
 def local_features_v2(
-    canvas: np.ndarray,
-    errors: np.ndarray,
-    cy: np.ndarray,
-    cx: np.ndarray,
-    ys: np.ndarray,
-    last: np.ndarray,
-    channel: int,
-    kind: int,
-    width: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    canvas: np.ndarray, errors: np.ndarray, cy: np.ndarray, cx: np.ndarray, ys: np.ndarray, last: np.ndarray,
+    channel: int, kind: int, width: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The local part of feature set v2: (B, N_LOCAL_V2) int16 features and (B,) int32 base
     predictions. Like ``features`` plus ``errors`` (a canvas-shaped int16 array holding value - base
     of every coded subpixel) and ``last`` (whether a position is in its stripe's last row: the rows
@@ -238,18 +231,9 @@ def ls_fit(pixels: np.ndarray, stripe_rows: int = STRIPE_ROWS) -> list[np.ndarra
 
 
 def features_v2(
-    canvas: np.ndarray,
-    errors: np.ndarray,
-    ls_errors: np.ndarray,
-    weights: np.ndarray,
-    cy: np.ndarray,
-    cx: np.ndarray,
-    ys: np.ndarray,
-    last: np.ndarray,
-    channel: int,
-    kind: int,
-    width: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    canvas: np.ndarray, errors: np.ndarray, ls_errors: np.ndarray, weights: np.ndarray,
+    cy: np.ndarray, cx: np.ndarray, ys: np.ndarray, last: np.ndarray, channel: int, kind: int, width: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Feature set v2: the local features, the linear prediction (``weights``: the channel's, from
     ``ls_fit``) minus base and the linear predictor's errors at neighbours (``ls_errors``: value -
     linear prediction of every coded subpixel) -> (features (B, N_FEATURES_V2) int16, base,

@@ -22,6 +22,24 @@
 #define MULTIVERSION
 #endif
 
+/* Scratch memory for an entry point (freed at its end); NULL with MemoryError set on failure. */
+static void *scratch(size_t bytes) {
+    void *memory = PyMem_Malloc(bytes);
+    if (!memory) PyErr_NoMemory();
+    return memory;
+}
+
+/* The end of every entry point: release the buffers PyArg_ParseTuple filled and return ``result``
+ * (NULL with the exception set when the call failed; Py_None gets its new reference here). */
+static PyObject *release_buffers(PyObject *result, Py_buffer *const *buffers, size_t count) {
+    for (size_t i = 0; i < count; i++) PyBuffer_Release(buffers[i]);
+    if (result == Py_None) Py_INCREF(result);
+    return result;
+}
+#define RELEASE(result, ...)                                        \
+    release_buffers((result), (Py_buffer *const[]){__VA_ARGS__}, \
+                    sizeof((Py_buffer *const[]){__VA_ARGS__}) / sizeof(Py_buffer *))
+
 static int check_size(Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize, const char *name) {
     if (buf->len != items * itemsize) {
         PyErr_Format(PyExc_ValueError, "%s: buffer holds %zd bytes, expected %zd", name, buf->len,
@@ -48,6 +66,32 @@ static inline __attribute__((always_inline)) int64_t softmax_weights(const doubl
     return total;
 }
 
+/* The score loop over the keys of one query, shared by the portable and the AVX2 attention: a key
+ * outside the window scores -inf (as in the reference: its weight is table[L-1] = 0), the others
+ * dot * (qs * ks_j) - alibi[h][d], where DOT is the int32 dot product of the query with key j.
+ * Uses di, Tk, W, qsi, ksg, al, h and scores; updates peak and inside. */
+#define SCORE_KEYS(DOT)                                 \
+    for (Py_ssize_t j = 0; j < Tk; j++) {               \
+        const int32_t d = di[j];                        \
+        if (d < 0 || d >= W) {                          \
+            scores[j] = -INFINITY;                      \
+            continue;                                   \
+        }                                               \
+        inside++;                                       \
+        const int32_t dot = (DOT);                      \
+        const double scale = qsi * ksg[j];              \
+        const double prod = (double)dot * scale;        \
+        const double s = prod - al[h * W + d];          \
+        scores[j] = s;                                  \
+        if (s > peak) peak = s;                         \
+    }
+
+static inline __attribute__((always_inline)) int32_t dot_i8(const int8_t *q, const int8_t *k, Py_ssize_t D) {
+    int32_t dot = 0;
+    for (Py_ssize_t e = 0; e < D; e++) dot += (int32_t)q[e] * (int32_t)k[e];
+    return dot;
+}
+
 /* The work of attend() (below); returns 1 if a query has more than 512 keys inside the window.
  * Inlined into wrappers below so that the usual head size 64 is a compile-time constant. */
 static inline __attribute__((always_inline)) int attend_body(const int8_t *qb, const double *qsb, const int8_t *kb, const double *ksb,
@@ -66,22 +110,7 @@ static inline __attribute__((always_inline)) int attend_body(const int8_t *qb, c
             const int32_t *di = db + i * Tk;
             double peak = -INFINITY;
             Py_ssize_t inside = 0;
-            for (Py_ssize_t j = 0; j < Tk; j++) {
-                const int32_t d = di[j];
-                if (d < 0 || d >= W) {
-                    scores[j] = -INFINITY; /* as in the reference: its weight is table[L-1] = 0 */
-                    continue;
-                }
-                inside++;
-                const int8_t *kj = kg + j * D;
-                int32_t dot = 0;
-                for (Py_ssize_t e = 0; e < D; e++) dot += (int32_t)qi[e] * (int32_t)kj[e];
-                const double scale = qsi * ksg[j];
-                const double prod = (double)dot * scale;
-                const double s = prod - al[h * W + d];
-                scores[j] = s;
-                if (s > peak) peak = s;
-            }
+            SCORE_KEYS(dot_i8(qi, kg + j * D, D))
             if (inside > 512) return 1;
             const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
             /* int32 is exact: weights <= 2^15, |v| <= 127, at most 512 keys: sums < 2^31 */
@@ -128,6 +157,18 @@ __attribute__((target("avx2"))) static inline __m256i load_i16x16(const int8_t *
     return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
 }
 
+/* the dot product of a query (held as q0..q3) with the 64 int8 values of one key row */
+__attribute__((target("avx2"))) static inline int32_t dot_avx2_64(__m256i q0, __m256i q1, __m256i q2, __m256i q3,
+                                                                   const int8_t *kj) {
+    const __m256i s = _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj), q0), _mm256_madd_epi16(load_i16x16(kj + 16), q1)),
+        _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj + 32), q2), _mm256_madd_epi16(load_i16x16(kj + 48), q3)));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    return _mm_cvtsi128_si32(t);
+}
+
 __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
     const double last = (double)(L - 1);
     (void)D;
@@ -143,27 +184,7 @@ __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
                           q3 = load_i16x16(qi + 48);
             double peak = -INFINITY;
             Py_ssize_t inside = 0;
-            for (Py_ssize_t j = 0; j < Tk; j++) {
-                const int32_t d = di[j];
-                if (d < 0 || d >= W) {
-                    scores[j] = -INFINITY; /* as in the reference: its weight is table[L-1] = 0 */
-                    continue;
-                }
-                inside++;
-                const int8_t *kj = kg + j * 64;
-                const __m256i s = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj), q0), _mm256_madd_epi16(load_i16x16(kj + 16), q1)),
-                    _mm256_add_epi32(_mm256_madd_epi16(load_i16x16(kj + 32), q2), _mm256_madd_epi16(load_i16x16(kj + 48), q3)));
-                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-                const int32_t dot = _mm_cvtsi128_si32(t);
-                const double scale = qsi * ksg[j];
-                const double prod = (double)dot * scale;
-                const double sc = prod - al[h * W + d];
-                scores[j] = sc;
-                if (sc > peak) peak = sc;
-            }
+            SCORE_KEYS(dot_avx2_64(q0, q1, q2, q3, kg + j * 64))
             if (inside > 512) return 1;
             const int64_t total = softmax_weights(scores, Tk, peak, steps, last, tab, weights);
             __m256i acc[8];
@@ -284,22 +305,11 @@ static PyObject *attend(PyObject *self, PyObject *args) {
         goto done;
     }
     result = Py_None;
-    Py_INCREF(result);
 done:
     PyMem_Free(scores);
     PyMem_Free(weights);
     PyMem_Free(mixed);
-    PyBuffer_Release(&q);
-    PyBuffer_Release(&qs);
-    PyBuffer_Release(&k);
-    PyBuffer_Release(&ks);
-    PyBuffer_Release(&v);
-    PyBuffer_Release(&dist);
-    PyBuffer_Release(&alibi);
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&vscale);
-    PyBuffer_Release(&out);
-    return result;
+    return RELEASE(result, &q, &qs, &k, &ks, &v, &dist, &alibi, &table, &vscale, &out);
 }
 
 
@@ -338,12 +348,8 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
     for (Py_ssize_t r = 0; r < R; r++) sb[r] = quantize_row(xb + r * C, qb + r * C, C);
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&q);
-    PyBuffer_Release(&scale);
-    return result;
+    return RELEASE(result, &x, &q, &scale);
 }
 
 /* norm_quantize(residual i64 [R][C], eps, limit, q f32, scale f64 [R], work f64 [C], R, C) -> bool
@@ -362,11 +368,7 @@ static PyObject *norm_quantize(PyObject *self, PyObject *args) {
     if (R < 0 || C <= 0 || !check_size(&res, R * C, 8, "residual") || !check_size(&q, R * C, 4, "q") ||
         !check_size(&scale, R, 8, "scale"))
         goto done;
-    work = PyMem_Malloc(sizeof(double) * C);
-    if (!work) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (!(work = scratch(sizeof(double) * C))) goto done;
     Py_BEGIN_ALLOW_THREADS
     const int64_t *rb = res.buf;
     float *qb = q.buf;
@@ -390,10 +392,7 @@ static PyObject *norm_quantize(PyObject *self, PyObject *args) {
     result = PyBool_FromLong(!overflow);
 done:
     PyMem_Free(work);
-    PyBuffer_Release(&res);
-    PyBuffer_Release(&q);
-    PyBuffer_Release(&scale);
-    return result;
+    return RELEASE(result, &res, &q, &scale);
 }
 
 /* residual_add(residual i64 [R][C] (in place), acc f32, row_scale [R], col_scale [C], unit, R, C):
@@ -422,13 +421,8 @@ static PyObject *residual_add(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&res);
-    PyBuffer_Release(&acc);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&cs);
-    return result;
+    return RELEASE(result, &res, &acc, &rs, &cs);
 }
 
 /* relu_quantize(acc f32 [R][C], row_scale, col_scale, q f32, scale f64 [R], R, C):
@@ -444,11 +438,7 @@ static PyObject *relu_quantize(PyObject *self, PyObject *args) {
         !check_size(&cs, C, 8, "col_scale") || !check_size(&q, R * C, 4, "q") ||
         !check_size(&scale, R, 8, "scale"))
         goto done;
-    work = PyMem_Malloc(sizeof(double) * C);
-    if (!work) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (!(work = scratch(sizeof(double) * C))) goto done;
     Py_BEGIN_ALLOW_THREADS
     const float *ab = acc.buf;
     const double *rsb = rs.buf, *csb = cs.buf;
@@ -461,15 +451,9 @@ static PyObject *relu_quantize(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
     PyMem_Free(work);
-    PyBuffer_Release(&acc);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&cs);
-    PyBuffer_Release(&q);
-    PyBuffer_Release(&scale);
-    return result;
+    return RELEASE(result, &acc, &rs, &cs, &q, &scale);
 }
 
 /* qkv_split(acc f32 [R][3*H*D], row_scale [R], col_scale [3*H*D], q_factor, v_scale [H],
@@ -523,20 +507,10 @@ static PyObject *qkv_split(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
     PyMem_Free(work);
     PyMem_Free(qrow);
-    PyBuffer_Release(&acc);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&cs);
-    PyBuffer_Release(&vsc);
-    PyBuffer_Release(&q);
-    PyBuffer_Release(&qs);
-    PyBuffer_Release(&k);
-    PyBuffer_Release(&ks);
-    PyBuffer_Release(&v);
-    return result;
+    return RELEASE(result, &acc, &rs, &cs, &vsc, &q, &qs, &k, &ks, &v);
 }
 
 /* lut_rows(x, table, steps, out, R, C): per row, out_j = table[(int64) min((max x - x_j) * steps,
@@ -573,12 +547,8 @@ static PyObject *lut_rows(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&out);
-    return result;
+    return RELEASE(result, &x, &table, &out);
 }
 
 
@@ -841,12 +811,8 @@ static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&rows);
-    PyBuffer_Release(&history);
-    PyBuffer_Release(&out);
-    return result;
+    return RELEASE(result, &rows, &history, &out);
 }
 
 /* update(history int64 [S][orders], tokens int64 [S], S): count each stream's token, in order. */
@@ -875,11 +841,8 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
         }
     }
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&history);
-    PyBuffer_Release(&tokens);
-    return result;
+    return RELEASE(result, &history, &tokens);
 }
 
 static PyMethodDef Mixer_methods[] = {
@@ -936,14 +899,8 @@ static PyObject *head_lut(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
-    Py_INCREF(result);
 done:
-    PyBuffer_Release(&acc);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&cs);
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&out);
-    return result;
+    return RELEASE(result, &acc, &rs, &cs, &table, &out);
 }
 
 static PyObject *set_portable(PyObject *self, PyObject *args) {

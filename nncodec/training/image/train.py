@@ -23,8 +23,6 @@ bits per subpixel on validation data, sha256).
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import math
 import sys
@@ -38,8 +36,9 @@ from safetensors.numpy import save_file
 
 from nncodec.image.nextpixel import FEATURE_SCALE, FEATURE_SETS, FORMAT, PixelModel, stripe_features
 from nncodec.nn.exact import make_exp_table
+from nncodec.training.common import SHARED_DATA, argument_parser, write_card
 
-SHARED_IMAGES = Path(__file__).resolve().parents[4] / "shared" / "data" / "images"
+SHARED_IMAGES = SHARED_DATA / "images"
 OUT_LUT_STEPS, OUT_LUT_NATS, OUT_LUT_SCALE = 64, 24, 1 << 24
 SAMPLE_SHARE = 0.3
 
@@ -141,10 +140,7 @@ def export(model: PixelMLP, out_dir: Path, model_id: str, card: dict, feature_se
     metadata = {"format": FORMAT, "config": json.dumps(config), "out_lut_steps": str(OUT_LUT_STEPS)}
     path = out_dir / f"{model_id}.safetensors"
     save_file(tensors, str(path), metadata=metadata)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    card = {"model_id": model_id, "file": path.name, "sha256": digest, "size_bytes": path.stat().st_size,
-            "format": FORMAT, "config": config, **card}  # fmt: skip
-    (out_dir / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(path, {"format": FORMAT, "config": config, **card})
     return path
 
 
@@ -159,9 +155,7 @@ def exact_bits(path: Path, feats: np.ndarray, targets: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--out-dir", type=Path, default=Path("checkpoints/image"))
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     parser.add_argument("--model-id", default="image-v1")

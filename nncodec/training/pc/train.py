@@ -29,9 +29,7 @@ dimension of nncodec/image/circuit.py (what the codec pays, before container ove
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import hashlib
 import json
 import math
 import sys
@@ -44,8 +42,9 @@ from safetensors.numpy import load_file, save_file
 
 from nncodec.image.circuit import FORMAT, HCLT
 from nncodec.image.transforms import forward_transform
+from nncodec.training.common import SHARED_DATA, argument_parser, write_card
 
-SHARED_IMAGES = Path(__file__).resolve().parents[4] / "shared" / "data" / "images"
+SHARED_IMAGES = SHARED_DATA / "images"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 PATCH = 8
 MI_SAMPLES = 4000
@@ -356,9 +355,7 @@ def exact_bits_per_dim(hclt: HCLT, x: np.ndarray, batch: int = 500) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--data", required=True, choices=["mnist", "fashion", "patches-rgb", "patches-gray"])
     parser.add_argument("--latents", type=int, default=16)
     parser.add_argument("--bins", type=int, default=8)
@@ -453,11 +450,7 @@ def main() -> None:
     hclt = HCLT.load(path)
     exact = exact_bits_per_dim(hclt, held)
     print(f"exact held-out {exact:.4f} bpd", flush=True)
-    card = {
-        "model_id": args.model_id,
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "size_bytes": path.stat().st_size,
+    card = write_card(path, {
         "format": FORMAT,
         "config": config,
         "architecture": f"hidden Chow-Liu tree: {parent.size} variables, {args.latents} hidden states each, "
@@ -495,8 +488,7 @@ def main() -> None:
             "float_bpd": history[-1]["held_out_bpd"],
             "exact_bpd": exact,
         },  # fmt: skip
-    }
-    (args.out_dir / f"{args.model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
+    })  # fmt: skip
     print(json.dumps(card["validation"]), flush=True)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-SHARED_TEXT = Path(__file__).resolve().parents[4] / "shared" / "data" / "text"
+from nncodec.training.common import SHARED_DATA
+
+SHARED_TEXT = SHARED_DATA / "text"
 STDLIB_BYTES = 6_000_000
 
 # (name, path relative to ../shared/data/text, bytes held out at the end for validation)

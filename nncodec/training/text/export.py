@@ -12,8 +12,6 @@ the sha256 and validation bits per byte of both the float and the exact model.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -26,6 +24,7 @@ from safetensors.torch import load_file
 from nncodec.nn.exact import make_exp_table
 from nncodec.text.model import FORMAT, IntGPT
 from nncodec.text.tokenizer import ByteTokenizer
+from nncodec.training.common import argument_parser, write_card
 from nncodec.training.text.data import load_split
 from nncodec.training.text.gpt import GPT, GPTConfig, alibi_slopes
 
@@ -124,9 +123,7 @@ def exact_bpb(model: IntGPT, ids: np.ndarray, nbytes: int, window: int) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--card", type=Path, required=True, help="training card written by train_text")
     parser.add_argument("--tokenizer", type=Path, required=True)
@@ -149,7 +146,6 @@ def main() -> None:
     tensors, metadata = export(args.weights, args.tokenizer, config, calibration)
     out = args.out_dir / f"{args.model_id}.safetensors"
     save_file(tensors, str(out), metadata=metadata)
-    sha256 = hashlib.sha256(out.read_bytes()).hexdigest()
 
     exact = IntGPT(out)
     float_model = GPT(config)
@@ -165,11 +161,7 @@ def main() -> None:
             f"{name}: float {float_val[name]} exact {exact_val[name]} bpb (first {len(piece):,} bytes)",
             flush=True,
         )
-    card = {
-        "model_id": args.model_id,
-        "file": out.name,
-        "sha256": sha256,
-        "size_bytes": out.stat().st_size,
+    card = write_card(out, {
         "format": FORMAT,
         "architecture": train_card["architecture"],
         "config": train_card["config"],
@@ -192,9 +184,8 @@ def main() -> None:
             "quantization_cost_bpb": {k: round(exact_val[k] - float_val[k], 4) for k in exact_val},
         },
         "history": train_card["history"],
-    }
-    (args.out_dir / f"{args.model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {out} ({out.stat().st_size:,} bytes, sha256 {sha256[:16]}…)")
+    })  # fmt: skip
+    print(f"wrote {out} ({card['size_bytes']:,} bytes, sha256 {card['sha256'][:16]}…)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ validation bits per byte and writes the best weights to ``OUT_DIR/model.safetens
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nncodec.text.tokenizer import ByteTokenizer
+from nncodec.training.common import argument_parser
 from nncodec.training.text.data import load_split
 from nncodec.training.text.gpt import GPT, GPTConfig
 
@@ -82,9 +82,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, default=Path("checkpoints/text"))
     parser.add_argument("--steps", type=int, default=20000)
