@@ -71,7 +71,7 @@ def test_the_coding_path_never_unpickles_or_evaluates():
         assert not calls & forbidden, f"{module.relative_to(REPO)} uses {calls & forbidden}"
         if "torch" in calls:
             assert "load" not in calls, f"{module.relative_to(REPO)}: torch and a load() call"
-    assert {"safe_open", "load_file"} <= _calls(REPO / "nncodec" / "exact.py")  # how models are read
+    assert {"safe_open", "load_file"} <= _calls(REPO / "nncodec" / "core" / "modelstore.py")  # one reader
 
 
 def test_a_decoded_container_is_only_data(tmp_path):

@@ -8,10 +8,10 @@ of W, N, NW), and the model predicts the residual token ``(value - base) mod 256
 neighbours read as 0 (the MED then falls back to the available one) and flags tell the model where
 the borders are.
 
-Inference follows nncodec/nn/exact.py through nncodec/nn/rowops.py (int8 weights per output channel, int8
-activations per row, exact float32 matmuls, lookup-table softmax), so the frequency rows are a pure
-function of the model file and the decoded pixels. The float model used for training lives in
-nncodec/training/pixel_mlp.py and computes the same function up to quantization.
+Inference follows nncodec/nn/exact.py through nncodec/nn/rowops.py (int8 weights per output channel,
+int8 activations per row, exact float32 matmuls, lookup-table softmax), so the frequency rows are a
+pure function of the model file and the decoded pixels. The float model used for training
+(``PixelMLP`` in nncodec/training/image/train.py) computes the same function up to quantization.
 
 Canvas convention: a stripe of the image is held in an int16 array (channels, rows + PAD, cols +
 2 * PAD) with PAD zero rows above and PAD zero columns on each side; pixel (y, x) of the stripe sits
