@@ -28,7 +28,7 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         (accesslog.STREAM_NAMES: kinds, verbatim, clients, addresses, users, times, requests)
     u8 format (1) | u8 mode 3 | varint S | S x varint coded-stream size | S coded streams
         (tsvlog: layout, rest, then symbols and low bits of each number column)
-    u8 format (2) | u8 mode | u8 size formula (logrewrite.SIZE_FORMULAS) | as format 1 after its
+    u8 format (2) | u8 mode | u8 size formula (sizes.SIZE_FORMULAS) | as format 1 after its
         mode byte, for the rewritten block
     u8 format (3) | u8 mode | u8 size formula (0: none) | u8 UID marker | varint size | coded UID
         ops | varint size | coded UID values | as format 1 after its mode byte, for the block

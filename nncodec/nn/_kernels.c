@@ -257,7 +257,7 @@ static int attend_groups(ATTEND_ARGS) {
  * alibi: f64 [H][W], table: f64 [L] (integers, table[L-1] == 0), vscale: f64 [H],
  * out: f64 [G][Tq][D]. Group g uses head g % H.
  *
- * Reference (textmodel.IntGPT._attend_numpy), per group and query:
+ * Reference (NumpyOps.attend in nncodec/nn/rowops.py), per group and query:
  *   score_j = dot_j * (qs * ks_j) - alibi[h][dist_j]      (masked: -inf)
  *   w_j = table[(int64) min((max_j score_j - score_j) * steps, L - 1)]   (masked: table[L-1] = 0)
  *   out_d = ((sum_j w_j * v_jd) / (sum_j w_j)) * vscale[h]
