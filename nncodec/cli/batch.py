@@ -4,8 +4,8 @@
 warnings (symbolic links and special files met under ``-r`` are skipped, like gzip). ``run`` executes
 the jobs in this process, in worker processes (``-T N``), or on a dask.distributed cluster
 (``--dask``), and hands each outcome to a callback as it completes. Each worker process keeps the
-models it loaded (the codecs' per-process caches), so a model is loaded once per worker, not once
-per file. Outputs never depend on where a job ran: a job's bytes depend only on its input and options.
+models it loaded (the model store's per-process cache), so a model is loaded once per worker, not
+once per file. Outputs never depend on where a job ran: a job's bytes depend only on its input and options.
 """
 
 from __future__ import annotations
@@ -161,8 +161,6 @@ def outcome_of(job: Job, work: Callable[[], fileops.FileResult]) -> Outcome:
     outcome.seconds = time.perf_counter() - started
     outcome.models_loaded = modelstore.models_loaded()
     return outcome
-
-
 
 
 def largest_first(jobs: list[Job], codec: str = "auto") -> list[Job]:
