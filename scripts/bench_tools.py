@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import write_section  # noqa: E402
 
-from nncodec import benchtool  # noqa: E402
+from nncodec.cli import benchtool  # noqa: E402
 from nncodec.training.text.data import SHARED_FILES, SHARED_TEXT  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"

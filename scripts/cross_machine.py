@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from test_determinism import WORKER, _cases, _configurations  # noqa: E402
 
-from nncodec import engine  # noqa: E402
+from nncodec.core import engine  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 
