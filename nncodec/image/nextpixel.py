@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nncodec.core.modelstore import read_model_file
-from nncodec.nn.exact import int_matmul
+from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K, int_matmul
 from nncodec.nn.rowops import CompiledOps, NumpyOps, best_ops
 
 FORMAT = "nncodec-pixelmlp-1"
@@ -116,7 +116,7 @@ def features(
     cols += [flag * (kind == k) for k in range(3)]
     cols += [flag * (ys == 0), flag * (xs == 0), flag * (xs == width - 1)]
     cols += [base - 128, flag]
-    out = np.clip(np.stack(cols, axis=-1), -127, 127).astype(np.int16)
+    out = np.clip(np.stack(cols, axis=-1), -INT8_MAX, INT8_MAX).astype(np.int16)
     return out, base
 
 
@@ -173,7 +173,7 @@ def local_features_v2(
     cols += [flag * (kind == k) for k in range(3)]
     cols += [flag * (ys == 0), flag * (xs == 0), flag * (xs == width - 1), flag * last]
     cols += [base - 128, flag]
-    out = np.clip(np.stack(cols, axis=-1), -127, 127).astype(np.int16)
+    out = np.clip(np.stack(cols, axis=-1), -INT8_MAX, INT8_MAX).astype(np.int16)
     return out, base
 
 
@@ -242,7 +242,7 @@ def features_v2(
     pred = ls_predict(ls_inputs(canvas, cy, cx, channel, kind), weights)
     own = ls_errors[channel]
     cols = [pred - base] + [own[cy + dy, cx + dx].astype(np.int32) for dy, dx in LS_ERRORS]
-    extra = np.clip(np.stack(cols, axis=-1), -127, 127).astype(np.int16)
+    extra = np.clip(np.stack(cols, axis=-1), -INT8_MAX, INT8_MAX).astype(np.int16)
     return np.concatenate([feats, extra], axis=1), base, pred
 
 
@@ -300,7 +300,7 @@ class PixelModel:
         self.layers = []
         for i in range(self.config["n_layers"]):
             weight = tensors[f"l{i}.w"].astype(np.float32)  # (out, in) int8 values
-            if np.abs(weight).max() > 127 or weight.shape[1] > 1040:
+            if np.abs(weight).max() > INT8_MAX or weight.shape[1] > MAX_EXACT_K:
                 raise ValueError("model file violates an exactness invariant: weight range or size")
             self.layers.append((np.ascontiguousarray(weight.T), tensors[f"l{i}.s"].astype(np.float64)))
         self.feature_set = self.config.get("features", "v1")  # absent in image-v1

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from nncodec.nn.exact import lut_weights, quantize_rows
+from nncodec.nn.exact import INT8_MAX, lut_weights, quantize_rows
 
 #: ``NNCODEC_KERNELS``: ``numpy`` runs the numpy reference instead of the C extension, ``portable``
 #: the C extension without its AVX2 loop; both give the same values as the default (the determinism
@@ -72,7 +72,7 @@ class NumpyOps:
         q, k, v = (x.reshape(*x.shape[:-1], heads, -1) for x in np.split(value, 3, axis=-1))
         q_q, q_s = quantize_rows(q)
         k_q, k_s = quantize_rows(k)
-        v_i = np.clip(np.round(v / v_scale[:, None]), -127, 127)
+        v_i = np.clip(np.round(v / v_scale[:, None]), -INT8_MAX, INT8_MAX)
         int8 = np.int8
         return q_q.astype(int8), q_s * q_factor, k_q.astype(int8), k_s, v_i.astype(int8)
 

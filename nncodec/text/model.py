@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nncodec.core.modelstore import read_model_file
-from nncodec.nn.exact import MAX_EXACT_K, int_matmul
+from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K, int_matmul
 from nncodec.nn.rowops import CompiledOps, NumpyOps, ResidualOverflow, best_ops
 
 __all__ = ["IntGPT", "Decoder", "ResidualOverflow"]
@@ -97,7 +97,7 @@ class IntGPT:
         hidden = self.layers[0].up.weight_t.shape[1] if self.layers else 0
         problems = [
             (self.window > 512, "window above 512"),
-            (self.head_dim * 127 * 127 >= 1 << 24, "head dimension too large"),
+            (self.head_dim * INT8_MAX * INT8_MAX >= 1 << 24, "head dimension too large"),
             (max(self.n_embd, hidden) > MAX_EXACT_K, f"matmul inner dimension above {MAX_EXACT_K}"),
             (self.attn_exp[-1] != 0 or self.attn_exp.max() > 1 << 15, "attention table out of range"),
             (self.out_exp[-1] != 0 or self.out_exp.max() > 1 << 24, "output table out of range"),
