@@ -101,7 +101,7 @@ CLI_CASES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def testdata_files() -> list[str]:
+def files_in_testdata() -> list[str]:
     return sorted(str(p.relative_to(TESTDATA)) for p in TESTDATA.rglob("*") if p.is_file())
 
 
@@ -129,7 +129,7 @@ def _named_file_case(tmp: Path) -> bytes:
 def compute_all(tmp: Path, shared: bool) -> dict[str, str]:
     """Every case's container hash (the fixture's content); shared samples only when ``shared``."""
     hashes = {f"testdata/{name}": _digest(nncodec.compress((TESTDATA / name).read_bytes()))
-              for name in testdata_files()}  # fmt: skip
+              for name in files_in_testdata()}  # fmt: skip
     if shared:
         for name, read in SHARED_SAMPLES.items():
             hashes[f"shared/{name}"] = _digest(nncodec.compress(read()))
@@ -143,7 +143,7 @@ def _recorded() -> dict[str, str]:
     return json.loads(FIXTURE.read_text())
 
 
-@pytest.mark.parametrize("name", testdata_files())
+@pytest.mark.parametrize("name", files_in_testdata())
 def test_testdata_bytes_unchanged(name):
     recorded = _recorded()
     key = f"testdata/{name}"
@@ -173,7 +173,7 @@ def test_named_file_bytes_unchanged(tmp_path):
 
 def test_fixture_covers_every_case():
     """A hash recorded for a case that no longer exists, or a case without a hash, is a test gap."""
-    expected = {f"testdata/{n}" for n in testdata_files()} | set(CLI_CASES) | {"cli-named-file"}
+    expected = {f"testdata/{n}" for n in files_in_testdata()} | set(CLI_CASES) | {"cli-named-file"}
     expected |= {f"shared/{n}" for n in SHARED_SAMPLES}
     assert set(_recorded()) == expected
 

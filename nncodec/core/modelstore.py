@@ -1,8 +1,9 @@
 """The model store: finding model files by id, verifying their sha256, reading and caching them.
 
 Models live as ``<model_id>.safetensors`` (with a ``<model_id>.json`` card beside it) in the
-directories named by ``$NNCODEC_MODEL_PATH`` (``os.pathsep``-separated), then in the repository's
-``models/`` directory. A frame records the id and the sha256 of the weights it was coded with; decoding
+directories named by ``$NNCODEC_MODEL_PATH`` (``os.pathsep``-separated), then among the models that
+come with nncodec (``nncodec/models`` when installed from a wheel, the repository's ``models/`` in a
+checkout). A frame records the id and the sha256 of the weights it was coded with; decoding
 refuses a missing file or a different hash with a message naming the model.
 
 Model files are safetensors (nothing in them is executed) whose metadata names their format.
@@ -24,7 +25,9 @@ from typing import TypeVar
 from nncodec.core.errors import ModelError
 
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+#: the models that come with nncodec: nncodec/models in an installed wheel, models/ in a checkout
+_PACKAGED, _CHECKOUT = (Path(__file__).resolve().parents[n] / "models" for n in (1, 2))
+BUNDLED_MODEL_DIR = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
 
 _hash_cache: dict[tuple[str, int, int], bytes] = {}
 _models: dict[tuple[str, Path, bytes], object] = {}
