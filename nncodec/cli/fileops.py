@@ -115,17 +115,28 @@ class PendingOutput:
                 self.path.unlink()
 
 
-def open_input(path: str) -> tuple[BinaryIO, os.stat_result]:
+def open_input(
+    path: str, *, follow_links: bool = True, files_only: bool = False
+) -> tuple[BinaryIO, os.stat_result]:
+    """Open a named input, refusing (UserError, nothing opened) a directory; a symbolic link
+    unless ``follow_links`` (jobs follow one only with -f, like zstd); and with ``files_only`` (jobs
+    that write an output beside their input) anything but a regular file or a FIFO, such as a
+    device: ``nncodec /dev/null`` must not create ``/dev/null.nnc``."""
     try:
-        info = os.stat(path)
+        info = os.stat(path) if follow_links else os.lstat(path)
     except OSError as exc:
         raise UserError(exc.strerror or str(exc)) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise UserError("is a symbolic link -- ignored (use -f to follow it)")
     if stat.S_ISDIR(info.st_mode):
         raise UserError("is a directory -- ignored")
-    try:
-        return open(path, "rb"), info
+    if files_only and not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        raise UserError("is not a regular file -- ignored (use -c to read it)")
+    try:  # O_NOFOLLOW: a link put in the file's place after the check is not followed either
+        fd = os.open(path, os.O_RDONLY | (0 if follow_links else os.O_NOFOLLOW))
     except OSError as exc:
         raise UserError(exc.strerror or str(exc)) from exc
+    return os.fdopen(fd, "rb"), os.fstat(fd)
 
 
 def same_file(a: str, b: Path) -> bool:
@@ -194,7 +205,7 @@ def compress_file(
 ) -> FileResult:  # fmt: skip
     """Compress ``path`` to ``output``, or to NAME+suffix in ``directory`` (default: beside it)."""
     _check_suffix(path, opts)
-    src, info = open_input(path)
+    src, info = open_input(path, follow_links=opts.force, files_only=True)
     result = FileResult()
     with src:
         if output is None:
@@ -267,7 +278,7 @@ def decompress_file(
 ) -> FileResult:  # fmt: skip
     """Decompress ``path`` to ``output``, or to NAME less the suffix in ``directory`` (default:
     beside it). Mode and mtime come from the frame (``store_name``), else from ``path``."""
-    src, info = open_input(path)
+    src, info = open_input(path, follow_links=opts.force, files_only=True)
     with src:
         metadata = peek_metadata(src)
         target = decompressed_target(path, opts, metadata.name if metadata else None, output, directory)
@@ -282,7 +293,7 @@ def decompress_file(
 
 def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | None = None) -> FileResult:
     """Decode ``path`` fully and verify every checksum; write nothing."""
-    src, _ = open_input(path)
+    src, _ = open_input(path, follow_links=opts.force)
     with src:
         frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
     return _frames_result(frames)
@@ -311,7 +322,7 @@ def stream_job(
     else:
         if op == "compress":
             _check_suffix(path, opts)
-        src, info = open_input(path)
+        src, info = open_input(path, follow_links=opts.force)
     try:
         if op == "compress":
             if output is not None:

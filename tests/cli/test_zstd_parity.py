@@ -1,0 +1,129 @@
+"""nncodec does what zstd 1.5 does, behaviour by behaviour, checked side by side.
+
+Each case prepares the same files in two temporary folders, runs zstd in one and nncodec in the
+other with the same arguments (``.zst`` and ``.nnc`` swapped), and compares the outcome: success or
+failure, and the files left in the folder. Where zstd is not installed, nncodec is checked against
+the outcome recorded here from zstd 1.5.4. (Issue 18 grows this suite to every everyday behaviour.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DATA = b"hello, parity\n" * 200
+
+
+@dataclass(frozen=True)
+class Case:
+    #: arguments, with {z} standing for the compressed suffix (zst or nnc)
+    args: tuple[str, ...]
+    #: prepares the folder (the compressed suffix is given)
+    setup: Callable[[Path, str], None]
+    #: zstd 1.5.4's outcome: exit status 0 or not, and the files left in the folder
+    succeeds: bool
+    files: frozenset[str]
+    #: a FIFO the tool reads: written by a thread while the tool runs
+    fifo: str | None = None
+
+
+def _plain(folder: Path, suffix: str) -> None:
+    (folder / "a").write_bytes(DATA)
+
+
+def _link(folder: Path, suffix: str) -> None:
+    _plain(folder, suffix)
+    (folder / "link").symlink_to("a")
+
+
+def _compressed_link(folder: Path, suffix: str) -> None:
+    _plain(folder, suffix)
+    _tool(suffix, ["-q", "a"], folder)
+    (folder / "a").unlink()
+    (folder / "link").symlink_to(f"a.{suffix}")
+
+
+def _fifo(folder: Path, suffix: str) -> None:
+    os.mkfifo(folder / "pipe")
+
+
+CASES = {
+    "symlink argument is ignored": Case(("link",), _link, False, frozenset({"a", "link"})),
+    "symlink argument with -f is followed": Case(
+        ("-f", "link"), _link, True, frozenset({"a", "link", "link.{z}"})
+    ),
+    "symlink argument is ignored with -c too": Case(("-c", "link"), _link, False, frozenset({"a", "link"})),
+    "symlink to a compressed file is not tested": Case(
+        ("-t", "link"), _compressed_link, False, frozenset({"a.{z}", "link"})
+    ),
+    "symlink to a compressed file is not decompressed": Case(
+        ("-d", "link"), _compressed_link, False, frozenset({"a.{z}", "link"})
+    ),
+    "a FIFO argument is read and compressed beside it": Case(
+        ("pipe",), _fifo, True, frozenset({"pipe", "pipe.{z}"}), fifo="pipe"
+    ),
+}
+
+
+def _command(suffix: str) -> list[str]:
+    return ["zstd"] if suffix == "zst" else [sys.executable, "-m", "nncodec"]
+
+
+def _tool(suffix: str, args: list[str], folder: Path) -> subprocess.CompletedProcess:
+    command = [*_command(suffix), *args]
+    return subprocess.run(command, cwd=folder, capture_output=True, timeout=300, check=False)
+
+
+def _outcome(case: Case, suffix: str, folder: Path) -> tuple[bool, set[str]]:
+    folder.mkdir()
+    case.setup(folder, suffix)
+    writer = None
+    if case.fifo:
+        def feed() -> None:
+            with open(folder / case.fifo, "wb") as pipe:
+                pipe.write(DATA)
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+    args = [a.replace("{z}", suffix) for a in case.args]
+    done = _tool(suffix, ["-q", *args], folder)
+    if writer:
+        writer.join(timeout=60)
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip()
+        assert "Traceback" not in message and len(message.splitlines()) <= 1, message
+    return done.returncode == 0, {p.name for p in folder.iterdir()}
+
+
+def _expected(case: Case, suffix: str) -> tuple[bool, set[str]]:
+    return case.succeeds, {name.replace("{z}", suffix) for name in case.files}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_outcome_as_zstd(name, tmp_path):
+    case = CASES[name]
+    assert _outcome(case, "nnc", tmp_path / "nncodec") == _expected(case, "nnc")
+    if shutil.which("zstd"):  # the record above is zstd's own behaviour: keep it honest
+        assert _outcome(case, "zst", tmp_path / "zstd") == _expected(case, "zst")
+
+
+def test_a_device_is_not_compressed_beside_itself(tmp_path):
+    """``nncodec /dev/null`` must not create ``/dev/null.nnc`` (zstd: "is not a regular file --
+    ignored"). The outputs are sent to a folder of the test's, so a failure writes nothing in /dev."""
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _tool("nnc", ["--output-dir", str(out), "/dev/null"], tmp_path)
+    assert done.returncode == 1 and b"not a regular file" in done.stderr
+    assert not list(out.iterdir())
+    if shutil.which("zstd"):
+        assert _tool("zst", ["-q", "--output-dir-flat", str(out), "/dev/null"], tmp_path).returncode == 1
+    # reading a device is fine when the output is a stream
+    assert _tool("nnc", ["-c", "/dev/null"], tmp_path).returncode == 0
