@@ -10,6 +10,7 @@ with ``remove_source``, after the output was written and verified.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nncodec.core import engine
-from nncodec.core.container import FileMetadata, read_frame_header
+from nncodec.core.container import MAGIC, FileMetadata, read_frame_header
 
 SUFFIX = ".nnc"
 
@@ -299,6 +300,30 @@ def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | No
     return _frames_result(frames)
 
 
+class _Replay(io.RawIOBase):
+    """The bytes already read from ``stream`` to look at them (``head``), then the rest of it."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        data = self._head[: len(buffer)] if self._head else self._stream.read(len(buffer))
+        self._head = self._head[len(data) :]
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _copy(src: BinaryIO, dst: BinaryIO) -> int:
+    copied = 0
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+        copied += len(chunk)
+    return copied
+
+
 STDIN_IS_TERMINAL = "stdin is a terminal; refusing to read compressed data from it"
 STDOUT_IS_TERMINAL = "stdout is a terminal; refusing to write compressed data"
 
@@ -333,6 +358,13 @@ def stream_job(
                 dst = not_a_terminal(stdout, opts, STDOUT_IS_TERMINAL)
                 stats = compress_into(src, dst, opts, path=path, info=info, progress=progress)
             return FileResult(stats.original_size, stats.compressed_size)
+        if op == "decompress" and output is None and opts.force:  # zcat -f: other data passes through
+            head = engine.read_up_to(src, len(MAGIC))
+            if head and head != MAGIC:  # (empty input is an error, as in zstd)
+                stdout.write(head)
+                copied = len(head) + _copy(src, stdout)
+                return FileResult(copied, copied)
+            src = io.BufferedReader(_Replay(head, src))
         if op == "test":
             frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
         elif output is not None:

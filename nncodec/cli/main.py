@@ -648,10 +648,11 @@ def bench_command(
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
 
 
-def run() -> None:
-    """Console entry point: usage errors exit 2, an interrupt exits 130, never with a traceback."""
+def run(implied: tuple[str, ...] = (), prog_name: str = "nncodec") -> None:
+    """Console entry point: usage errors exit 2, an interrupt exits 130, never with a traceback.
+    ``implied`` flags come before the user's arguments (``unnc`` is ``nncodec -d``)."""
     try:
-        code = main.main(standalone_mode=False, prog_name="nncodec")
+        code = main.main([*implied, *sys.argv[1:]], standalone_mode=False, prog_name=prog_name)
     except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
         click.echo("nncodec: interrupted", err=True)
         sys.exit(130)
@@ -659,3 +660,14 @@ def run() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def run_unnc() -> None:
+    """``unnc``: ``nncodec -d`` (like unzstd, unxz, gunzip)."""
+    run(("-d",), "unnc")
+
+
+def run_nnccat() -> None:
+    """``nnccat``: ``nncodec -dcf`` (like zstdcat, xzcat, zcat): input that is not nncodec data
+    passes through unchanged."""
+    run(("-dcf",), "nnccat")

@@ -127,3 +127,54 @@ def test_a_device_is_not_compressed_beside_itself(tmp_path):
         assert _tool("zst", ["-q", "--output-dir-flat", str(out), "/dev/null"], tmp_path).returncode == 1
     # reading a device is fine when the output is a stream
     assert _tool("nnc", ["-c", "/dev/null"], tmp_path).returncode == 0
+
+
+def _script(name: str) -> str:
+    """A console script installed beside this interpreter (pip writes them at install time)."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{name} is not installed: reinstall nncodec (make venv)"
+    return str(path)
+
+
+@pytest.mark.parametrize("cat", [("nnccat",), ("-dcf",)])
+def test_cat_passes_other_data_through_like_zstdcat(cat, tmp_path):
+    """``zstdcat`` (``zstd -dcf``) writes compressed inputs decoded and any other non-empty input
+    as it is, in the order given; so do ``nnccat`` and ``nncodec -dcf``."""
+    (tmp_path / "plain").write_bytes(b"not compressed\n")
+    (tmp_path / "empty").write_bytes(b"")
+    ours = _tool("nnc", ["-q", "a"], _ready(tmp_path / "nnc"))
+    assert ours.returncode == 0
+    command = [_script("nnccat")] if cat == ("nnccat",) else [sys.executable, "-m", "nncodec", *cat]
+    args = ["a.nnc", "../plain", "../empty"]
+    done = subprocess.run([*command, *args], cwd=tmp_path / "nnc", capture_output=True, check=False)
+    # the empty input is an error ("unexpected end of file" in zstd), the others are written
+    assert (done.returncode, done.stdout) == (1, DATA + b"not compressed\n")
+    if shutil.which("zstdcat"):
+        _tool("zst", ["-q", "a"], _ready(tmp_path / "zst"))
+        theirs = subprocess.run(["zstdcat", "a.zst", "../plain", "../empty"], cwd=tmp_path / "zst",
+                                capture_output=True, check=False)  # fmt: skip
+        assert (theirs.returncode, theirs.stdout) == (done.returncode, done.stdout)
+
+
+def test_cat_without_force_refuses_other_data(tmp_path):
+    (tmp_path / "plain").write_bytes(b"not compressed\n")
+    done = _tool("nnc", ["-dc", "plain"], tmp_path)
+    assert done.returncode == 1 and done.stdout == b""
+
+
+def test_unnc_decompresses_like_unzstd(tmp_path):
+    folder = _ready(tmp_path / "nnc")
+    _tool("nnc", ["-q", "--rm", "a"], folder)
+    done = subprocess.run([_script("unnc"), "-q", "a.nnc"], cwd=folder, capture_output=True, check=False)
+    assert done.returncode == 0 and (folder / "a").read_bytes() == DATA and (folder / "a.nnc").exists()
+    if shutil.which("unzstd"):
+        theirs = _ready(tmp_path / "zst")
+        _tool("zst", ["-q", "--rm", "a"], theirs)
+        assert subprocess.run(["unzstd", "-q", "a.zst"], cwd=theirs, check=False).returncode == 0
+        assert {p.name for p in theirs.iterdir()} == {"a", "a.zst"}
+
+
+def _ready(folder: Path) -> Path:
+    folder.mkdir()
+    _plain(folder, "")
+    return folder
