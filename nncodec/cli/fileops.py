@@ -59,11 +59,35 @@ class FileResult:
 # safe output: temporary file in the target directory, renamed when complete
 
 
+KEPT_FOR_SPECIAL_OUTPUT = "kept: the output is not a regular file, so --rm does not remove the source"
+
+
+def is_special(path: Path) -> bool:
+    """Whether ``path`` (links followed) is a device, FIFO or socket: a place to write into, never a
+    file to replace (``-o /dev/null``, ``-o /dev/stdout``, a named pipe)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 class PendingOutput:
     """An output file being written: a temporary file in the target's directory that becomes the
-    target only on ``commit`` (mode and mtime set, then renamed); otherwise it is removed."""
+    target only on ``commit`` (mode and mtime set, then renamed); otherwise it is removed. A target
+    that ``is_special`` is written into directly, as zstd does, and never replaced or chmod-ed."""
 
     def __init__(self, target: Path, force: bool) -> None:
+        self.target = target
+        self.force = force
+        self.committed = False
+        self.special = is_special(target)
+        if self.special:
+            try:
+                self.stream: BinaryIO = open(target, "wb")  # closed by commit or __exit__
+            except OSError as exc:
+                raise UserError(f"cannot write to {target}: {exc.strerror or exc}") from exc
+            return
         if target.exists() and not force:
             raise UserError(f"{target} already exists; not overwritten (use -f to overwrite)")
         directory = target.parent
@@ -71,14 +95,15 @@ class PendingOutput:
             fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         except OSError as exc:
             raise UserError(f"cannot write to {directory}: {exc.strerror or exc}") from exc
-        self.target = target
         self.path = Path(temp_name)
-        self.stream: BinaryIO = os.fdopen(fd, "wb")
-        self.force = force
-        self.committed = False
+        self.stream = os.fdopen(fd, "wb")
 
     def commit(self, source_stat: os.stat_result | None, metadata: FileMetadata | None) -> None:
         self.stream.flush()
+        if self.special:
+            self.stream.close()
+            self.committed = True
+            return
         os.fsync(self.stream.fileno())
         self.stream.close()
         mode = metadata.mode if metadata and metadata.mode is not None else None
@@ -112,8 +137,9 @@ class PendingOutput:
     def __exit__(self, *exc_info: object) -> None:
         if not self.committed:
             self.stream.close()
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            if not self.special:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
 
 
 def open_input(
@@ -218,14 +244,16 @@ def compress_file(
         _prepare_directory(directory)
         with PendingOutput(target, opts.force) as pending:
             stats = compress_into(src, pending.stream, opts, path=path, info=info, progress=progress)
-            if opts.remove_source:  # verify the written output before the source may go
+            if opts.remove_source and not pending.special:  # verify the output before the source goes
                 pending.stream.flush()
                 with open(pending.path, "rb") as check:
                     frames = engine.decompress_stream(check, None, threads=opts.threads)
                 if [f.content_checksum for f in frames] != [stats.content_checksum]:
                     raise UserError("verification of the written output failed; source kept")
             pending.commit(info, None)
-        if opts.remove_source and not stats.identical:
+        if opts.remove_source and pending.special:
+            result.notes.append(KEPT_FOR_SPECIAL_OUTPUT)
+        elif opts.remove_source and not stats.identical:
             result.notes.append(
                 "kept: decompressing gives a different file (re-encoded PNG or near-lossless pixels), "
                 "so --rm does not remove it"
@@ -286,10 +314,14 @@ def decompress_file(
         if same_file(path, target):
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
+        special = is_special(target)
         frames = _decompress_to_file(src, target, opts, info, progress)
-        if opts.remove_source:
+        if opts.remove_source and not special:
             os.unlink(path)
-    return _frames_result(frames, str(target))
+    result = _frames_result(frames, str(target))
+    if opts.remove_source and special:
+        result.notes.append(KEPT_FOR_SPECIAL_OUTPUT)
+    return result
 
 
 def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | None = None) -> FileResult:
@@ -326,6 +358,7 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> int:
 
 STDIN_IS_TERMINAL = "stdin is a terminal; refusing to read compressed data from it"
 STDOUT_IS_TERMINAL = "stdout is a terminal; refusing to write compressed data"
+STDIN_TYPED = "stdin is a terminal; refusing to compress what is typed (pipe data in)"
 
 
 def not_a_terminal(stream: BinaryIO, opts: FileOptions, message: str) -> BinaryIO:
@@ -340,10 +373,10 @@ def stream_job(
     progress: Callable[[int], None] | None = None,
 ) -> FileResult:  # fmt: skip
     """A job on stdin (``path`` "-") or to stdout: ``op`` is compress, decompress or test; the
-    output goes to the file ``output`` (``-o``) when given, else to ``stdout``. Compressed data is
-    never read from or written to a terminal unless ``force``."""
+    output goes to the file ``output`` (``-o``) when given, else to ``stdout``. Without ``force``,
+    a terminal is never read (zstd: "stdin is a console") nor sent compressed data."""
     if path == "-":
-        src, info = (not_a_terminal(stdin, opts, STDIN_IS_TERMINAL) if op != "compress" else stdin), None
+        src, info = not_a_terminal(stdin, opts, STDIN_IS_TERMINAL if op != "compress" else STDIN_TYPED), None
     else:
         if op == "compress":
             _check_suffix(path, opts)

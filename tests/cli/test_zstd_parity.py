@@ -9,7 +9,9 @@ the outcome recorded here from zstd 1.5.4. (Issue 18 grows this suite to every e
 from __future__ import annotations
 
 import os
+import pty
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+import nncodec
 
 DATA = b"hello, parity\n" * 200
 
@@ -178,3 +182,71 @@ def _ready(folder: Path) -> Path:
     folder.mkdir()
     _plain(folder, "")
     return folder
+
+
+def _drain(fifo: Path, sink: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        with open(fifo, "rb") as pipe:
+            sink.append(pipe.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_output_into_a_fifo_is_written_not_replaced(suffix, tmp_path):
+    """``-o PIPE`` writes into the named pipe (zstd does); the pipe stays a pipe, the temporary
+    file and rename of regular outputs do not apply, and --rm keeps the source."""
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    folder = _ready(tmp_path / suffix)
+    os.mkfifo(folder / "pipe")
+    received: list[bytes] = []
+    reader = _drain(folder / "pipe", received)
+    done = _tool(suffix, ["-q", "-o", "pipe", "a"], folder)
+    reader.join(timeout=60)
+    assert done.returncode == 0
+    assert stat.S_ISFIFO(os.lstat(folder / "pipe").st_mode)
+    assert {p.name for p in folder.iterdir()} == {"a", "pipe"}
+    if suffix == "nnc":
+        assert nncodec.decompress(received[0]) == DATA
+        reader = _drain(folder / "pipe", received)
+        kept = _tool(suffix, ["-o", "pipe", "--rm", "a"], folder)
+        reader.join(timeout=60)
+        assert kept.returncode == 0 and b"--rm does not remove" in kept.stderr and (folder / "a").exists()
+
+
+def test_output_into_a_device_leaves_the_device(tmp_path):
+    """``-o /dev/null`` must write into the device, never replace the node: checked on a device
+    node of the test's own (made with mknod where the user may), so a failure breaks nothing."""
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs privileges this user lacks")
+    try:
+        open(device, "wb").close()
+    except OSError:
+        pytest.skip("device nodes cannot be opened on this file system (mounted nodev)")
+    folder = _ready(tmp_path / "work")
+    done = _tool("nnc", ["-q", "-o", str(device), "a"], folder)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    done = _tool("nnc", ["-q", "-f", "-o", str(device), "a"], folder)
+    assert done.returncode == 0 and stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_compressing_a_terminal_is_refused(suffix, tmp_path):
+    """With no file and a terminal on stdin, zstd says "stdin is a console, aborting"; nncodec
+    refuses the same way instead of waiting for typed input."""
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(_command(suffix), stdin=terminal, capture_output=True, timeout=60, check=False)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 1 and done.stdout == b""
