@@ -114,6 +114,8 @@ class Options:
     recursive: bool = False
     output_dir: str | None = None
     dask: str | None = None
+    #: --progress (True: shown even when stderr is no terminal) / --no-progress (False); None: default
+    progress: bool | None = None
 
     def say(self, level: int, message: str) -> None:
         if self.verbosity >= level:
@@ -165,9 +167,10 @@ def _size(path: str) -> int:
 
 
 def _progress_bar(opts: Options, total: int | None, label: str) -> object:
-    """A tqdm bar on stderr, shown only when stderr is a terminal, not with -q, and only once the
-    work has lasted a second (short runs print nothing)."""
-    if opts.verbosity < 0 or not sys.stderr.isatty():
+    """A tqdm bar on stderr once the work has lasted a second (short runs print nothing): by default
+    only when stderr is a terminal and not with -q; always with --progress, never with --no-progress."""
+    wanted = opts.verbosity >= 0 and sys.stderr.isatty() if opts.progress is None else opts.progress
+    if not wanted:
         return None
     from tqdm import tqdm
 
@@ -246,7 +249,7 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
         if _bar is not None:
             _bar.close()  # type: ignore[attr-defined]
             _bar = None
-    if len(plan.jobs) > 1 or opts.recursive:
+    if (len(plan.jobs) > 1 or opts.recursive) and not opts.stdout:  # zstd: no summary with -c
         opts.say(
             0, _summary(op, done, len(plan.jobs) - done, total_in, total_out, time.perf_counter() - started)
         )
@@ -416,6 +419,8 @@ def _common_options(func: Callable) -> Callable:
                      help="Overwrite outputs; allow terminals; compress files already ending in .nnc."),
         click.option("-r", "--recursive", is_flag=True,
                      help="Walk directories (symbolic links in them are skipped with a warning)."),
+        click.option("--progress/--no-progress", "progress", default=None,
+                     help="Show a progress bar even when stderr is not a terminal / never show one."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -495,7 +500,7 @@ def _io_options_from(common: dict[str, Any], files: FileOptions) -> Options:
     return _options(
         common["quiet"], common["verbose"], common["threads"], common["force"], common["recursive"], files,
         output=common["output"], stdout=common["to_stdout"], output_dir=common["output_dir"],
-        dask=common["dask_address"],
+        dask=common["dask_address"], progress=common["progress"],
     )  # fmt: skip
 
 

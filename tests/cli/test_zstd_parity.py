@@ -250,3 +250,31 @@ def test_compressing_a_terminal_is_refused(suffix, tmp_path):
         os.close(controller)
         os.close(terminal)
     assert done.returncode == 1 and done.stdout == b""
+
+
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_no_summary_line_when_writing_to_stdout(suffix, tmp_path):
+    """Several files with -c or -dc: the data on stdout and nothing on stderr (zstd prints its
+    "2 files decompressed" line only when it writes files)."""
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    folder = _ready(tmp_path / suffix)
+    (folder / "b").write_bytes(DATA[::-1])
+    packed = _tool(suffix, ["-c", "a", "b"], folder)
+    assert packed.returncode == 0 and packed.stderr == b""
+    (folder / f"ab.{suffix}").write_bytes(packed.stdout)
+    unpacked = _tool(suffix, ["-dc", f"ab.{suffix}", f"ab.{suffix}"], folder)
+    assert (unpacked.returncode, unpacked.stderr) == (0, b"")
+    assert unpacked.stdout == 2 * (DATA + DATA[::-1])
+    written = _tool(suffix, ["-f", "a", "b"], folder)
+    assert written.returncode == 0 and b"2 files" in written.stderr  # but a summary when writing files
+
+
+@pytest.mark.parametrize(("flag", "shown"), [("--progress", True), ("--no-progress", False), (None, False)])
+def test_progress_flags(flag, shown, tmp_path):
+    """--progress shows the bar even on a pipe (zstd's --progress), --no-progress never; by default
+    a pipe sees none. The text codec on 60 KB takes seconds, past the bar's one-second delay."""
+    text = Path(__file__).resolve().parents[2] / "testdata" / "text" / "dickens_head.txt"
+    done = _tool("nnc", [*([flag] if flag else []), "-c", str(text)], tmp_path)
+    assert done.returncode == 0
+    assert (b"compressing" in done.stderr) == shown, done.stderr[-300:]
