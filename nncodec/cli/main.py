@@ -84,11 +84,25 @@ def _split_bundles(args: list[str]) -> list[str]:
     return out
 
 
+def _last_output_wins(args: list[str]) -> list[str]:
+    """``-c`` and ``-o FILE`` both given: the later one wins, as in zstd (``-c -o x`` writes x)."""
+    end = args.index("--") if "--" in args else len(args)
+    to_stdout = [i for i in range(end) if args[i] in ("-c", "--stdout")]
+    to_file = [i for i in range(end) if args[i] in ("-o", "--output") or args[i].startswith("--output=")]
+    if not to_stdout or not to_file:
+        return args
+    if max(to_stdout) > max(to_file):  # drop every -o and its value
+        drop = {j for i in to_file for j in ((i,) if "=" in args[i] else (i, i + 1))}
+    else:
+        drop = set(to_stdout)
+    return [a for i, a in enumerate(args) if i not in drop]
+
+
 class ZstdStyleGroup(click.Group):
     """A group whose default command is chosen by mode flags, so zstd/gzip habits work."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        args = _split_bundles(list(args))
+        args = _last_output_wins(_split_bundles(list(args)))
         if args and (args[0] in self.commands or args[0] in ("-h", "--help", "-V", "--version")):
             return super().parse_args(ctx, args)
         if ctx.resilient_parsing and not args:  # shell completion of the first word: the commands

@@ -278,3 +278,17 @@ def test_progress_flags(flag, shown, tmp_path):
     done = _tool("nnc", [*([flag] if flag else []), "-c", str(text)], tmp_path)
     assert done.returncode == 0
     assert (b"compressing" in done.stderr) == shown, done.stderr[-300:]
+
+
+@pytest.mark.parametrize("order", [("-c", "-o", "out"), ("-o", "out", "-c")])
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_the_later_of_c_and_o_wins(order, suffix, tmp_path):
+    """zstd: ``-c -o out`` writes out, ``-o out -c`` writes to stdout."""
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    folder = _ready(tmp_path / suffix)
+    done = _tool(suffix, ["-q", *order, "a"], folder)
+    assert done.returncode == 0
+    to_file = order[0] == "-c"
+    assert (folder / "out").exists() == to_file
+    assert bool(done.stdout) != to_file
