@@ -477,6 +477,16 @@ def main() -> None:
       nncodec -l *.nnc             a table: sizes, ratio, codec, model
       nncodec bench FILE...        nncodec against gzip, xz, zstd, PPMd, ...
 
+    \b
+    Everyday flags (`nncodec compress -h` and `nncodec decompress -h` list them all):
+      -d, -t, -l         decompress / test / list instead of compress
+      -c                 write to stdout             -o FILE   write to FILE
+      -k, --rm           keep inputs (default) / remove them after a verified output
+      -f                 overwrite, follow symbolic links, allow terminals
+      -r, -T N           walk directories / use N cores (0: all)
+      -q, -v             fewer / more messages       --no-progress   no progress bar
+      --max-error N      images: near-lossless, every subpixel within N
+
     Shell completion: eval "$(_NNCODEC_COMPLETE=bash_source nncodec)" (zsh_source, fish_source).
 
     Exit codes: 0 ok, 1 error (reported; other files still processed), 2 usage error.

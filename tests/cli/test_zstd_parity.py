@@ -292,3 +292,12 @@ def test_the_later_of_c_and_o_wins(order, suffix, tmp_path):
     to_file = order[0] == "-c"
     assert (folder / "out").exists() == to_file
     assert bool(done.stdout) != to_file
+
+
+def test_help_lists_the_everyday_flags(tmp_path):
+    """``nncodec -h``, like ``zstd -h``, shows the flags people type, not only the subcommands."""
+    shown = _tool("nnc", ["-h"], tmp_path).stdout.decode()
+    everyday = ["-d", "-t", "-l", "-c", "-o FILE", "-k", "--rm", "-f", "-r", "-T N", "-q", "-v"]
+    everyday.append("--max-error")
+    for flag in everyday:
+        assert f" {flag}" in shown, flag
