@@ -292,13 +292,13 @@ def peek_metadata(src: BinaryIO) -> FileMetadata | None:
 def _decompress_to_file(
     src: BinaryIO, target: Path, opts: FileOptions, source_stat: os.stat_result | None,
     progress: Callable[[int], None] | None,
-) -> list[engine.FrameStats]:  # fmt: skip
+) -> tuple[list[engine.FrameStats], bool]:  # fmt: skip
     """Decode ``src`` into ``target`` safely; its mode and mtime come from the frame (``store_name``),
-    else from ``source_stat``."""
+    else from ``source_stat``. Also says whether ``target`` was a device or FIFO written into."""
     with PendingOutput(target, opts.force) as pending:
         frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
         pending.commit(source_stat, frames[0].header.metadata if opts.store_name else None)
-    return frames
+    return frames, pending.special
 
 
 def decompress_file(
@@ -314,8 +314,7 @@ def decompress_file(
         if same_file(path, target):
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
-        special = is_special(target)
-        frames = _decompress_to_file(src, target, opts, info, progress)
+        frames, special = _decompress_to_file(src, target, opts, info, progress)
         if opts.remove_source and not special:
             os.unlink(path)
     result = _frames_result(frames, str(target))
@@ -381,6 +380,7 @@ def stream_job(
         if op == "compress":
             _check_suffix(path, opts)
         src, info = open_input(path, follow_links=opts.force)
+    opened = src  # closed at the end (what wraps it below does not close it)
     try:
         if op == "compress":
             if output is not None:
@@ -401,10 +401,10 @@ def stream_job(
         if op == "test":
             frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
         elif output is not None:
-            frames = _decompress_to_file(src, Path(output), opts, None, progress)
+            frames = _decompress_to_file(src, Path(output), opts, None, progress)[0]
         else:
             frames = engine.decompress_stream(src, stdout, threads=opts.threads, progress=progress)
         return _frames_result(frames)
     finally:
         if path != "-":
-            src.close()
+            opened.close()
