@@ -549,6 +549,9 @@ Examples:
               help="Images: near-lossless, every subpixel within N of the original (0 = lossless).")
 @click.option("--image-model", type=click.Choice(IMAGE_MODELS), default="nextpixel", show_default=True,
               help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).")
+@click.option("--png-pixels", is_flag=True,
+              help="PNG: keep the pixels and chunks, not the file's exact bytes (smaller; also for PNGs "
+                   "whose deflate stream cannot be rebuilt). `info` says so.")
 @click.option("-z", "--compress", "compress_flag", is_flag=True, hidden=True)
 def compress(
     files: tuple[str, ...],
@@ -557,12 +560,15 @@ def compress(
     block_size: int | None,
     max_error: int,
     image_model: str,
+    png_pixels: bool,
     **common: Any,
 ) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
     codec_options: dict[str, object] = {"max_error": max_error} if max_error else {}
     if image_model != "nextpixel":
         codec_options["image_model"] = image_model
+    if png_pixels:
+        codec_options["png_pixels"] = True
     file_options = FileOptions(
         codec=codec, block_size=block_size, codec_options=codec_options, store_name=not no_name
     )

@@ -28,7 +28,10 @@ Payload::
     method 1 (16-bit): zstd of the (W + N - NW) residuals, uint16 little-endian, mod 2^16
 
 Frame params: format version (1), max error N (0: lossless), then, when N > 0, the PSNR (float64
-little-endian, +inf when no pixel changed).
+little-endian, +inf when no pixel changed); when N = 0, an optional flags byte: bit 0 set when a PNG
+was coded as pixels only (``--png-pixels``: the file comes back with the same pixels and chunks but
+not the same bytes). Without that byte a PNG comes back byte for byte (nncodec/image/imagefile.py);
+files written before byte-exact PNG carry no recipe in their layout and decode as they did.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ from nncodec.nn.mixing import ContextMixer
 IMAGE_MODEL_ID = "image-v2"
 FORMAT_VERSION = 1
 METHOD_MODEL, METHOD_DELTA16 = 0, 1
+FLAG_PNG_PIXELS = 1
+PNG_PIXELS_NOTE = "pixels only: the same pixels, not the same file bytes"
 MAX_ERROR = 32
 #: adaptive statistics mixed into the model per stripe (nncodec/nn/mixing.py over residual tokens):
 #: contexts are (channel, local activity), then + the W residual, then + the N residual
@@ -123,12 +128,19 @@ class ImageCodec(Codec):
     max_block_size = 1 << 30
 
     def __init__(
-        self, model: LoadedModel, max_error: int = 0, stripe_rows: int = STRIPE_ROWS, decode_groups: int = 0
+        self,
+        model: LoadedModel,
+        max_error: int = 0,
+        stripe_rows: int = STRIPE_ROWS,
+        decode_groups: int = 0,
+        png_pixels: bool = False,
     ) -> None:
         if not 0 <= max_error <= MAX_ERROR:
             raise ValueError(f"max error must be 0..{MAX_ERROR}")
         self._model = model
         self.max_error = max_error
+        self.png_pixels = png_pixels  # asked for: code PNGs as pixels only
+        self.png_pixels_used = False  # a PNG was coded so (recorded in the params)
         self.stripe_rows = stripe_rows
         self.decode_groups = decode_groups  # stripes decoded together (0: an equal share per worker)
         self.psnr: float | None = None
@@ -136,25 +148,34 @@ class ImageCodec(Codec):
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> ImageCodec:
-        return cls(find_model(IMAGE_MODEL_ID), max_error=int(options.get("max_error") or 0))
+        return cls(
+            find_model(IMAGE_MODEL_ID),
+            max_error=int(options.get("max_error") or 0),
+            png_pixels=bool(options.get("png_pixels")),
+        )
 
     @classmethod
     def from_header(cls, params: bytes, model: LoadedModel | None) -> ImageCodec:
         if len(params) < 2 or params[0] != FORMAT_VERSION or params[1] > MAX_ERROR:
             raise CorruptError(f"image codec parameters {params.hex()} not understood (newer nncodec?)")
-        if len(params) != (2 if params[1] == 0 else 10):
+        if len(params) not in ((2, 3) if params[1] == 0 else (10,)):
             raise CorruptError("image codec parameters have the wrong length")
+        if len(params) == 3 and params[2] != FLAG_PNG_PIXELS:
+            raise CorruptError(f"image codec flags {params[2]:#x} not understood (newer nncodec?)")
         if model is None:
             raise CorruptError("image frame names no model")
         codec = cls(model, max_error=params[1])
         if params[1]:
             (codec.psnr,) = struct.unpack("<d", params[2:10])
+        codec.png_pixels_used = len(params) == 3
         return codec
 
     def params(self) -> bytes:
         out = bytes([FORMAT_VERSION, self.max_error])
         if self.max_error:
             out += struct.pack("<d", self.psnr if self.psnr is not None else math.inf)
+        elif self.png_pixels_used:
+            out += bytes([FLAG_PNG_PIXELS])
         return out
 
     @classmethod
@@ -162,6 +183,8 @@ class ImageCodec(Codec):
         if len(params) < 2 or params[0] != FORMAT_VERSION:
             return []
         if not params[1]:
+            if params[2:] == bytes([FLAG_PNG_PIXELS]):
+                return [("pixels", "lossless"), ("png", PNG_PIXELS_NOTE)]
             return [("pixels", "lossless")]
         psnr = struct.unpack("<d", params[2:10])[0] if len(params) >= 10 else math.nan
         shown = "inf (no pixel changed)" if math.isinf(psnr) else f"{psnr:.2f} dB"
@@ -178,9 +201,11 @@ class ImageCodec(Codec):
 
     def encode_block_with_output(self, data: bytes) -> tuple[bytes, bytes]:
         try:
-            layout, pixels = imagefile.parse(data)
+            layout, pixels = imagefile.parse(data, exact_png=not (self.max_error or self.png_pixels))
         except imagefile.NotSupported as exc:
             raise BlockDeclined(str(exc)) from exc
+        if layout.kind == "png" and self.png_pixels and not self.max_error:
+            self.png_pixels_used = True
         if layout.bits == 16:
             if self.max_error:
                 raise BlockDeclined("near-lossless coding of 16-bit images is not supported")
@@ -204,7 +229,8 @@ class ImageCodec(Codec):
             if self.max_error:
                 self.psnr = _psnr(pixels, decoded)
         payload = layout.pack() + body
-        output = data if layout.kind == "raw" and not self.max_error else imagefile.rebuild(layout, decoded)
+        exact = layout.kind == "raw" or layout.recipe is not None  # parse checked that rebuild gives data
+        output = data if exact and not self.max_error else imagefile.rebuild(layout, decoded)
         return payload, output
 
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
@@ -301,7 +327,7 @@ class ImageCodec(Codec):
             raise CorruptError("image payload truncated")
         method, pos = payload[pos], pos + 1
         height, width, channels = layout.shape
-        if height * width * channels * (layout.bits // 8) > original_size:
+        if not layout.fits(original_size):
             raise CorruptError("image larger than the block it decodes to")  # bounds what we allocate
         if method == METHOD_DELTA16 and layout.bits == 16:
             raw = zstd_decompress(payload[pos:], height * width * channels * 2, "image payload")

@@ -29,7 +29,8 @@ Payload::
                     (0: RGB patches, 1: one plane per channel) | streams
     streams:        varint chunk | varint S | S x varint size | S range-coded streams
 
-Frame params: format version (1).
+Frame params: format version (1), then an optional flags byte: 1 when a PNG was coded as pixels only
+(``--png-pixels``); without it a PNG comes back byte for byte (nncodec/image/imagefile.py).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from nncodec.image.circuit import HCLT
 from nncodec.image.transforms import forward_transform, from_patches, inverse_transform, to_patches
 
 FORMAT_VERSION = 1
+FLAG_PNG_PIXELS = 1
 KIND_IDX, KIND_IMAGE = 0, 1
 PLANES_RGB, PLANES_EACH = 0, 1
 IDX_MODELS = ("pc-mnist-v2", "pc-fashion-v2")
@@ -62,8 +64,10 @@ class ImagePCCodec(Codec):
     needs_whole_input = True
     max_block_size = 1 << 30
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, png_pixels: bool = False) -> None:
         self._model = model
+        self.png_pixels = png_pixels  # asked for: code PNGs as pixels only
+        self.png_pixels_used = False  # a PNG was coded so (recorded in the params)
 
     @property
     def model(self) -> LoadedModel:
@@ -78,8 +82,8 @@ class ImagePCCodec(Codec):
         if options.get("max_error"):
             raise CodecUnavailableError("the image-pc codec is lossless only (--max-error needs nextpixel)")
         header = idx_header(sample)
-        if header is None:
-            return cls(find_model(RGB_MODEL))  # the encoder switches to the gray model if it needs it
+        if header is None:  # the encoder switches to the gray model if it needs it
+            return cls(find_model(RGB_MODEL), png_pixels=bool(options.get("png_pixels")))
         models = []
         for model_id in IDX_MODELS:
             try:
@@ -98,22 +102,25 @@ class ImagePCCodec(Codec):
 
     @classmethod
     def from_header(cls, params: bytes, model: LoadedModel | None) -> ImagePCCodec:
-        if params != bytes([FORMAT_VERSION]):
+        if params not in (bytes([FORMAT_VERSION]), bytes([FORMAT_VERSION, FLAG_PNG_PIXELS])):
             raise CorruptError(f"image-pc codec parameters {params.hex()} not understood (newer nncodec?)")
         if model is None:
             raise CorruptError("image-pc frame names no model")
-        return cls(model)
+        codec = cls(model)
+        codec.png_pixels_used = len(params) == 2
+        return codec
 
     def params(self) -> bytes:
-        return bytes([FORMAT_VERSION])
+        return bytes([FORMAT_VERSION, FLAG_PNG_PIXELS] if self.png_pixels_used else [FORMAT_VERSION])
 
     @classmethod
     def describe_params(cls, params: bytes) -> list[tuple[str, str]]:
-        return (
-            [("pixels", "lossless, probabilistic circuit (HCLT)")]
-            if params == bytes([FORMAT_VERSION])
-            else []
-        )
+        if params[:1] != bytes([FORMAT_VERSION]) or len(params) > 2:
+            return []
+        described = [("pixels", "lossless, probabilistic circuit (HCLT)")]
+        if params[1:] == bytes([FLAG_PNG_PIXELS]):
+            described.append(("png", "pixels only: the same pixels, not the same file bytes"))
+        return described
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
         return len(payload) > len(data) // 4  # zstd cannot beat a quarter of an image
@@ -128,9 +135,10 @@ class ImagePCCodec(Codec):
         if header is not None:
             return self._encode_idx(data, header), data
         try:
-            layout, pixels = imagefile.parse(data)
+            layout, pixels = imagefile.parse(data, exact_png=not self.png_pixels)
         except imagefile.NotSupported as exc:
             raise BlockDeclined(str(exc)) from exc
+        self.png_pixels_used |= layout.kind == "png" and self.png_pixels
         if layout.bits != 8:
             raise BlockDeclined("the image-pc codec codes 8-bit images only")
         planes = PLANES_RGB if layout.channels == 3 else PLANES_EACH
@@ -141,7 +149,8 @@ class ImagePCCodec(Codec):
                 raise BlockDeclined(str(exc)) from exc
         samples = self._image_samples(pixels, planes)
         payload = bytes([KIND_IMAGE]) + layout.pack() + bytes([planes]) + self._encode_samples(samples)
-        output = data if layout.kind == "raw" else imagefile.rebuild(layout, pixels)
+        exact = layout.kind == "raw" or layout.recipe is not None  # parse checked that rebuild gives data
+        output = data if exact else imagefile.rebuild(layout, pixels)
         return payload, output
 
     def _encode_idx(self, data: bytes, header: tuple[int, int, int]) -> bytes:
@@ -212,7 +221,7 @@ class ImagePCCodec(Codec):
             raise CorruptError("image-pc payload truncated or not an 8-bit image")
         planes, pos = payload[pos], pos + 1
         h, w, c = layout.shape
-        if h * w * c > original_size:
+        if not layout.fits(original_size):
             raise CorruptError("image larger than the block it decodes to")  # bounds what we allocate
         patch = shape[0]
         ph, pw = h + -h % patch, w + -w % patch

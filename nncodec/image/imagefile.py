@@ -9,11 +9,15 @@ declined and coded as bytes by another codec:
   byte-identical; ``parse`` checks that before accepting a file.
 * **png** — non-interlaced PNG with 8-bit gray, gray+alpha, RGB, RGBA or palette pixels, or 16-bit
   gray: every chunk except IDAT is kept verbatim and in order (IHDR, PLTE, tRNS, gAMA, iCCP, tEXt,
-  ...); the pixels are written back as new IDAT data. The PNG bytes are not reproduced (the
-  original's zlib stream is not kept), only its pixels, mode and metadata chunks. The new IDAT is a
-  zlib stream of *stored* deflate blocks with filter 0, written by this module: its bytes depend on
-  nothing but the pixels, so the container's checksums hold on any machine (a zlib library's
-  compressed output differs between zlib, zlib-ng and versions).
+  ...). By default the file comes back **byte for byte**: the layout carries a *recipe*
+  (nncodec/image/pngdeflate.py: each row's filter type, the zlib parameters that reproduce the IDAT
+  stream, the IDAT chunk lengths), and ``parse`` accepts the file only if ``rebuild`` gives back its
+  exact bytes. A PNG whose stream no zlib recipe reproduces is declined (NotSupported) and coded as
+  bytes. With ``exact_png=False`` (``--png-pixels``, and near-lossless coding) only the pixels, mode
+  and other chunks are kept: the IDAT is rewritten as a zlib stream of *stored* deflate blocks with
+  filter 0, whose bytes depend on nothing but the pixels.
+
+  The recipe's filter types (one byte per row) are the last ``height`` bytes of the skeleton.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from PIL import Image
 from nncodec.core.detect import PNG_SIGNATURE
 from nncodec.core.framing import encode_varint, payload_varint
 from nncodec.entropy.backends import zstd_compress, zstd_decompress
+from nncodec.image import pngdeflate
 
 #: Pillow modes coded as 8-bit channels, and the 16-bit ones (big- or little-endian gray, 16-bit PNM)
 MODES_8BIT = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "P": 1}
@@ -55,9 +60,12 @@ class Layout:
     skeleton: bytes  # png: all chunks but IDAT, with the IDAT position; raw: bytes outside tiles
     tiles: list[dict] = field(default_factory=list)  # raw: offset, length, box, rawmode, stride, ystep
     idat_at: int = 0  # png: offset in the skeleton where the IDAT chunks go
+    recipe: dict | None = None  # png: how to rebuild the exact IDAT bytes (None: pixels only)
 
     def to_json(self) -> bytes:
         fields = {k: v for k, v in self.__dict__.items() if k != "skeleton"}
+        if self.recipe is None:  # pixels-only layouts keep the JSON they had before recipes existed
+            del fields["recipe"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -77,10 +85,47 @@ class Layout:
         expected = MODES_8BIT.get(self.mode) if self.bits == 8 else MODES_16BIT.get(self.mode)
         if expected != self.channels:
             raise ValueError("image mode and channels disagree")
+        if self.recipe is not None:
+            self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        recipe = self.recipe
+        ranges = {"level": (0, 9), "wbits": (8, 15), "memlevel": (1, 9), "strategy": (0, 4)}
+        if (
+            self.kind != "png"
+            or not isinstance(recipe, dict)
+            or set(recipe) != {*ranges, "idat"}
+            or any(type(recipe[k]) is not int or not lo <= recipe[k] <= hi for k, (lo, hi) in ranges.items())
+            or not isinstance(recipe["idat"], list)
+            or not all(isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r)
+                       for r in recipe["idat"])  # fmt: skip
+            or len(self.skeleton) < self.idat_at + self.height
+        ):
+            raise ValueError("PNG recipe out of range")
+
+    @property
+    def params(self) -> pngdeflate.Params:
+        assert self.recipe is not None
+        return self.recipe["level"], self.recipe["wbits"], self.recipe["memlevel"], self.recipe["strategy"]
+
+    def pixels_only(self) -> Layout:
+        """The same layout without the PNG recipe (the file comes back with the same pixels only)."""
+        if self.recipe is None:
+            return self
+        chunks = self.skeleton[: len(self.skeleton) - self.height]
+        return Layout(self.kind, self.mode, self.height, self.width, self.channels, self.bits, chunks,
+                      idat_at=self.idat_at)  # fmt: skip
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.height, self.width, self.channels
+
+    def fits(self, file_size: int) -> bool:
+        """Whether a file of ``file_size`` bytes can hold these pixels: a decoder's bound on what it
+        allocates. A PNG rebuilt by its recipe deflates them (at most 1032:1), other files hold them
+        uncompressed."""
+        pixel_bytes = self.height * self.width * self.channels * (self.bits // 8)
+        return pixel_bytes <= (file_size * 1032 + 4096 if self.recipe is not None else file_size)
 
     def pack(self) -> bytes:
         """The layout as the image codecs store it::
@@ -102,11 +147,12 @@ class Layout:
         return cls.from_json(head, skeleton), pos + size
 
 
-def parse(data: bytes) -> tuple[Layout, np.ndarray]:
-    """-> (layout, pixels (H, W, C) uint8 or uint16); raises NotSupported."""
+def parse(data: bytes, exact_png: bool = True) -> tuple[Layout, np.ndarray]:
+    """-> (layout, pixels (H, W, C) uint8 or uint16); raises NotSupported. ``exact_png=False`` keeps
+    a PNG's pixels and chunks but not its IDAT bytes (see the module docstring)."""
     try:
         if data.startswith(PNG_SIGNATURE):
-            layout, pixels = _parse_png(data)
+            layout, pixels = _parse_png(data, exact_png)
         else:
             layout, pixels = _parse_raw(data)
         rebuilt = rebuild(layout, pixels)
@@ -116,7 +162,9 @@ def parse(data: bytes) -> tuple[Layout, np.ndarray]:
         raise NotSupported(f"not an image this codec rebuilds ({exc})") from exc
     if layout.kind == "raw" and rebuilt != data:
         raise NotSupported("raw image bytes are not reproduced exactly by their layout")
-    if layout.kind == "png":
+    if layout.recipe is not None and rebuilt != data:
+        raise NotSupported("PNG bytes are not reproduced exactly by their recipe")
+    if layout.kind == "png" and layout.recipe is None:
         mode, again = _pillow_pixels(rebuilt)
         if mode != layout.mode or not np.array_equal(again, pixels):
             raise NotSupported("PNG pixels are not reproduced exactly")
@@ -161,7 +209,7 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
     return chunks
 
 
-def _parse_png(data: bytes) -> tuple[Layout, np.ndarray]:
+def _parse_png(data: bytes, exact: bool) -> tuple[Layout, np.ndarray]:
     chunks = _chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
         raise NotSupported("PNG without IHDR/IEND")
@@ -183,7 +231,43 @@ def _parse_png(data: bytes) -> tuple[Layout, np.ndarray]:
     bits = 16 if depth == 16 else 8
     layout = Layout("png", mode, height, width, pixels.shape[2], bits, skeleton + tail, idat_at=idat_at)
     layout.check()
+    if exact:
+        idat = [body for kind, _, body in chunks if kind == b"IDAT"]
+        layout.recipe, types = _find_recipe(layout, pixels, idat)
+        layout.skeleton += types
     return layout, pixels
+
+
+def _scanline_rows(layout: Layout, pixels: np.ndarray) -> np.ndarray:
+    """The unfiltered PNG rows of these pixels, (H, bytes per row) uint8."""
+    height, width, channels = layout.shape
+    if layout.bits == 16:
+        return pixels.astype(">u2").view(np.uint8).reshape(height, width * channels * 2)
+    return pixels.astype(np.uint8).reshape(height, width * channels)
+
+
+def _find_recipe(layout: Layout, pixels: np.ndarray, idat: list[bytes]) -> tuple[dict, bytes]:
+    """The recipe that rebuilds these IDAT chunks from the pixels, and the rows' filter types."""
+    stream = b"".join(idat)
+    rows = _scanline_rows(layout, pixels)
+    expected = rows.size + layout.height
+    inflater = zlib.decompressobj()
+    scanlines = inflater.decompress(stream, expected + 1)
+    if len(scanlines) != expected or not inflater.eof or inflater.unused_data:
+        raise NotSupported("PNG IDAT stream is not one zlib stream of exactly the image's scanlines")
+    types = np.frombuffer(scanlines, np.uint8)[:: rows.shape[1] + 1].copy()
+    if types.max(initial=0) > 4:
+        raise NotSupported("PNG row filter type out of range")
+    bpp = max(1, layout.channels * layout.bits // 8)
+    if pngdeflate.filter_rows(rows, types, bpp).tobytes() != scanlines:
+        raise NotSupported("PNG scanlines disagree with the decoded pixels")
+    params = pngdeflate.find_params(scanlines, stream)
+    if params is None:
+        raise NotSupported("PNG deflate stream not reproducible by zlib (another encoder wrote it)")
+    level, wbits, memlevel, strategy = params
+    recipe = {"level": level, "wbits": wbits, "memlevel": memlevel, "strategy": strategy,
+              "idat": pngdeflate.runs([len(body) for body in idat])}  # fmt: skip
+    return recipe, types.tobytes()
 
 
 def _stored_zlib(raw: bytes) -> bytes:
@@ -203,15 +287,22 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _rebuild_png(layout: Layout, pixels: np.ndarray) -> bytes:
-    height, width, channels = layout.shape
-    if layout.bits == 16:
-        rows = pixels.astype(">u2").view(np.uint8).reshape(height, width * channels * 2)
+    rows = _scanline_rows(layout, pixels)
+    if layout.recipe is None:
+        scanlines = np.concatenate([np.zeros((layout.height, 1), np.uint8), rows], axis=1).tobytes()
+        stream = _stored_zlib(scanlines)
+        bodies = [stream[a : a + (1 << 20)] for a in range(0, len(stream), 1 << 20)]
+        chunks = layout.skeleton
     else:
-        rows = pixels.astype(np.uint8).reshape(height, width * channels)
-    scanlines = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
-    stream = _stored_zlib(scanlines)
-    idat = b"".join(_png_chunk(b"IDAT", stream[a : a + (1 << 20)]) for a in range(0, len(stream), 1 << 20))
-    return layout.skeleton[: layout.idat_at] + idat + layout.skeleton[layout.idat_at :]
+        chunks = layout.skeleton[: len(layout.skeleton) - layout.height]
+        types = np.frombuffer(layout.skeleton[len(chunks) :], np.uint8)
+        if types.max(initial=0) > 4:
+            raise ValueError("PNG row filter type out of range")
+        bpp = max(1, layout.channels * layout.bits // 8)
+        stream = pngdeflate.compress(pngdeflate.filter_rows(rows, types, bpp).tobytes(), layout.params)
+        bodies = pngdeflate.split_runs(stream, layout.recipe["idat"])
+    idat = b"".join(_png_chunk(b"IDAT", body) for body in bodies)
+    return chunks[: layout.idat_at] + idat + chunks[layout.idat_at :]
 
 
 # -- raw layouts (PNM, BMP, uncompressed TIFF) ----------------------------------------------------
