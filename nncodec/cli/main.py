@@ -30,7 +30,7 @@ from nncodec import __version__
 from nncodec.cli import batch, fileops
 from nncodec.cli.fileops import STDIN_IS_TERMINAL, SUFFIX, FileOptions, UserError, not_a_terminal, open_input
 from nncodec.codecs import CODEC_CHOICES, IMAGE_MODELS
-from nncodec.core import engine
+from nncodec.core import engine, levels
 from nncodec.core.container import MAX_BLOCK_SIZE
 from nncodec.core.errors import NncodecError
 
@@ -46,6 +46,12 @@ MODE_FLAGS = {
 }  # fmt: skip
 # short boolean flags that may be bundled (``-dc``, ``-kf``, ``-rv``)
 BUNDLABLE = set("dtlzckfqvnNr")
+# short options that take a value: in a bundle the rest of it is the value (``-dT0``), or the next word
+VALUED_SHORT = set("ToBSM")
+VALUED_LONG = {
+    "--output", "--threads", "--block-size", "--suffix", "--output-dir", "--dask", "--max-error",
+    "--image-model", "--codec", "--memory", "--level",
+}  # fmt: skip
 
 
 class ByteSize(click.ParamType):
@@ -68,20 +74,69 @@ class ByteSize(click.ParamType):
         return size
 
 
-# ---------------------------------------------------------------------------------------------
-# argument handling: ``nncodec -d FILE`` means ``nncodec decompress FILE``
-
-
-def _split_bundles(args: list[str]) -> list[str]:
+def _expand_short_options(args: list[str]) -> list[str]:
+    """zstd's short-option grammar for click: ``-19`` is ``--level=19``, bundles split (``-dfo out``
+    is ``-d -f -o out``, ``-dT0`` is ``-d -T 0``), ``--fast[=N]`` is level 1, ``--best`` 19,
+    ``--ultra`` is accepted (levels above 19 are 19), and ``-o -`` means ``-c``. Values of options
+    and everything after ``--`` pass through untouched; a word that is no bundle of known letters
+    is left for click to name in its error."""
     out: list[str] = []
-    for i, arg in enumerate(args):
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
         if arg == "--":
-            return out + args[i:]
-        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= BUNDLABLE:
-            out.extend(f"-{letter}" for letter in arg[1:])
+            return out + args[i - 1 :]
+        if arg in VALUED_LONG or (len(arg) == 2 and arg[0] == "-" and arg[1] in VALUED_SHORT):
+            value = args[i] if i < len(args) else None
+            i += value is not None
+            if arg in ("-o", "--output") and value == "-":
+                out.append("-c")
+            else:
+                out += [arg] if value is None else [arg, value]
+        elif arg == "--output=-":
+            out.append("-c")
+        elif arg == "--fast" or arg.startswith("--fast="):
+            out.append("--level=1")
+            if arg != "--fast" and not arg[7:].isdigit():
+                raise click.UsageError(f"--fast takes a number (got {arg!r})")
+        elif arg in ("--best", "--ultra"):
+            out += ["--level=19"] if arg == "--best" else []
+        elif len(arg) > 1 and arg[0] == "-" and arg[1] != "-":
+            pieces, i = _bundle(arg, args, i)
+            out += pieces
         else:
             out.append(arg)
     return out
+
+
+def _bundle(arg: str, args: list[str], i: int) -> tuple[list[str], int]:
+    """One short-option word as separate options (and the position of the next unread word)."""
+    letters, pieces, j = arg[1:], [], 0
+    while j < len(letters):
+        letter = letters[j]
+        if letter.isdigit():
+            end = j
+            while end < len(letters) and letters[end].isdigit():
+                end += 1
+            pieces.append(f"--level={letters[j:end]}")
+            j = end
+        elif letter in BUNDLABLE:
+            pieces.append(f"-{letter}")
+            j += 1
+        elif letter in VALUED_SHORT:
+            pieces.append(f"-{letter}")
+            if j + 1 < len(letters):
+                pieces.append(letters[j + 1 :])
+            elif i < len(args):
+                pieces.append(args[i])
+                i += 1
+            break
+        else:
+            return [arg], i  # not a bundle we know: click names it
+    if pieces[-2:] == ["-o", "-"]:
+        pieces[-2:] = ["-c"]
+    return pieces, i
 
 
 def _last_output_wins(args: list[str]) -> list[str]:
@@ -98,13 +153,23 @@ def _last_output_wins(args: list[str]) -> list[str]:
     return [a for i, a in enumerate(args) if i not in drop]
 
 
+def _without_level(args: list[str]) -> list[str]:
+    """Levels mean nothing when not compressing (zstd accepts ``-d -19``): drop them."""
+    end = args.index("--") if "--" in args else len(args)
+    return [a for i, a in enumerate(args) if i >= end or not a.startswith("--level=")]
+
+
 class ZstdStyleGroup(click.Group):
-    """A group whose default command is chosen by mode flags, so zstd/gzip habits work."""
+    """A group whose default command is chosen by mode flags, so zstd/gzip habits work. A first word
+    that names a subcommand (``info``, ``test``, ...) is that subcommand unless a file of that name
+    exists: then it is a file to compress, like every later word."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        args = _last_output_wins(_split_bundles(list(args)))
-        if args and (args[0] in self.commands or args[0] in ("-h", "--help", "-V", "--version")):
+        args = _last_output_wins(_expand_short_options(list(args)))
+        if args and args[0] in ("-h", "--help", "-V", "--version"):
             return super().parse_args(ctx, args)
+        if args and args[0] in self.commands and not os.path.lexists(args[0]):
+            return super().parse_args(ctx, args if args[0] == "compress" else _without_level(args))
         if ctx.resilient_parsing and not args:  # shell completion of the first word: the commands
             return super().parse_args(ctx, args)
         end = args.index("--") if "--" in args else len(args)
@@ -113,7 +178,7 @@ class ZstdStyleGroup(click.Group):
             raise click.UsageError(f"conflicting operations: {', '.join(sorted(modes))}", ctx)
         mode = modes.pop() if modes else "compress"
         rest = [a for i, a in enumerate(args) if i >= end or a not in MODE_FLAGS]
-        return super().parse_args(ctx, [mode, *rest])
+        return super().parse_args(ctx, [mode, *(rest if mode == "compress" else _without_level(rest))])
 
 
 @dataclass
@@ -203,8 +268,10 @@ def _progress_bar(opts: Options, total: int | None, label: str) -> object:
 def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
     global _bar
     inputs = list(files) or ["-"]
-    if opts.output and len(inputs) > 1:
-        raise click.UsageError("-o/--output takes a single input")
+    if opts.output and len(inputs) > 1:  # zstd: an error (exit 1), not a usage error
+        opts.say(-1, f"nncodec: {len(inputs)} inputs and one -o FILE: writing them into one file would "
+                     "lose their names; use -c > FILE, or --output-dir DIR")  # fmt: skip
+        sys.exit(EXIT_ERROR)
     if opts.output and (opts.recursive or opts.output_dir):
         raise click.UsageError("-o/--output cannot be combined with -r or --output-dir")
     if opts.dask and (opts.stdout or "-" in inputs):
@@ -484,6 +551,7 @@ def main() -> None:
       -k, --rm           keep inputs (default) / remove them after a verified output
       -f                 overwrite, follow symbolic links, allow terminals
       -r, -T N           walk directories / use N cores (0: all)
+      -1 ... -19         faster ... smaller (default 6: the learned codecs; -1..-4 zstd only)
       -q, -v             fewer / more messages       --no-progress   no progress bar
       --max-error N      images: near-lossless, every subpixel within N
 
@@ -549,6 +617,9 @@ Examples:
               help="Images: near-lossless, every subpixel within N of the original (0 = lossless).")
 @click.option("--image-model", type=click.Choice(IMAGE_MODELS), default="nextpixel", show_default=True,
               help="Images: next-pixel network (smallest) or probabilistic circuit (pc, faster).")
+@click.option("--level", type=click.IntRange(0, 22), default=None, metavar="N",
+              help="Speed/size, as -1 (fastest) ... -19 (smallest); also --fast, --best. Default: "
+                   f"{levels.DEFAULT_LEVEL}, or NNCODEC_CLEVEL. README: what each level does.")
 @click.option("--png-pixels", is_flag=True,
               help="PNG: keep the pixels and chunks, not the file's exact bytes (smaller; also for PNGs "
                    "whose deflate stream cannot be rebuilt). `info` says so.")
@@ -561,10 +632,14 @@ def compress(
     max_error: int,
     image_model: str,
     png_pixels: bool,
+    level: int | None,
     **common: Any,
 ) -> None:
     """Compress FILES (default: stdin to stdout) to FILE.nnc."""
     codec_options: dict[str, object] = {"max_error": max_error} if max_error else {}
+    level = _level_from_environment() if level is None else level
+    if level is not None and levels.nearest(level) != levels.DEFAULT_LEVEL:
+        codec_options["level"] = levels.nearest(level)
     if image_model != "nextpixel":
         codec_options["image_model"] = image_model
     if png_pixels:
@@ -573,6 +648,17 @@ def compress(
         codec=codec, block_size=block_size, codec_options=codec_options, store_name=not no_name
     )
     _run(files, _io_options_from(common, file_options), "compress")
+
+
+def _level_from_environment() -> int | None:
+    """NNCODEC_CLEVEL, like ZSTD_CLEVEL: the level when none is given; a bad value is named and ignored."""
+    text = os.environ.get("NNCODEC_CLEVEL", "").strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit() and 0 <= abs(int(text)) <= 22:
+        return abs(int(text))  # "-19" like "19"
+    click.echo(f"nncodec: ignoring NNCODEC_CLEVEL={text!r}: not a level from 1 to 19", err=True)
+    return None
 
 
 @main.command(

@@ -42,6 +42,9 @@ class Codec(ABC):
     #: output must not depend on it
     pool: Executor | None = None
     workers: int = 1  # threads in ``pool``
+    #: every block also tries the classical fallback, whatever ``needs_fallback_trial`` says (set by
+    #: the engine for compression levels 10 and up)
+    always_trial: bool = False
 
     def map_parallel(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[func(x) for x in items]``, on the engine's worker threads when there are some."""

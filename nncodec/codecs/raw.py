@@ -25,10 +25,13 @@ class RawCodec(Codec):
     name = "raw"
     block_size = 32 << 20
 
+    def __init__(self, zstd_level: int = ZSTD_LEVEL) -> None:
+        self.zstd_level = zstd_level  # the encoder's choice only (compression levels -1 .. -3)
+
     def encode_block(self, data: bytes) -> bytes:
         window_log = min(MAX_WINDOW_LOG, max(10, math.ceil(math.log2(max(len(data), 1)))))
         params = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL,
+            self.zstd_level,
             source_size=len(data),
             window_log=window_log,
             enable_ldm=True,

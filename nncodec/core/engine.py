@@ -25,7 +25,7 @@ from nncodec.codecs import CODEC_FOR_KIND, IMAGE_CODEC_FOR_MODEL, Codec, codec_b
 from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
-from nncodec.core import container
+from nncodec.core import container, levels
 from nncodec.core.container import BlockHeader, FileMetadata, FrameHeader
 from nncodec.core.detect import SNIFF_SIZE, is_idx, sniff
 from nncodec.core.errors import (
@@ -81,21 +81,34 @@ def read_up_to(stream: BinaryIO, size: int) -> bytes:
 
 
 def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Codec:
-    """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and uses raw
-    when this build lacks the codec (or its model) for the sniffed kind."""
+    """A codec ready to encode, for a ``--codec`` choice. ``auto`` sniffs the sample and takes the
+    codec the level gives that kind (nncodec/core/levels.py), or raw when this build lacks the codec
+    (or its model). ``options``: codec settings, plus ``level`` and ``image_model``."""
     options = dict(options or {})
-    image_codec = IMAGE_CODEC_FOR_MODEL[str(options.pop("image_model", "nextpixel"))]
+    level_plan = levels.plan(options.pop("level", None))
+    image_model = options.pop("image_model", None)
+    image_codec = IMAGE_CODEC_FOR_MODEL[str(image_model or "nextpixel")]
     if codec != "auto":
-        return codec_by_name(image_codec if codec == "image" else codec).for_encoding(sample, **options)
+        name = image_codec if codec == "image" else codec
+        return _at_level(codec_by_name(name).for_encoding(sample, **options), level_plan)
     kind = sniff(sample)
     asked = image_codec if kind == "image" else CODEC_FOR_KIND[kind]
     name = "image-pc" if kind == "image" and is_idx(sample) else asked  # only image-pc reads idx sets
+    if not (kind == "image" and image_model):  # an image model asked for by name wins over the level
+        name = levels.codec_for(kind, name, level_plan)
     try:
-        return codec_by_name(name).for_encoding(sample, **options)
+        return _at_level(codec_by_name(name).for_encoding(sample, **options), level_plan)
     except (CodecUnavailableError, ModelError):
         if asked != CODEC_FOR_KIND[kind]:
             raise  # a model the user asked for by name: say it is missing, do not quietly use raw
-        return RawCodec()
+        return _at_level(RawCodec(), level_plan)
+
+
+def _at_level(codec: Codec, level_plan: levels.LevelPlan) -> Codec:
+    if isinstance(codec, RawCodec):
+        codec.zstd_level = level_plan.zstd_level
+    codec.always_trial = level_plan.always_trial
+    return codec
 
 
 def _ordered_map(
@@ -147,7 +160,8 @@ def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]
     best_codec: Codec = StoredCodec()
     best_payload, best_output = bytes(data), data
     for candidate in candidates:
-        skip_trial = best_codec is codec and not codec.needs_fallback_trial(data, best_payload)
+        trial = codec.always_trial or codec.needs_fallback_trial(data, best_payload)
+        skip_trial = best_codec is codec and not trial
         if candidate is not codec and skip_trial:
             continue
         try:
@@ -451,12 +465,25 @@ def _codec_name(codec_id: int) -> str:
 # in-memory API
 
 
-def compress(data: bytes, codec: str = "auto", *, threads: int = 1, block_size: int | None = None) -> bytes:
-    """Compress bytes into one nncodec frame."""
+def compress(
+    data: bytes,
+    codec: str = "auto",
+    *,
+    level: int | None = None,
+    threads: int = 1,
+    block_size: int | None = None,
+    options: dict | None = None,
+) -> bytes:
+    """Compress bytes into one nncodec frame. ``level``: 1-19 (None: the default, see
+    nncodec/core/levels.py); ``options``: codec settings such as ``{"max_error": 2}``."""
     out = io.BytesIO()
+    options = dict(options or {})
+    if level is not None:
+        options["level"] = level
     compress_stream(
-        io.BytesIO(data), out, codec=codec, threads=threads, block_size=block_size, content_size=len(data)
-    )
+        io.BytesIO(data), out, codec=codec, threads=threads, block_size=block_size, content_size=len(data),
+        options=options,
+    )  # fmt: skip
     return out.getvalue()
 
 
