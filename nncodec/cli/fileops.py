@@ -281,12 +281,29 @@ def decompressed_target(
     return parent / name[: -len(opts.suffix)]
 
 
-def peek_metadata(src: BinaryIO) -> FileMetadata | None:
-    """The first frame's metadata, leaving the stream at its start (regular files only)."""
-    position = src.tell()
-    header = read_frame_header(src)
-    src.seek(position)
-    return header.metadata if header else None
+def peek_metadata(src: BinaryIO) -> tuple[FileMetadata | None, BinaryIO]:
+    """The first frame's metadata, and a stream that starts where ``src`` did: ``src`` rewound, or
+    for a pipe or FIFO (no seeking) the header bytes replayed before the rest."""
+    if src.seekable():
+        position = src.tell()
+        header = read_frame_header(src)
+        src.seek(position)
+        return (header.metadata if header else None), src
+    recorder = _Recorder(src)
+    header = read_frame_header(recorder)  # type: ignore[arg-type]
+    return (header.metadata if header else None), io.BufferedReader(_Replay(bytes(recorder.seen), src))
+
+
+class _Recorder:
+    """Reads from ``stream`` and keeps what was read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream, self.seen = stream, bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.seen += data
+        return data
 
 
 def _decompress_to_file(
@@ -309,12 +326,12 @@ def decompress_file(
     beside it). Mode and mtime come from the frame (``store_name``), else from ``path``."""
     src, info = open_input(path, follow_links=opts.force, files_only=True)
     with src:
-        metadata = peek_metadata(src)
+        metadata, stream = peek_metadata(src)
         target = decompressed_target(path, opts, metadata.name if metadata else None, output, directory)
         if same_file(path, target):
             raise UserError("input and output are the same file")
         _prepare_directory(directory)
-        frames, special = _decompress_to_file(src, target, opts, info, progress)
+        frames, special = _decompress_to_file(stream, target, opts, info, progress)
         if opts.remove_source and not special:
             os.unlink(path)
     result = _frames_result(frames, str(target))

@@ -202,13 +202,26 @@ class Options:
 
 
 _bar: object = None  # the progress bar being shown, if any: messages are written around it
+_bar_redrawn = False
 
 
 def _echo(message: str) -> None:
+    global _bar_redrawn
     if _bar is not None:
         _bar.write(message, file=sys.stderr)  # type: ignore[attr-defined]
+        _bar_redrawn = True  # tqdm redrew the bar, which its close() may not know
     else:
         click.echo(message, err=True)
+
+
+def _close_bar() -> None:
+    """Remove the bar from the screen: nothing of it stays above what is printed next."""
+    global _bar, _bar_redrawn
+    if _bar is not None:
+        if _bar_redrawn:
+            _bar.clear()  # type: ignore[attr-defined]
+        _bar.close()  # type: ignore[attr-defined]
+    _bar, _bar_redrawn = None, False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,9 +340,7 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
         opts.say(-1, f"nncodec: {exc}")
         failed = True
     finally:
-        if _bar is not None:
-            _bar.close()  # type: ignore[attr-defined]
-            _bar = None
+        _close_bar()
     if (len(plan.jobs) > 1 or opts.recursive) and not opts.stdout:  # zstd: no summary with -c
         opts.say(
             0, _summary(op, done, len(plan.jobs) - done, total_in, total_out, time.perf_counter() - started)
