@@ -37,6 +37,8 @@ class Case:
     files: frozenset[str]
     #: a FIFO the tool reads: written by a thread while the tool runs
     fifo: str | None = None
+    #: what the thread writes into the FIFO: the data compressed by the same tool (else the data)
+    fifo_packed: bool = False
 
 
 def _plain(folder: Path, suffix: str) -> None:
@@ -59,6 +61,61 @@ def _fifo(folder: Path, suffix: str) -> None:
     os.mkfifo(folder / "pipe")
 
 
+def _packed(folder: Path, suffix: str) -> None:
+    """a.{z} only (the original removed)."""
+    _plain(folder, suffix)
+    _tool(suffix, ["-q", "--rm", "a"], folder)
+
+
+def _both(folder: Path, suffix: str) -> None:
+    """a and a.{z}."""
+    _plain(folder, suffix)
+    _tool(suffix, ["-q", "a"], folder)
+
+
+def _two(folder: Path, suffix: str) -> None:
+    _plain(folder, suffix)
+    (folder / "b").write_bytes(DATA[::-1])
+
+
+def _damaged(folder: Path, suffix: str) -> None:
+    _packed(folder, suffix)
+    packed = folder / f"a.{suffix}"
+    data = bytearray(packed.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    packed.write_bytes(bytes(data))
+
+
+def _truncated(folder: Path, suffix: str) -> None:
+    _packed(folder, suffix)
+    packed = folder / f"a.{suffix}"
+    packed.write_bytes(packed.read_bytes()[:-7])
+
+
+def _tree(folder: Path, suffix: str) -> None:
+    _plain(folder, suffix)
+    (folder / "d" / "e").mkdir(parents=True)
+    (folder / "d" / "x").write_bytes(DATA)
+    (folder / "d" / "e" / "y").write_bytes(DATA[::-1])
+
+
+def _packed_tree(folder: Path, suffix: str) -> None:
+    _tree(folder, suffix)
+    _tool(suffix, ["-q", "-r", "--rm", "d"], folder)
+
+
+def _named(name: str) -> Callable[[Path, str], None]:
+    def setup(folder: Path, suffix: str) -> None:
+        _plain(folder, suffix)
+        (folder / name).write_bytes(DATA)
+
+    return setup
+
+
+def _empty(folder: Path, suffix: str) -> None:
+    (folder / "e").write_bytes(b"")
+
+
 CASES = {
     "symlink argument is ignored": Case(("link",), _link, False, frozenset({"a", "link"})),
     "symlink argument with -f is followed": Case(
@@ -74,6 +131,64 @@ CASES = {
     "a FIFO argument is read and compressed beside it": Case(
         ("pipe",), _fifo, True, frozenset({"pipe", "pipe.{z}"}), fifo="pipe"
     ),
+    "a compressed FIFO argument is decompressed": Case(
+        ("-d", "-o", "out", "pipe"), _fifo, True, frozenset({"pipe", "out"}), fifo="pipe", fifo_packed=True
+    ),
+    # everyday compression and decompression
+    "a file is compressed beside itself and kept": Case(("a",), _plain, True, frozenset({"a", "a.{z}"})),
+    "-k is accepted": Case(("-k", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "--rm removes the input": Case(("--rm", "a"), _plain, True, frozenset({"a.{z}"})),
+    "--rm with -c keeps the input": Case(("--rm", "-c", "a"), _plain, True, frozenset({"a"})),
+    "-c writes nothing beside the input": Case(("-c", "a"), _plain, True, frozenset({"a"})),
+    "an existing output is not overwritten": Case(("a",), _both, False, frozenset({"a", "a.{z}"})),
+    "-f overwrites an existing output": Case(("-f", "a"), _both, True, frozenset({"a", "a.{z}"})),
+    "an empty file is compressed": Case(("e",), _empty, True, frozenset({"e", "e.{z}"})),
+    "a missing file is an error": Case(("nothing",), _plain, False, frozenset({"a"})),
+    "a missing file does not stop the others": Case(("nothing", "a"), _plain, False, frozenset({"a", "a.{z}"})),
+    "a directory without -r is skipped": Case(("d",), _tree, False, frozenset({"a", "d", "d/x", "d/e", "d/e/y"})),
+    "-r compresses a tree": Case(
+        ("-r", "d"), _tree, True, frozenset({"a", "d", "d/x", "d/x.{z}", "d/e", "d/e/y", "d/e/y.{z}"})
+    ),
+    "-dr restores a tree": Case(
+        ("-dr", "--rm", "d"), _packed_tree, True, frozenset({"a", "d", "d/x", "d/e", "d/e/y"})
+    ),
+    "several files": Case(("a", "b"), _two, True, frozenset({"a", "b", "a.{z}", "b.{z}"})),
+    "several files and one -o is an error": Case(("-o", "out", "a", "b"), _two, False, frozenset({"a", "b"})),
+    "-d restores the file and keeps the input": Case(("-d", "a.{z}"), _packed, True, frozenset({"a", "a.{z}"})),
+    "-d --rm removes the compressed input": Case(("-d", "--rm", "a.{z}"), _packed, True, frozenset({"a"})),
+    "-d does not overwrite an existing file": Case(("-d", "a.{z}"), _both, False, frozenset({"a", "a.{z}"})),
+    "-df overwrites an existing file": Case(("-df", "a.{z}"), _both, True, frozenset({"a", "a.{z}"})),
+    "-d of a file without the suffix is an error": Case(("-d", "a"), _plain, False, frozenset({"a"})),
+    "-d of damaged data fails and writes nothing": Case(("-d", "a.{z}"), _damaged, False, frozenset({"a.{z}"})),
+    "-d of truncated data fails and writes nothing": Case(
+        ("-d", "a.{z}"), _truncated, False, frozenset({"a.{z}"})
+    ),
+    "-t accepts good data": Case(("-t", "a.{z}"), _packed, True, frozenset({"a.{z}"})),
+    "-t rejects damaged data": Case(("-t", "a.{z}"), _damaged, False, frozenset({"a.{z}"})),
+    "-l lists a compressed file": Case(("-l", "a.{z}"), _packed, True, frozenset({"a.{z}"})),
+    "an unknown option is an error": Case(("--no-such-option", "a"), _plain, False, frozenset({"a"})),
+    # parsing: bundles, values, levels
+    "-o names the output": Case(("-o", "out", "a"), _plain, True, frozenset({"a", "out"})),
+    "-dfo bundles a value": Case(("-dfo", "out", "a.{z}"), _both, True, frozenset({"a", "a.{z}", "out"})),
+    "-dT0 bundles a value": Case(("-dT0", "a.{z}"), _packed, True, frozenset({"a", "a.{z}"})),
+    "-T2 then -dc": Case(("-T2", "-dc", "a.{z}"), _packed, True, frozenset({"a.{z}"})),
+    "-19 is a level": Case(("-19", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "-1 is a level": Case(("-1", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "-3 bundled with -c": Case(("-3c", "a"), _plain, True, frozenset({"a"})),
+    "-0 is the default level": Case(("-0", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "--fast is a level": Case(("--fast", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "--fast=3 is a level": Case(("--fast=3", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "--ultra -22 is a level": Case(("--ultra", "-22", "a"), _plain, True, frozenset({"a", "a.{z}"})),
+    "a level is accepted when decompressing": Case(
+        ("-d", "-19", "a.{z}"), _packed, True, frozenset({"a", "a.{z}"})
+    ),
+    "-- ends the options": Case(("--", "-x"), _named("-x"), True, frozenset({"a", "-x", "-x.{z}"})),
+    "a file named like a subcommand is a file": Case(
+        ("test",), _named("test"), True, frozenset({"a", "test", "test.{z}"})
+    ),
+    "a file named like a subcommand, not first": Case(
+        ("a", "list"), _named("list"), True, frozenset({"a", "a.{z}", "list", "list.{z}"})
+    ),
 }
 
 
@@ -81,30 +196,54 @@ def _command(suffix: str) -> list[str]:
     return ["zstd"] if suffix == "zst" else [sys.executable, "-m", "nncodec"]
 
 
-def _tool(suffix: str, args: list[str], folder: Path) -> subprocess.CompletedProcess:
+def _tool(
+    suffix: str, args: list[str], folder: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     command = [*_command(suffix), *args]
-    return subprocess.run(command, cwd=folder, capture_output=True, timeout=300, check=False)
+    return subprocess.run(command, cwd=folder, capture_output=True, timeout=300, check=False, env=env)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root`` with its type, size and mtime (symbolic links not followed)."""
+    found = {}
+    for path in [root, *root.rglob("*")]:
+        info = path.lstat()
+        found[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
+    return found
 
 
 def _outcome(case: Case, suffix: str, folder: Path) -> tuple[bool, set[str]]:
+    """Run the case in ``folder`` and return (success, the paths left in it). The filesystem is
+    watched: nothing outside ``folder`` may change (its parent holds only the test's folders, and
+    the tool's temporary directory points into the parent), and the tool leaves no temporary file."""
     folder.mkdir()
     case.setup(folder, suffix)
+    scratch = folder.parent / f"tmp-{suffix}"
+    scratch.mkdir(exist_ok=True)
+    packed = nncodec.compress(DATA) if suffix == "nnc" else subprocess.run(
+        ["zstd", "-q", "-c"], input=DATA, capture_output=True, check=True).stdout if case.fifo_packed else b""
+    outside = {k: v for k, v in _snapshot(folder.parent).items() if not k.startswith(folder.name)}
     writer = None
     if case.fifo:
         def feed() -> None:
             with open(folder / case.fifo, "wb") as pipe:
-                pipe.write(DATA)
+                pipe.write(packed if case.fifo_packed else DATA)
 
         writer = threading.Thread(target=feed, daemon=True)
         writer.start()
     args = [a.replace("{z}", suffix) for a in case.args]
-    done = _tool(suffix, ["-q", *args], folder)
+    done = _tool(suffix, ["-q", *args], folder, env={**os.environ, "TMPDIR": str(scratch)})
     if writer:
         writer.join(timeout=60)
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()
-        assert "Traceback" not in message and len(message.splitlines()) <= 1, message
-    return done.returncode == 0, {p.name for p in folder.iterdir()}
+        assert "Traceback" not in message, message
+        if suffix == "nnc" and done.returncode == 1:  # an error is one line (usage errors show usage)
+            assert len(message.splitlines()) <= 1, message
+    after = {k: v for k, v in _snapshot(folder.parent).items() if not k.startswith(folder.name)}
+    assert after == outside, "something outside the case's folder changed"
+    assert not list(scratch.iterdir()), "a temporary file was left behind"
+    return done.returncode == 0, {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
 def _expected(case: Case, suffix: str) -> tuple[bool, set[str]]:
@@ -117,6 +256,50 @@ def test_same_outcome_as_zstd(name, tmp_path):
     assert _outcome(case, "nnc", tmp_path / "nncodec") == _expected(case, "nnc")
     if shutil.which("zstd"):  # the record above is zstd's own behaviour: keep it honest
         assert _outcome(case, "zst", tmp_path / "zstd") == _expected(case, "zst")
+
+
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_unknown_option_is_a_usage_error_naming_it(suffix, tmp_path):
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    done = _tool(suffix, ["--no-such-option", "a"], _ready(tmp_path / suffix))
+    assert done.returncode != 0
+    if suffix == "nnc":  # zstd says "Incorrect parameters" and its help; nncodec names the option
+        assert done.returncode == 2 and b"no-such-option" in done.stderr
+
+
+def test_where_nncodec_differs_from_zstd(tmp_path):
+    """Chosen differences, each like gzip or xz: a file that already ends in .nnc is not compressed
+    again without -f (zstd 1.5.4 compresses a.zst to a.zst.zst); ``--best`` is level 19 (zstd 1.5.4
+    has no --best); ``-o -`` is stdout (zstd 1.5.4 rejects it)."""
+    folder = _ready(tmp_path / "nnc")
+    _tool("nnc", ["-q", "a"], folder)
+    again = _tool("nnc", ["-q", "a.nnc"], folder)
+    assert again.returncode == 1 and not (folder / "a.nnc.nnc").exists()
+    assert _tool("nnc", ["-q", "-f", "a.nnc"], folder).returncode == 0 and (folder / "a.nnc.nnc").exists()
+    best = _tool("nnc", ["-q", "--best", "-c", "a"], folder)
+    assert best.returncode == 0 and nncodec.decompress(best.stdout) == DATA
+    dash = _tool("nnc", ["-q", "-o", "-", "a"], folder)
+    assert dash.returncode == 0 and nncodec.decompress(dash.stdout) == DATA
+    assert {p.name for p in folder.iterdir()} == {"a", "a.nnc", "a.nnc.nnc"}
+
+
+def test_levels_reach_the_codecs(tmp_path):
+    """-1 is zstd -1 (the raw codec), the default the learned text codec, and -19 never larger than
+    the default; NNCODEC_CLEVEL sets the level when none is typed, a bad value is named and ignored."""
+    text = (Path(__file__).resolve().parents[2] / "testdata" / "text" / "dickens_head.txt").read_bytes()[:20000]
+    (tmp_path / "t").write_bytes(text)
+    sizes, outputs = {}, {}
+    for level in ("-1", "-4", "-6", "-19"):
+        done = _tool("nnc", ["-q", level, "-c", "t"], tmp_path)
+        assert done.returncode == 0 and nncodec.decompress(done.stdout) == text
+        sizes[level], outputs[level] = len(done.stdout), done.stdout
+    assert sizes["-1"] >= sizes["-4"] > sizes["-6"] >= sizes["-19"]
+    assert _tool("nnc", ["-q", "-c", "t"], tmp_path).stdout == outputs["-6"]  # 6 is the default
+    env = {**os.environ, "NNCODEC_CLEVEL": "1"}
+    assert len(_tool("nnc", ["-q", "-c", "t"], tmp_path, env=env).stdout) == sizes["-1"]
+    bad = _tool("nnc", ["-c", "t"], tmp_path, env={**os.environ, "NNCODEC_CLEVEL": "fast"})
+    assert bad.returncode == 0 and b"NNCODEC_CLEVEL" in bad.stderr
 
 
 def test_a_device_is_not_compressed_beside_itself(tmp_path):
