@@ -11,6 +11,7 @@ level    text                         logs                    images            
 3        zstd -9                      zstd -9                 zstd -9              zstd -9
 4        zstd -19 --long              zstd -19 --long         zstd -19 --long      zstd -19 --long
 5        zstd -19 --long              log codec (columns)     circuit (image-pc)   zstd -19 --long
+         (5: every block also tries zstd -19, the smaller is kept)
 6 … 9    language model               log codec               next-pixel model     zstd -19 --long
 10 … 19  as 6, and every block also tries zstd -19 (the smaller is kept)
 =======  ===========================  ======================  ===================  =================
@@ -52,7 +53,7 @@ def plan(level: int | None) -> LevelPlan:
         zstd_level=ZSTD_BY_LEVEL.get(level, 19),
         structured=level >= 5,
         learned=level >= 6,
-        always_trial=level >= 10,
+        always_trial=level == 5 or level >= 10,  # 6-9 keep the default's own choice (its output unchanged)
     )
 
 
