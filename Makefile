@@ -30,6 +30,8 @@ bench: venv
 	$(BIN)/python scripts/bench_log.py
 	$(BIN)/python scripts/bench_pc.py
 	$(BIN)/python scripts/bench_tools.py
+	$(BIN)/python scripts/bench_levels.py
+	$(BIN)/python scripts/bench_png.py
 
 # Retrain the text model from scratch (about 90 minutes on 2 CPU cores); see models/text-v1.json
 train-text: venv
