@@ -44,6 +44,8 @@ class FileOptions:
     store_name: bool = True
     #: decompress: name the output after the stored original name
     restore_name: bool = False
+    #: -M: the most coding memory (bytes) a block may need; None: no limit
+    memory_limit: int | None = None
 
 
 @dataclass
@@ -215,6 +217,7 @@ def compress_into(
         metadata=metadata,
         options=opts.codec_options,
         progress=progress,
+        memory_limit=opts.memory_limit,
     )
 
 
@@ -247,7 +250,9 @@ def compress_file(
             if opts.remove_source and not pending.special:  # verify the output before the source goes
                 pending.stream.flush()
                 with open(pending.path, "rb") as check:
-                    frames = engine.decompress_stream(check, None, threads=opts.threads)
+                    frames = engine.decompress_stream(
+                        check, None, threads=opts.threads, memory_limit=opts.memory_limit
+                    )
                 if [f.content_checksum for f in frames] != [stats.content_checksum]:
                     raise UserError("verification of the written output failed; source kept")
             pending.commit(info, None)
@@ -313,7 +318,8 @@ def _decompress_to_file(
     """Decode ``src`` into ``target`` safely; its mode and mtime come from the frame (``store_name``),
     else from ``source_stat``. Also says whether ``target`` was a device or FIFO written into."""
     with PendingOutput(target, opts.force) as pending:
-        frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress)
+        frames = engine.decompress_stream(src, pending.stream, threads=opts.threads, progress=progress,
+                                           memory_limit=opts.memory_limit)
         pending.commit(source_stat, frames[0].header.metadata if opts.store_name else None)
     return frames, pending.special
 
@@ -344,7 +350,8 @@ def test_file(path: str, opts: FileOptions, progress: Callable[[int], None] | No
     """Decode ``path`` fully and verify every checksum; write nothing."""
     src, _ = open_input(path, follow_links=opts.force)
     with src:
-        frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
+        frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress,
+                                           memory_limit=opts.memory_limit)
     return _frames_result(frames)
 
 
@@ -416,11 +423,13 @@ def stream_job(
                 return FileResult(copied, copied)
             src = io.BufferedReader(_Replay(head, src))
         if op == "test":
-            frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress)
+            frames = engine.decompress_stream(src, None, threads=opts.threads, progress=progress,
+                                           memory_limit=opts.memory_limit)
         elif output is not None:
             frames = _decompress_to_file(src, Path(output), opts, None, progress)[0]
         else:
-            frames = engine.decompress_stream(src, stdout, threads=opts.threads, progress=progress)
+            frames = engine.decompress_stream(src, stdout, threads=opts.threads, progress=progress,
+                                           memory_limit=opts.memory_limit)
         return _frames_result(frames)
     finally:
         if path != "-":

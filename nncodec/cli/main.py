@@ -74,6 +74,23 @@ class ByteSize(click.ParamType):
         return size
 
 
+class MemorySize(ByteSize):
+    """A memory limit: a byte count with an optional K/M/G suffix, at least 1 MiB."""
+
+    name = "memory"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        try:
+            size = int(text[: len(text) - len(unit)]) * self._UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 512M or 2G", param, ctx)
+        if size < 1 << 20:
+            self.fail(f"{value!r} is below 1 MiB", param, ctx)
+        return size
+
+
 def _expand_short_options(args: list[str]) -> list[str]:
     """zstd's short-option grammar for click: ``-19`` is ``--level=19``, bundles split (``-dfo out``
     is ``-d -f -o out``, ``-dT0`` is ``-d -T 0``), ``--fast[=N]`` is level 1, ``--best`` 19,
@@ -511,6 +528,9 @@ def _common_options(func: Callable) -> Callable:
                      help="Overwrite outputs; allow terminals; compress files already ending in .nnc."),
         click.option("-r", "--recursive", is_flag=True,
                      help="Walk directories (symbolic links in them are skipped with a warning)."),
+        click.option("-M", "--memory", type=MemorySize(), default=None, metavar="LIMIT",
+                     help="Most memory to code a block with, e.g. 256M: compression picks work that "
+                          "fits (zstd, smaller blocks), decompression refuses a block that needs more."),
         click.option("--progress/--no-progress", "progress", default=None,
                      help="Show a progress bar even when stderr is not a terminal / never show one."),
     ]  # fmt: skip
@@ -564,6 +584,7 @@ def main() -> None:
       -r, -T N           walk directories / use N cores (0: all)
       -1 ... -19         faster ... smaller (default 6: the learned codecs; -1..-4 zstd only)
       -q, -v             fewer / more messages       --no-progress   no progress bar
+      -M LIMIT           most memory per block (e.g. 256M)
       --max-error N      images: near-lossless, every subpixel within N
 
     Shell completion: eval "$(_NNCODEC_COMPLETE=bash_source nncodec)" (zsh_source, fish_source).
@@ -581,10 +602,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _options(
     quiet: int, verbose: int, threads: int, force: bool, recursive: bool, files: FileOptions | None = None,
-    **extra: object,
+    memory: int | None = None, **extra: object,
 ) -> Options:  # fmt: skip
     files = files or FileOptions()
     files.force = force
+    files.memory_limit = memory
     return Options(
         files=files,
         verbosity=verbose - quiet,
@@ -602,8 +624,8 @@ def _io_options_from(common: dict[str, Any], files: FileOptions) -> Options:
     files.suffix = common["suffix"]
     return _options(
         common["quiet"], common["verbose"], common["threads"], common["force"], common["recursive"], files,
-        output=common["output"], stdout=common["to_stdout"], output_dir=common["output_dir"],
-        dask=common["dask_address"], progress=common["progress"],
+        memory=common["memory"], output=common["output"], stdout=common["to_stdout"],
+        output_dir=common["output_dir"], dask=common["dask_address"], progress=common["progress"],
     )  # fmt: skip
 
 

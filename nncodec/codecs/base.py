@@ -42,6 +42,11 @@ class Codec(ABC):
     #: output must not depend on it
     pool: Executor | None = None
     workers: int = 1  # threads in ``pool``
+    #: coding memory for a block (beyond start-up and a loaded model): base bytes, and bytes per
+    #: original byte when encoding / decoding. Calibrated with tracemalloc on the shared samples
+    #: (about 1.5x what was measured); ``-M`` compares them with its limit
+    memory_base: ClassVar[int] = 0
+    memory_per_byte: ClassVar[tuple[float, float]] = (2.0, 2.0)
     #: every block also tries the classical fallback, whatever ``needs_fallback_trial`` says (set by
     #: the engine for compression levels 10 and up)
     always_trial: bool = False
@@ -83,6 +88,10 @@ class Codec(ABC):
         that rebuilds a file in its own way (a PNG with new IDAT data) or a lossy one returns what
         its decoder will produce, and the container's checksums cover that."""
         return self.encode_block(data), data
+
+    def memory_need(self, size: int, decoding: bool) -> int:
+        """Estimated coding memory in bytes for a block of ``size`` original bytes."""
+        return int(self.memory_base + self.memory_per_byte[decoding] * size)
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
         """Whether the engine should also try zstd -19 on a block this codec coded to ``payload``

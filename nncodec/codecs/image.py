@@ -126,6 +126,8 @@ class ImageCodec(Codec):
     name = "image"
     needs_whole_input = True
     max_block_size = 1 << 30
+    memory_base = 4 << 20
+    memory_per_byte = (200.0, 200.0)  # image codecs: per byte of the file (a PNG holds 2-3x in pixels)
 
     def __init__(
         self,

@@ -63,6 +63,8 @@ class ImagePCCodec(Codec):
     name = "image-pc"
     needs_whole_input = True
     max_block_size = 1 << 30
+    memory_base = 4 << 20
+    memory_per_byte = (120.0, 120.0)  # image codecs: per byte of the file (a PNG holds 2-3x in pixels)
 
     def __init__(self, model: LoadedModel, png_pixels: bool = False) -> None:
         self._model = model

@@ -85,6 +85,8 @@ class LogCodec(Codec):
     name = "log"
     block_size = 16 << 20
     max_block_size = 64 << 20  # bounds a corrupt header's decoding work
+    memory_base = 1 << 20
+    memory_per_byte = (64.0, 16.0)
 
     def encode_block(self, data: bytes) -> bytes:
         if data.count(b"\n") >= MAX_LINES:

@@ -28,6 +28,14 @@ class RawCodec(Codec):
     def __init__(self, zstd_level: int = ZSTD_LEVEL) -> None:
         self.zstd_level = zstd_level  # the encoder's choice only (compression levels -1 .. -3)
 
+    def memory_need(self, size: int, decoding: bool) -> int:
+        """The window (the block size, up to 128 MiB), input and output, and when encoding zstd's
+        match-finder tables (a few MiB at low levels, ~100 MiB at 19)."""
+        window = 1 << min(MAX_WINDOW_LOG, max(10, math.ceil(math.log2(max(size, 1)))))
+        level = self.zstd_level
+        tables = 0 if decoding else (2 if level <= 1 else 8 if level <= 3 else 32 if level <= 9 else 96) << 20
+        return window + 2 * size + tables
+
     def encode_block(self, data: bytes) -> bytes:
         window_log = min(MAX_WINDOW_LOG, max(10, math.ceil(math.log2(max(len(data), 1)))))
         params = zstandard.ZstdCompressionParameters.from_level(

@@ -63,6 +63,8 @@ class TextCodec(Codec):
     name = "text"
     block_size = 1 << 20
     max_block_size = 4 << 20  # bounds encoder memory and a corrupt header's decoding work
+    memory_base = 48 << 20
+    memory_per_byte = (150.0, 150.0)
 
     def __init__(self, model: LoadedModel, mix_group: int = MIX_GROUP, decode_groups: int = 0) -> None:
         self._model = model

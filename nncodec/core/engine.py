@@ -31,6 +31,7 @@ from nncodec.core.detect import SNIFF_SIZE, is_idx, sniff
 from nncodec.core.errors import (
     CodecUnavailableError,
     CorruptError,
+    MemoryLimitError,
     ModelError,
     NotNncodecError,
     TruncatedError,
@@ -200,13 +201,19 @@ def compress_stream(
     metadata: FileMetadata | None = None,
     options: dict | None = None,
     progress: Callable[[int], None] | None = None,
+    memory_limit: int | None = None,
 ) -> FrameStats:
     """Compress all of ``src`` into one frame written to ``dst``. ``options``: codec settings
     (e.g. ``{"max_error": 2}`` for near-lossless images). ``progress`` is called with the input bytes
-    of each block as it is coded (for a progress bar)."""
+    of each block as it is coded (for a progress bar). ``memory_limit`` (bytes, ``-M``): when the
+    chosen codec's estimated need is above it, zstd with smaller blocks (and a lower level if need
+    be) is used instead; MemoryLimitError when even that does not fit."""
     threads = resolve_threads(threads)
     sample = read_up_to(src, SNIFF_SIZE)
     frame_codec = choose_codec(codec, sample, options)
+    if memory_limit is not None:
+        size = len(sample) if len(sample) < SNIFF_SIZE else content_size
+        frame_codec, block_size = _within_memory(frame_codec, block_size, size, memory_limit)
     options = dict(threads=threads, block_size=block_size, content_size=content_size, metadata=metadata)
     if len(sample) < SNIFF_SIZE and frame_codec.model is not None:
         # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
@@ -219,6 +226,30 @@ def compress_stream(
         dst.write(buffer.getvalue())
         return stats
     return _write_frame(sample, src, dst, frame_codec, **options, progress=progress)
+
+
+def _within_memory(
+    codec: Codec, block_size: int | None, size: int | None, limit: int
+) -> tuple[Codec, int | None]:
+    """The codec and block size to use so that coding one block needs at most ``limit`` bytes."""
+    planned = container.MAX_BLOCK_SIZE if codec.needs_whole_input else block_size or codec.block_size
+    planned = min(planned, codec.max_block_size, size if size is not None else planned)
+    if codec.memory_need(max(planned, 1), decoding=False) <= limit:
+        return codec, block_size
+    for zstd_level in (19, 9, 3, 1):
+        raw = RawCodec(zstd_level)
+        candidate = max(1, min(planned, RawCodec.block_size))
+        while True:
+            if raw.memory_need(candidate, decoding=False) <= limit:
+                return raw, candidate
+            if candidate <= MIN_BLOCK_FOR_MEMORY:
+                break
+            candidate = max(MIN_BLOCK_FOR_MEMORY, candidate // 2)
+    need = RawCodec(1).memory_need(MIN_BLOCK_FOR_MEMORY, decoding=False)
+    raise MemoryLimitError(f"-M {limit >> 20} MiB is too little to compress (at least {-(-need >> 20)} MiB)")
+
+
+MIN_BLOCK_FOR_MEMORY = 64 << 10
 
 
 def _write_frame(
@@ -315,7 +346,9 @@ def _frame_codec(header: FrameHeader) -> Codec:
     return codec_by_id(header.codec_id).from_header(header.codec_params, model)
 
 
-def _decode_block(frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes) -> bytes:
+def _decode_block(
+    frame_codec: Codec, index: int, block_header: BlockHeader, payload: bytes, memory_limit: int | None = None
+) -> bytes:
     if block_header.codec_id == frame_codec.codec_id:
         codec: Codec = frame_codec
     elif block_header.codec_id == StoredCodec.codec_id:
@@ -326,6 +359,13 @@ def _decode_block(frame_codec: Codec, index: int, block_header: BlockHeader, pay
         raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")
     if block_header.original_size > codec.max_block_size:
         raise CorruptError(f"block {index} corrupt (larger than codec '{codec.name}' allows)")
+    if memory_limit is not None:
+        need = codec.memory_need(block_header.original_size, decoding=True)
+        if need > memory_limit:
+            raise MemoryLimitError(
+                f"block {index} needs about {-(-need >> 20)} MiB to decode, more than -M "
+                f"{memory_limit >> 20} MiB allows (raise -M)"
+            )
     try:
         data = codec.decode_block(payload, block_header.original_size)
     except CorruptError as exc:
@@ -397,6 +437,7 @@ def decompress_frame(
     dst: BinaryIO | None,
     threads: int = 1,
     progress: Callable[[int], None] | None = None,
+    memory_limit: int | None = None,
 ) -> FrameStats:
     """Decode the blocks and footer of a frame whose header was just read; verify everything."""
     stats = FrameStats(header, compressed_size=header.size)
@@ -405,7 +446,7 @@ def decompress_frame(
     threads = resolve_threads(threads)
 
     def decode(index: int, block_header: BlockHeader, payload: bytes) -> tuple[BlockHeader, bytes]:
-        return block_header, _decode_block(frame_codec, index, block_header, payload)
+        return block_header, _decode_block(frame_codec, index, block_header, payload, memory_limit)
 
     executor = _executor(threads)
     with _workers(frame_codec, threads):
@@ -432,11 +473,19 @@ def decompress_frame(
 
 
 def decompress_stream(
-    src: BinaryIO, dst: BinaryIO | None, *, threads: int = 1, progress: Callable[[int], None] | None = None
+    src: BinaryIO,
+    dst: BinaryIO | None,
+    *,
+    threads: int = 1,
+    progress: Callable[[int], None] | None = None,
+    memory_limit: int | None = None,
 ) -> list[FrameStats]:
     """Decode every concatenated frame in ``src`` (``dst=None`` only verifies). ``progress`` is called
-    with the compressed bytes of each block as it is decoded."""
-    return [decompress_frame(header, src, dst, threads, progress) for header in _frame_headers(src)]
+    with the compressed bytes of each block as it is decoded. A block whose estimated decoding need
+    is above ``memory_limit`` (bytes, ``-M``) raises MemoryLimitError before it is decoded."""
+    return [
+        decompress_frame(header, src, dst, threads, progress, memory_limit) for header in _frame_headers(src)
+    ]
 
 
 def scan_frames(src: BinaryIO) -> list[FrameStats]:

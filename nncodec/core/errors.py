@@ -32,5 +32,9 @@ class ModelError(NncodecError):
     """A model the data needs is missing, or its weights do not match the recorded hash."""
 
 
+class MemoryLimitError(NncodecError):
+    """Coding the data would need more memory than the limit the user set (-M)."""
+
+
 class CodecUnavailableError(NncodecError):
     """A codec was requested (by name or by a frame) that this build does not provide."""
