@@ -17,6 +17,41 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+#: folders a test run may change inside the repository: the environment, caches and build outputs
+#: (pip wheel writes build/ and *.egg-info; pytest, ruff and hypothesis their caches)
+UNWATCHED = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", "build"}
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int, int]]:
+    """(mode, size, mtime) of every path under ``root``, build outputs and caches left out."""
+    state: dict[str, tuple[int, int, int]] = {}
+    if not root.is_dir():
+        return state
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if f not in UNWATCHED and not f.endswith(".egg-info")]
+        for name in files:
+            path = Path(folder) / name
+            if name.endswith(".so"):  # compiled extensions: the build's, like build/
+                continue
+            info = path.lstat()
+            state[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_outside_test_folders():
+    """Acceptance 5 of issue 18, for the whole suite: every test writes only under its own temporary
+    folders. The repository (less caches and build outputs) and ../shared/data are compared before
+    and after the session; any file created, changed or removed there fails the run."""
+    watched = {"repository": REPO, "../shared/data": SHARED_DATA}
+    before = {name: _tree_state(root) for name, root in watched.items()}
+    yield
+    for name, root in watched.items():
+        after = _tree_state(root)
+        changed = sorted(k for k in before[name].keys() | after.keys() if before[name].get(k) != after.get(k))
+        assert not changed, f"the test run changed files in the {name}: {changed[:10]}"
+
+
 def shared_file(relative: str) -> Path:
     """A file from ../shared/data, or skip the test with the reason when it is not there."""
     path = SHARED_DATA / relative

@@ -85,3 +85,23 @@ def test_streams_round_trip_with_a_learned_codec():
     assert nncodec.compress_stream(src, dst) == len(dst.getvalue())
     assert nncodec.decompress_stream(io.BytesIO(dst.getvalue()), back) == len(DATA)
     assert back.getvalue() == DATA
+
+
+def test_progress_moves_inside_a_text_block():
+    """A text block under 1 MiB is one block; the bar still moves while it is coded (issue 18), and
+    the units add up to the input (compress) and to the blocks' bytes (decompress)."""
+    from nncodec.core import engine
+
+    data = (README.parent / "testdata" / "text" / "dickens_head.txt").read_bytes()[:30000]
+    calls: list[int] = []
+    packed = io.BytesIO()
+    engine.compress_stream(io.BytesIO(data), packed, progress=calls.append)
+    assert dict(engine.scan_frames(io.BytesIO(packed.getvalue()))[0].block_codecs) == {"text": 1}
+    assert len(calls) > 3 and sum(calls) == len(data)
+    calls.clear()
+    engine.decompress_stream(io.BytesIO(packed.getvalue()), io.BytesIO(), progress=calls.append)
+    per_block: list[int] = []  # with -T2 blocks report whole, as before
+    engine.decompress_stream(
+        io.BytesIO(packed.getvalue()), io.BytesIO(), threads=2, progress=per_block.append
+    )
+    assert len(calls) > 3 and sum(calls) == sum(per_block)

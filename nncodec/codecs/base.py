@@ -47,6 +47,9 @@ class Codec(ABC):
     #: (about 1.5x what was measured); ``-M`` compares them with its limit
     memory_base: ClassVar[int] = 0
     memory_per_byte: ClassVar[tuple[float, float]] = (2.0, 2.0)
+    #: called with the share (0..1) of the block coded since the last call, while a block is coded,
+    #: so a progress bar moves inside long blocks (set by the engine when blocks run one at a time)
+    progress_hook: Callable[[float], None] | None = None
     #: every block also tries the classical fallback, whatever ``needs_fallback_trial`` says (set by
     #: the engine for compression levels 10 and up)
     always_trial: bool = False
@@ -88,6 +91,10 @@ class Codec(ABC):
         that rebuilds a file in its own way (a PNG with new IDAT data) or a lossy one returns what
         its decoder will produce, and the container's checksums cover that."""
         return self.encode_block(data), data
+
+    def report_progress(self, share: float) -> None:
+        if self.progress_hook is not None:
+            self.progress_hook(share)
 
     def memory_need(self, size: int, decoding: bool) -> int:
         """Estimated coding memory in bytes for a block of ``size`` original bytes."""

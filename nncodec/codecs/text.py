@@ -58,6 +58,9 @@ def choose_segments(n_tokens: int) -> int:
     return max(1, min(MAX_SEGMENTS, n_tokens // MIN_SEGMENT_TOKENS))
 
 
+PROGRESS_STEPS = 16  # decoding reports progress every this many token steps
+
+
 class TextCodec(Codec):
     codec_id = 3
     name = "text"
@@ -125,14 +128,18 @@ class TextCodec(Codec):
                 history = padded[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
                 mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], history)
                 mixer.update(history, batch[:active, t])
+            coded = 0
             for row, encoder in enumerate(encoders):
                 count = min(stop, lengths[row]) - start
                 if count > 0:
                     encoder.encode(batch[row, start : start + count], mixed[row, :count])
+                    coded += count
+            self.report_progress(coded / self._block_tokens)
         return [encoder.finish() for encoder in encoders]
 
     def encode_block(self, data: bytes) -> bytes:
         tokens = self.tokenizer.encode(data)
+        self._block_tokens = max(1, len(tokens))
         segments, start = [], 0
         for length in segment_lengths(len(tokens), choose_segments(len(tokens))):
             segments.append(tokens[start : start + length])
@@ -153,6 +160,7 @@ class TextCodec(Codec):
                 raise CorruptError("text block header out of range")
             streams = split_streams(payload, pos, segments, "text block")
             lengths = segment_lengths(n_tokens, segments)
+            self._block_tokens = max(1, n_tokens)
             per_call = self.mix_group * self._groups_per_call(segments)
             parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
             decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
@@ -194,6 +202,8 @@ class TextCodec(Codec):
                 state.select(np.arange(now_active))
                 active = now_active
             history = tokens[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
+            if t % PROGRESS_STEPS == 0:
+                self.report_progress(active * PROGRESS_STEPS / self._block_tokens)
             model_rows = state.step(history[:, -1])
             for g, mixer in enumerate(mixers):
                 group = range(g * self.mix_group, min(active, (g + 1) * self.mix_group))

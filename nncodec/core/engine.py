@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -134,22 +135,46 @@ def _executor(threads: int) -> ThreadPoolExecutor | None:
 
 
 @contextmanager
-def _workers(codec: Codec, threads: int) -> Iterator[None]:
+def _workers(codec: Codec, threads: int, inside: _BlockProgress | None = None) -> Iterator[None]:
     """Give the codec ``threads`` worker threads for work inside blocks (shared by the blocks in
     flight), with BLAS kept to one thread each: -T N means N busy cores."""
     pool = _executor(threads)
+    codec.progress_hook = inside
     codec.pool, codec.workers = pool, threads
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             yield
     finally:
-        codec.pool, codec.workers = None, 1
+        codec.pool, codec.workers, codec.progress_hook = None, 1, None
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # compression
+
+
+class _BlockProgress:
+    """Progress inside a block: the codec reports shares of the block as it codes it (Codec.
+    report_progress), turned into units of the bar here; the rest is reported when the block is
+    done. Used when blocks are coded one at a time (-T1), so a share always belongs to one block."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress, self.units, self.reported = progress, 0, 0
+        self.lock = threading.Lock()
+
+    def start(self, units: int) -> None:
+        self.units, self.reported = units, 0
+
+    def __call__(self, share: float) -> None:
+        with self.lock:
+            step = min(self.units - self.reported, int(share * self.units))
+            if step > 0:
+                self.reported += step
+                self.progress(step)
+
+    def rest(self) -> int:
+        return self.units - self.reported
 
 
 def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
@@ -294,13 +319,17 @@ def _write_frame(
         dst.write(encoded_header)
         stats.compressed_size += len(encoded_header)
 
+    inside = _BlockProgress(progress) if progress is not None and threads == 1 else None
+
     def encode(data: bytes) -> tuple[int, BlockHeader, bytes, bytes, bool]:
+        if inside is not None:
+            inside.start(len(data))
         block_header, payload, output = _encode_block(frame_codec, data)
         return len(data), block_header, payload, output, output is data or output == data
 
     input_size = 0
     executor = _executor(threads)
-    with _workers(frame_codec, threads):
+    with _workers(frame_codec, threads, inside):
         try:
             for read, block_header, payload, output, same in _ordered_map(
                 encode, _blocks(sample, src, block_size), executor, threads + 1
@@ -316,7 +345,7 @@ def _write_frame(
                 stats.compressed_size += len(raw_header) + len(payload)
                 stats.identical = stats.identical and same
                 if progress is not None:
-                    progress(read)
+                    progress(inside.rest() if inside is not None else read)
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
@@ -445,11 +474,15 @@ def decompress_frame(
     hasher = container.content_hasher()
     threads = resolve_threads(threads)
 
+    inside = _BlockProgress(progress) if progress is not None and threads == 1 else None
+
     def decode(index: int, block_header: BlockHeader, payload: bytes) -> tuple[BlockHeader, bytes]:
+        if inside is not None:
+            inside.start(block_header.size + block_header.payload_size)
         return block_header, _decode_block(frame_codec, index, block_header, payload, memory_limit)
 
     executor = _executor(threads)
-    with _workers(frame_codec, threads):
+    with _workers(frame_codec, threads, inside):
         try:
             for block_header, data in _ordered_map(decode, _read_blocks(src, stats), executor, threads + 1):
                 hasher.update(data)
@@ -459,7 +492,8 @@ def decompress_frame(
                 stats.block_codecs[codec_by_id(block_header.codec_id).name] += 1
                 stats.original_size += len(data)
                 if progress is not None:
-                    progress(block_header.size + block_header.payload_size)
+                    whole = block_header.size + block_header.payload_size
+                    progress(inside.rest() if inside is not None else whole)
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
