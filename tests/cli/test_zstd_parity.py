@@ -484,3 +484,23 @@ def test_help_lists_the_everyday_flags(tmp_path):
     everyday.append("--max-error")
     for flag in everyday:
         assert f" {flag}" in shown, flag
+
+
+def test_no_stale_bar_above_an_error_or_the_summary(tmp_path):
+    """With a bar on screen (--progress), a failing file's line and the summary line start on a
+    cleared line: no piece of the bar stays in front of them."""
+    folder = _ready(tmp_path / "nnc")
+    (folder / "t").write_bytes(os.urandom(2 << 20))  # quick to decode: the bar is drawn by the error line
+    (folder / "bad.nnc").write_bytes(b"not compressed data")
+    packed = _tool("nnc", ["-q", "t"], folder)
+    assert packed.returncode == 0
+    done = _tool("nnc", ["-d", "-f", "--progress", "t.nnc", "bad.nnc", "--output-dir", "out"], folder)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.decode().split("\n") if "nncodec:" in line]
+    assert len(lines) == 2, done.stderr  # the error and the summary
+    for line in lines:
+        pieces = line.split("\r")
+        shown = pieces[-1]  # what the terminal shows last on this line
+        assert shown.startswith("nncodec:"), repr(line)
+        if len(pieces) > 1:  # a bar was drawn on this line: it was wiped before the message
+            assert not pieces[-2].strip(), repr(line)
