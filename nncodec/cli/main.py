@@ -327,7 +327,10 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
     for message in plan.errors:
         opts.say(-1, f"nncodec: {message}")
 
-    streamed = opts.stdout or "-" in inputs or (opts.output is not None and inputs == ["-"])
+    all_streamed = opts.stdout or (opts.output is not None and inputs == ["-"])
+    # "-" among named files (zstd): stdin goes to stdout, each file beside itself, in the order given
+    mixed = not all_streamed and "-" in inputs
+    streamed = all_streamed or mixed
     cores = engine.resolve_threads(opts.threads)
     processes = 1 if streamed or opts.dask else min(cores, len(plan.jobs))
     per_job = 1 if opts.dask else max(1, cores // max(processes, 1))
@@ -339,8 +342,17 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
     progress = _bar.update if (_bar is not None and in_process) else None  # type: ignore[attr-defined]
     done = total_in = total_out = 0
     try:
-        if streamed:
+        if all_streamed:
             outcomes = (_stream_job(job, opts, progress) for job in plan.jobs)
+        elif mixed:
+            outcomes = (
+                outcome
+                for job in plan.jobs
+                for outcome in (
+                    [_stream_job(job, opts, progress)] if job.name == "-"
+                    else batch.run([job], file_opts, processes=1, progress=progress)
+                )
+            )  # fmt: skip
         else:
             outcomes = batch.run(
                 plan.jobs, file_opts, processes=processes, dask_address=opts.dask, progress=progress

@@ -504,3 +504,19 @@ def test_no_stale_bar_above_an_error_or_the_summary(tmp_path):
         assert shown.startswith("nncodec:"), repr(line)
         if len(pieces) > 1:  # a bar was drawn on this line: it was wiped before the message
             assert not pieces[-2].strip(), repr(line)
+
+
+@pytest.mark.parametrize("suffix", ["nnc", "zst"])
+def test_dash_among_files_sends_only_stdin_to_stdout(suffix, tmp_path):
+    """``cmd | zstd a - b``: a.zst and b.zst beside the files, stdin compressed to stdout."""
+    if suffix == "zst" and not shutil.which("zstd"):
+        pytest.skip("zstd is not installed")
+    folder = _ready(tmp_path / suffix)
+    (folder / "b").write_bytes(DATA[::-1])
+    done = subprocess.run([*_command(suffix), "-q", "a", "-", "b"], cwd=folder, input=b"from stdin\n",
+                          capture_output=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0
+    assert {p.name for p in folder.iterdir()} == {"a", "b", f"a.{suffix}", f"b.{suffix}"}
+    if suffix == "nnc":
+        assert nncodec.decompress(done.stdout) == b"from stdin\n"
+        assert nncodec.decompress((folder / "b.nnc").read_bytes()) == DATA[::-1]
