@@ -239,3 +239,25 @@ def test_small_input_the_model_does_not_win_gets_a_raw_frame():
     packed = nncodec.compress(b"hi!")
     frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
     assert frame.codec_name == "raw" and len(packed) <= 3 + 40
+
+
+def test_probe_declines_structured_text_early_and_lets_prose_through():
+    """Issue 19's quick probe: a block the model cannot win (CSV of numbers) is declined after a
+    16 KB sample, before the model runs over the block; prose is not declined."""
+    import random
+
+    from nncodec.codecs.base import BlockDeclined
+    from nncodec.codecs.text import PROBE_MIN
+
+    codec = TextCodec(find_model(TEXT_MODEL_ID))
+    rng = random.Random(3)
+    rows = (f"{i},{rng.randrange(10**6)},{rng.random():.5f},{rng.choice(['x', 'yy'])}" for i in range(9000))
+    csv = "\n".join(rows)
+    assert len(csv) >= PROBE_MIN
+    with pytest.raises(BlockDeclined, match="probe"):
+        codec.encode_block(csv.encode())
+    prose = (REPO / "testdata" / "text" / "dickens_head.txt").read_bytes()
+    prose += (REPO / "README.md").read_bytes()[:8000]
+    assert len(prose) >= PROBE_MIN
+    payload = codec.encode_block(prose)  # not declined
+    assert codec.decode_block(payload, len(prose)) == prose

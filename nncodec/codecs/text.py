@@ -16,6 +16,14 @@ Frame params: format version (1), mix group size. Payload::
     varint n_tokens | varint S | S x varint stream_bytes | S range-coded streams
 
 Segment s holds n_tokens // S tokens, plus one if s < n_tokens % S.
+
+**Probe.** A block over ``PROBE_MIN`` bytes is first probed: ``PROBE_BYTES`` from its middle are coded
+by this codec and by zstd -19, and when the model's coding is larger than ``PROBE_MARGIN`` times
+zstd's the block is declined at once (the engine codes it with zstd), instead of running the model
+over the whole block to lose. Measured (model size / zstd size on the sample): Silesia xml 0.72,
+Dickens 0.52, generated JSON 1.22 and CSV 1.28; on that JSON (458 KB) the model would still have won
+by 4% over the whole block (45,027 vs 46,984 bytes) but took 61 s against 2.6 s. The probe only
+decides; it writes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from nncodec.core import modelstore
 from nncodec.core.errors import CorruptError, NncodecError, TruncatedError
 from nncodec.core.framing import decode_varint, encode_varint, join_streams, split_streams
 from nncodec.core.modelstore import LoadedModel, find_model
+from nncodec.entropy.backends import zstd_compress
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
 from nncodec.nn.mixing import ORDERS, ContextMixer
 from nncodec.text.model import IntGPT, ResidualOverflow
@@ -40,6 +49,9 @@ MAX_SEGMENTS = 64
 MIN_SEGMENT_TOKENS = 512
 MIX_GROUP = 8  # consecutive segments sharing adaptive counts
 ROWS_PER_CHUNK = 32  # encoder: positions whose frequency rows exist at once
+PROBE_MIN = 64 << 10  # blocks at least this long are probed first
+PROBE_BYTES = 16 << 10  # the probe's sample, from the middle of the block
+PROBE_MARGIN = 1.1  # decline when the model's sample coding is larger than this times zstd's
 
 
 def load_text_model(path: Path) -> tuple[IntGPT, ByteTokenizer]:
@@ -134,12 +146,22 @@ class TextCodec(Codec):
                 if count > 0:
                     encoder.encode(batch[row, start : start + count], mixed[row, :count])
                     coded += count
-            self.report_progress(coded / self._block_tokens)
+            if self._block_tokens:  # 0 while probing: the probe is not progress
+                self.report_progress(coded / self._block_tokens)
         return [encoder.finish() for encoder in encoders]
 
     def encode_block(self, data: bytes) -> bytes:
-        tokens = self.tokenizer.encode(data)
-        self._block_tokens = max(1, len(tokens))
+        if len(data) >= PROBE_MIN:
+            middle = len(data) // 2
+            sample = data[middle - PROBE_BYTES // 2 : middle + PROBE_BYTES // 2]
+            learned = len(self._encode_tokens(self.tokenizer.encode(sample), report=False))
+            classical = len(zstd_compress(sample))
+            if learned > PROBE_MARGIN * classical:
+                raise BlockDeclined(f"probe: the model codes a sample in {learned} B, zstd in {classical}")
+        return self._encode_tokens(self.tokenizer.encode(data))
+
+    def _encode_tokens(self, tokens: np.ndarray, report: bool = True) -> bytes:
+        self._block_tokens = max(1, len(tokens)) if report else 0
         segments, start = [], 0
         for length in segment_lengths(len(tokens), choose_segments(len(tokens))):
             segments.append(tokens[start : start + length])
