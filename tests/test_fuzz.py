@@ -88,6 +88,7 @@ def _corpus() -> list[Sample]:
     second = nncodec.compress(binary[:100], codec="raw")
     with_metadata = _compress(text[:500], "raw", metadata=FileMetadata("a.txt", 0o640, 12))
     image_png = smooth_png(64, 48, "L")
+    numbers = ",".join(str(n * n % 977) for n in range(700)).encode()  # text the model loses: classical
     image = image_png  # Pillow writes it with zlib: it comes back byte for byte
     access = access_lines(40, seed=5)  # the log codec's access-log mode (payload mode 2)
     zeek = zeek_lines(40, seed=5)  # Zeek UIDs taken out (format 3), tab-separated rows (mode 3)
@@ -105,10 +106,12 @@ def _corpus() -> list[Sample]:
         Sample("zeek-log", zeek, nncodec.compress(zeek, codec="log"), 0.5),
         Sample("text", prose(160, seed=2), nncodec.compress(prose(160, seed=2), codec="text"), 0.05),
         Sample("image", image, nncodec.compress(image, codec="image"), 0.01),
+        Sample("classical", numbers, nncodec.compress(numbers, codec="text"), 0.3),
     ]  # fmt: skip
     for sample in samples:
         frames = engine.scan_frames(io.BytesIO(sample.packed))
-        kinds = {"log": "log", "access-log": "log", "zeek-log": "log", "text": "text", "image": "image"}
+        kinds = {"log": "log", "access-log": "log", "zeek-log": "log", "text": "text", "image": "image",
+                 "classical": "classical"}  # fmt: skip
         learned = kinds.get(sample.name)
         if learned:
             assert frames[0].block_codecs[learned] >= 1, f"{sample.name}: coded by {frames[0].block_codecs}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nncodec.codecs.base import Codec
+from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.image import ImageCodec
 from nncodec.codecs.imagepc import ImagePCCodec
 from nncodec.codecs.log import LogCodec
@@ -32,6 +33,7 @@ REGISTRY = (
     Registered(ImageCodec, "image", 80e3),
     Registered(LogCodec, "log", 2e6),
     Registered(ImagePCCodec, None, 80e3),
+    Registered(ClassicalCodec, None, 0.5e6),
 )
 
 CODECS_BY_ID: dict[int, type[Codec]] = {r.codec.codec_id: r.codec for r in REGISTRY}

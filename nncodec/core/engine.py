@@ -24,8 +24,10 @@ from threadpoolctl import threadpool_limits
 
 from nncodec.codecs import CODEC_FOR_KIND, IMAGE_CODEC_FOR_MODEL, Codec, codec_by_id, codec_by_name
 from nncodec.codecs.base import BlockDeclined
+from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
+from nncodec.codecs.text import TextCodec
 from nncodec.core import container, levels
 from nncodec.core.container import BlockHeader, FileMetadata, FrameHeader
 from nncodec.core.detect import SNIFF_SIZE, is_idx, sniff
@@ -178,11 +180,15 @@ class _BlockProgress:
 
 
 def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
-    """Code one block with the frame codec, zstd and stored; keep the smallest. Returns the block
-    header, the payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
+    """Code one block with the frame codec, zstd and stored (a text frame: also the best classical
+    coder); keep the smallest. Returns the block header, the payload and what decoding gives
+    (``data`` unless the frame codec rebuilds files)."""
     candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
     if not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
+    if isinstance(codec, (TextCodec, ClassicalCodec)):
+        candidates.append(ClassicalCodec() if isinstance(codec, TextCodec) else RawCodec())
+        candidates = list({type(c): c for c in candidates}.values())
     best_codec: Codec = StoredCodec()
     best_payload, best_output = bytes(data), data
     for candidate in candidates:
@@ -246,8 +252,9 @@ def compress_stream(
         buffer = io.BytesIO()
         stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
         if not stats.block_codecs[frame_codec.name] and stats.blocks:
+            fallback = ClassicalCodec() if stats.block_codecs["classical"] else RawCodec()
             buffer = io.BytesIO()
-            stats = _write_frame(sample, io.BytesIO(), buffer, RawCodec(), **options)
+            stats = _write_frame(sample, io.BytesIO(), buffer, fallback, **options)
         dst.write(buffer.getvalue())
         return stats
     return _write_frame(sample, src, dst, frame_codec, **options, progress=progress)
@@ -384,6 +391,8 @@ def _decode_block(
         codec = StoredCodec()
     elif block_header.codec_id == RawCodec.codec_id:
         codec = RawCodec()
+    elif block_header.codec_id == ClassicalCodec.codec_id and isinstance(frame_codec, TextCodec):
+        codec = ClassicalCodec()
     else:
         raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")
     if block_header.original_size > codec.max_block_size:

@@ -1,0 +1,69 @@
+"""The classical codec (issue 19): text blocks the model does not win take the best of zstd, xz and
+PPMd; small text the model wins nowhere becomes a classical frame; damage is a clean error."""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import random
+
+import pytest
+import zstandard
+
+import nncodec
+from nncodec.core import engine
+from nncodec.core.errors import NncodecError
+
+
+def _json(rows: int, seed: int = 1) -> bytes:
+    rng = random.Random(seed)
+    records = [
+        {"id": i, "user": f"u{rng.randrange(50)}", "amount": round(rng.random() * 1000, 2)}
+        for i in range(rows)
+    ]
+    return json.dumps(records).encode()
+
+
+def test_structured_text_takes_the_best_classical_coder():
+    data = _json(3000)
+    packed = nncodec.compress(data)
+    frame = engine.scan_frames(io.BytesIO(packed))[0]
+    assert dict(frame.block_codecs) == {"classical": 1}
+    assert nncodec.decompress(packed) == data
+    best = min(len(zstandard.ZstdCompressor(level=19).compress(data)),
+               len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)))  # fmt: skip
+    assert len(packed) < best  # PPMd wins on JSON
+
+
+def test_small_text_the_model_loses_is_a_classical_frame():
+    data = _json(300)
+    packed = nncodec.compress(data)
+    frame = engine.scan_frames(io.BytesIO(packed))[0]
+    assert frame.header.codec_id == 7 and not frame.header.model_id
+    assert nncodec.decompress(packed) == data
+
+
+def test_damaged_classical_blocks_fail_cleanly():
+    data = _json(300)
+    packed = nncodec.compress(data)
+    rng = random.Random(5)
+    for _ in range(300):
+        damaged = bytearray(packed)
+        damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        try:
+            assert nncodec.decompress(bytes(damaged)) == data
+        except NncodecError:
+            pass
+
+
+def test_a_classical_block_is_refused_outside_text_frames():
+    data = _json(300)
+    classical = nncodec.compress(data)
+    raw = bytearray(nncodec.compress(data, codec="raw"))
+    # graft the classical frame's block onto the raw frame's header: codec id 7 is not allowed there
+    raw_header = engine.scan_frames(io.BytesIO(bytes(raw)))[0].header.size
+    classical_header = engine.scan_frames(io.BytesIO(classical))[0].header.size
+    grafted = bytes(raw[:raw_header]) + classical[classical_header:]
+    with pytest.raises(NncodecError, match="not allowed"):
+        nncodec.decompress(grafted)
