@@ -153,8 +153,8 @@ def test_block_of_a_codec_foreign_to_the_frame_is_corrupt():
 
 
 def test_frame_needing_a_codec_this_build_lacks():
-    packed = FrameHeader(codec_id=7).encode() + container.encode_footer(container.content_hasher().digest())
-    with pytest.raises(CodecUnavailableError, match="unknown codec id 7"):
+    packed = FrameHeader(codec_id=8).encode() + container.encode_footer(container.content_hasher().digest())
+    with pytest.raises(CodecUnavailableError, match="unknown codec id 8"):
         nncodec.decompress(packed)
 
 
