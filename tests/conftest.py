@@ -20,6 +20,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 #: folders a test run may change inside the repository: the environment, caches and build outputs
 #: (pip wheel writes build/ and *.egg-info; pytest, ruff and hypothesis their caches)
 UNWATCHED = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", "build"}
+UNWATCHED |= {"checkpoints"}  # training outputs (make train-text), ignored by git
 
 
 def _tree_state(root: Path) -> dict[str, tuple[int, int, int]]:

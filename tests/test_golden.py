@@ -13,7 +13,7 @@ import nncodec
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.mark.parametrize("name", ["sample.raw-v1.nnc", "sample.text-v1.nnc"])
+@pytest.mark.parametrize("name", ["sample.raw-v1.nnc", "sample.text-v1.nnc", "sample.classical-v1.nnc"])
 def test_old_files_still_decode(name):
     original = (GOLDEN / "sample.txt").read_bytes()
     assert nncodec.decompress((GOLDEN / name).read_bytes()) == original

@@ -3,6 +3,7 @@ shapes, round trips of edge cases, and cross-configuration decoding."""
 
 import os
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import nncodec
 from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
 from nncodec.core.modelstore import find_model
 from nncodec.nn import rowops
-from nncodec.nn.mixing import ORDERS, ContextMixer
+from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
 
 MODEL_FILE = REPO / "models" / f"{TEXT_MODEL_ID}.safetensors"
 pytestmark = pytest.mark.skipif(not MODEL_FILE.exists(), reason=f"{MODEL_FILE} not built yet")
@@ -121,26 +122,44 @@ def test_compiled_ops_match_the_numpy_reference(codec):
 
 
 @needs_kernels
-def test_compiled_mixer_matches_the_reference():
+@pytest.mark.parametrize("priors", [ORDER_PRIORS, ORDER_PRIORS_V2], ids=["format-1", "format-2"])
+def test_compiled_mixer_matches_the_reference(priors):
     rng = np.random.default_rng(6)
     vocab = 4096
-    reference, compiled = ContextMixer(vocab, compiled=False), ContextMixer(vocab, compiled=True)
+    reference = ContextMixer(vocab, priors, compiled=False)
+    compiled = ContextMixer(vocab, priors, compiled=True)
+    orders = len(priors)
     tokens = rng.integers(0, 40, size=(5, 1500))  # few distinct tokens: contexts repeat
-    tokens[:, :ORDERS] = -1
-    for t in range(ORDERS, tokens.shape[1]):
-        history = tokens[:, t - ORDERS : t]
+    tokens[:, :orders] = -1
+    for t in range(orders, tokens.shape[1]):
+        history = tokens[:, t - orders : t]
         rows = np.floor(rng.random((5, vocab)) * 2.0**20) + 1
         assert np.array_equal(reference.frequencies(rows, history), compiled.frequencies(rows, history))
         reference.update(history, tokens[:, t])
         compiled.update(history, tokens[:, t])
 
 
+def with_workers(codec: TextCodec, pool: ThreadPoolExecutor | None) -> TextCodec:
+    codec.pool, codec.workers = pool, (pool._max_workers if pool else 1)
+    return codec
+
+
 def test_decode_batch_arrangement_does_not_change_output(codec):
-    data = natural_text(60_000)
-    payload = codec.encode_block(data)
-    for groups in (1, 3, 8):
-        other = TextCodec(codec.model, decode_groups=groups)
-        assert other.decode_block(payload, len(data)) == data
+    """Format 2 (one mix group): the model's rows split over 1 or 2 workers, encoding and decoding,
+    give the same bytes. Format 1 (mix groups of 8): any number of groups per decoded batch."""
+    data = natural_text(40_000)
+    with ThreadPoolExecutor(2) as pool:
+        payload = codec.encode_block(data)
+        assert with_workers(TextCodec(codec.model), pool).encode_block(data) == payload
+        for workers in (None, pool):
+            other = with_workers(TextCodec.from_header(codec.params(), codec.model), workers)
+            assert other.decode_block(payload, len(data)) == data
+        old = TextCodec(codec.model, mix_group=8, version=1)
+        payload = old.encode_block(data)
+        for groups in (1, 3, 8):
+            other = TextCodec.from_header(old.params(), codec.model)
+            other.decode_groups = groups
+            assert with_workers(other, pool).decode_block(payload, len(data)) == data
 
 
 @pytest.mark.slow
@@ -239,6 +258,19 @@ def test_small_input_the_model_does_not_win_gets_a_raw_frame():
     packed = nncodec.compress(b"hi!")
     frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
     assert frame.codec_name == "raw" and len(packed) <= 3 + 40
+
+
+def test_one_block_input_the_model_does_not_win_gets_a_classical_frame():
+    """Past the 64 KiB sniff too: an input of one block whose block went classical is written as a
+    classical frame (no model id and hash), and it decodes."""
+    rng = np.random.default_rng(9)
+    rows = [f'{{"id": {i}, "value": {rng.integers(0, 10**6)}, "tag": "t{i % 7}"}}' for i in range(4000)]
+    data = ("[" + ",\n".join(rows) + "]\n").encode()
+    assert 64 << 10 < len(data) < TextCodec.block_size
+    packed = nncodec.compress(data, codec="text")
+    frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
+    assert frame.codec_name == "classical" and frame.blocks == 1
+    assert nncodec.decompress(packed) == data
 
 
 def test_probe_declines_structured_text_early_and_lets_prose_through():

@@ -64,7 +64,8 @@ class Measurement:
 
 
 def available_tools(threads: int = 1) -> list[Tool]:
-    """nncodec and whichever classical tools are installed (PPMd in-process via pyppmd)."""
+    """nncodec and whichever classical tools are installed (PPMd via nncodec's compiled PPMd7, and
+    brotli via its Python module when the command is missing, as filter processes)."""
     python = [sys.executable, "-m"]
     tools = [Tool("nncodec", [*python, "nncodec", f"-T{threads}", "-c"], [*python, "nncodec", "-dc"])]
     if shutil.which("gzip"):
@@ -89,6 +90,18 @@ def available_tools(threads: int = 1) -> list[Tool]:
         Tool(f"PPMd o{PPMD_ORDER}", [*python, "nncodec.cli.benchtool", "ppmd-compress"],
              [*python, "nncodec.cli.benchtool", "ppmd-decompress"])
     )  # fmt: skip
+    if shutil.which("brotli"):
+        tools.append(Tool("brotli -q 11", ["brotli", "-q", "11", "-w", "24", "-c"], ["brotli", "-dc"]))
+    else:
+        try:
+            import brotli  # noqa: F401  (the `bench` extra installs it)
+        except ImportError:
+            pass
+        else:
+            tools.append(
+                Tool("brotli -q 11", [*python, "nncodec.cli.benchtool", "brotli-compress"],
+                     [*python, "nncodec.cli.benchtool", "brotli-decompress"])
+            )  # fmt: skip
     images = ("image",)
     if shutil.which("cwebp") and shutil.which("dwebp"):
         tools.append(
@@ -289,19 +302,24 @@ def describe_machine() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# PPMd as a filter process (7-Zip's PPMd var. H via pyppmd): 8-byte size, then the stream
+# PPMd as a filter process (7-Zip's PPMd var. H, nncodec's compiled copy): 8-byte size, then the stream;
+# brotli -q 11 with a 16 MiB window (the brotli command's -w 24) through its Python module
 
 
 def _ppmd_filter(mode: str) -> None:
-    import pyppmd
-
     data = sys.stdin.buffer.read()
-    if mode == "ppmd-compress":
-        encoder = pyppmd.Ppmd7Encoder(PPMD_ORDER, PPMD_MEMORY)
-        out = len(data).to_bytes(8, "little") + encoder.encode(data) + encoder.flush()
-    else:
-        size = int.from_bytes(data[:8], "little")
-        out = pyppmd.Ppmd7Decoder(PPMD_ORDER, PPMD_MEMORY).decode(data[8:], size)
+    if mode.startswith("brotli"):
+        import brotli
+
+        compress = mode == "brotli-compress"
+        out = brotli.compress(data, quality=11, lgwin=24) if compress else brotli.decompress(data)
+    else:  # the LZMA SDK's PPMd7 compiled with nncodec (pyppmd mis-decodes some inputs)
+        from nncodec.entropy._ppmd import decode, encode
+
+        if mode == "ppmd-compress":
+            out = len(data).to_bytes(8, "little") + encode(data, PPMD_ORDER, PPMD_MEMORY)
+        else:
+            out = decode(data[8:], PPMD_ORDER, PPMD_MEMORY, int.from_bytes(data[:8], "little"))
     sys.stdout.buffer.write(out)
 
 

@@ -3,15 +3,22 @@
 A block is tokenized (exactly invertible byte-level BPE), its tokens are cut into S contiguous
 segments, and each segment is coded as its own range-coded stream: the first token with a uniform
 table, every later one with the exact-integer model's table given the segment's previous tokens (a
-sliding window of ``window`` tokens), mixed with order-1..3 token counts learned from the block itself
-(nncodec/nn/mixing.py). Segments are grouped in mix groups of ``MIX_GROUP`` consecutive segments that
-share one set of counts, updated in lockstep (step t sees every token of the group before step t).
+sliding window of ``window`` tokens), mixed with order-1..k token counts learned from the block itself
+(nncodec/nn/mixing.py). Segments are grouped in mix groups of consecutive segments that share one set
+of counts, updated in lockstep (step t sees every token of the group before step t).
 
-The encoder scores a whole mix group in one parallel pass; the decoder runs all segments together as
-a batch, one token per stream per step, with a KV cache. Both compute the same tables bit for bit
+Format versions (the first params byte): **1** mixes orders 1..3 with ``mixing.ORDER_PRIORS`` in mix
+groups of 8 segments (nncodec 0.1); **2** (written now) mixes with ``mixing.ORDER_PRIORS_V2`` and
+puts every segment of a block in one mix group, so the counts see the whole block coded so far:
+measured on text no model or setting was fitted on (dev files of training authors, not the
+validation set) this takes 3-7% off version 1's output. The model's work is still split by rows
+across worker threads (encoder and decoder), so one mix group costs no parallelism.
+
+The encoder scores all segments in one parallel pass; the decoder runs all segments together as a
+batch, one token per stream per step, with a KV cache. Both compute the same tables bit for bit
 (nncodec/text/model.py), and decoding any arrangement of whole mix groups gives the same output.
 
-Frame params: format version (1), mix group size. Payload::
+Frame params: format version (1 or 2), mix group size. Payload::
 
     varint n_tokens | varint S | S x varint stream_bytes | S range-coded streams
 
@@ -39,15 +46,17 @@ from nncodec.core.framing import decode_varint, encode_varint, join_streams, spl
 from nncodec.core.modelstore import LoadedModel, find_model
 from nncodec.entropy.backends import zstd_compress
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
-from nncodec.nn.mixing import ORDERS, ContextMixer
+from nncodec.nn.matching import MatchModel
+from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
 from nncodec.text.model import IntGPT, ResidualOverflow
 from nncodec.text.tokenizer import ByteTokenizer
 
 TEXT_MODEL_ID = "text-v1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written; version 1 still decodes
+PRIORS_BY_VERSION = {1: ORDER_PRIORS, 2: ORDER_PRIORS_V2}
 MAX_SEGMENTS = 64
 MIN_SEGMENT_TOKENS = 512
-MIX_GROUP = 8  # consecutive segments sharing adaptive counts
+MIX_GROUP = MAX_SEGMENTS  # consecutive segments sharing adaptive counts (version 1 wrote 8)
 ROWS_PER_CHUNK = 32  # encoder: positions whose frequency rows exist at once
 PROBE_MIN = 64 << 10  # blocks at least this long are probed first
 PROBE_BYTES = 16 << 10  # the probe's sample, from the middle of the block
@@ -81,8 +90,18 @@ class TextCodec(Codec):
     memory_base = 48 << 20
     memory_per_byte = (150.0, 150.0)
 
-    def __init__(self, model: LoadedModel, mix_group: int = MIX_GROUP, decode_groups: int = 0) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        mix_group: int = MIX_GROUP,
+        decode_groups: int = 0,
+        version: int = FORMAT_VERSION,
+    ) -> None:
         self._model = model
+        self.version = version
+        self.priors = PRIORS_BY_VERSION[version]
+        self.orders = len(self.priors)
+        self.matching = version >= 2  # format 2 adds the match model (nncodec/nn/matching.py)
         self.mix_group = mix_group
         # mix groups decoded together (0: all); any value gives the same output
         self.decode_groups = decode_groups
@@ -94,14 +113,14 @@ class TextCodec(Codec):
 
     @classmethod
     def from_header(cls, params: bytes, model: LoadedModel | None) -> TextCodec:
-        if len(params) != 2 or params[0] != FORMAT_VERSION or not 1 <= params[1] <= MAX_SEGMENTS:
+        if len(params) != 2 or params[0] not in PRIORS_BY_VERSION or not 1 <= params[1] <= MAX_SEGMENTS:
             raise CorruptError(f"text codec parameters {params.hex()} not understood (newer nncodec?)")
         if model is None:
             raise CorruptError("text frame names no model")
-        return cls(model, mix_group=params[1])
+        return cls(model, mix_group=params[1], version=params[0])
 
     def params(self) -> bytes:
-        return bytes([FORMAT_VERSION, self.mix_group])
+        return bytes([self.version, self.mix_group])
 
     @property
     def model(self) -> LoadedModel:
@@ -114,9 +133,24 @@ class TextCodec(Codec):
         lockstep walk that mixes in the group's adaptive counts exactly as the decoder will."""
         size = self.mix_group
         groups = [segments[first : first + size] for first in range(0, len(segments), size)]
+        if len(groups) == 1:  # the model's rows are split across the workers inside
+            return self._encode_group(groups[0], split_rows=True)
         return [stream for group in self.map_parallel(self._encode_group, groups) for stream in group]
 
-    def _encode_group(self, group: list[np.ndarray]) -> list[bytes]:
+    def _matcher(self, lengths: list[int]) -> MatchModel | None:
+        """The match model of a mix group (format 2), holding token 0 of every stream."""
+        if not self.matching or not lengths:
+            return None
+        return MatchModel(len(lengths), max(lengths), self.lm.vocab_size)
+
+    def _row_parts(self, rows: int) -> list[slice]:
+        """Contiguous row ranges, one per worker (the model's rows are independent)."""
+        parts = min(self.workers, rows) if self.pool is not None else 1
+        bounds = [rows * i // parts for i in range(parts + 1)]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+    def _encode_group(self, group: list[np.ndarray], split_rows: bool = False) -> list[bytes]:
+        """``split_rows``: run the model's rows on the workers (never from inside a worker)."""
         lengths = [len(t) for t in group]
         longest = max(lengths)
         batch = np.zeros((len(group), longest), dtype=np.int64)  # short rows padded at the end
@@ -128,17 +162,28 @@ class TextCodec(Codec):
                 encoder.encode(tokens[:1], np.ones((1, self.lm.vocab_size)))
         if longest < 2:
             return [encoder.finish() for encoder in encoders]
-        residual = self.lm.sequence_residuals(batch[:, :-1])
-        padded = np.concatenate([np.full((len(group), ORDERS), -1), batch], axis=1)  # -1: no token
-        mixer = ContextMixer(self.lm.vocab_size)
+        parts = self._row_parts(len(group)) if split_rows else [slice(0, len(group))]
+        run = self.map_parallel if split_rows else lambda f, items: [f(x) for x in items]
+        residual = np.concatenate(run(lambda part: self.lm.sequence_residuals(batch[part, :-1]), parts))
+        orders = self.orders
+        padded = np.concatenate([np.full((len(group), orders), -1), batch], axis=1)  # -1: no token
+        mixer = ContextMixer(self.lm.vocab_size, self.priors)
+        matcher = self._matcher(lengths)
+        if matcher is not None:
+            matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
         for start in range(1, longest, ROWS_PER_CHUNK):
             stop = min(longest, start + ROWS_PER_CHUNK)
-            model_rows = self.lm.frequencies(residual[:, start - 1 : stop - 1])  # predict start..stop-1
+            model_rows = np.concatenate(  # predict start..stop-1
+                run(lambda part, a=start - 1, b=stop - 1: self.lm.frequencies(residual[part, a:b]), parts)
+            )
             mixed = np.empty_like(model_rows)
             for t in range(start, stop):
                 active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
-                history = padded[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
+                history = padded[:active, t : t + orders]  # tokens t-orders .. t-1
                 mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], history)
+                if matcher is not None:
+                    matcher.adjust(mixed[:active, t - start], active)
+                    matcher.update(batch[:active, t], t)
                 mixer.update(history, batch[:active, t])
             coded = 0
             for row, encoder in enumerate(encoders):
@@ -185,7 +230,10 @@ class TextCodec(Codec):
             self._block_tokens = max(1, n_tokens)
             per_call = self.mix_group * self._groups_per_call(segments)
             parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
-            decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
+            if len(parts) == 1:  # one batch: its model rows are split across the workers inside
+                decoded = [self._decode_streams(streams, lengths, split_rows=True)]
+            else:
+                decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
             tokens = [t for part in decoded for t in part]
         except TruncatedError as exc:  # a varint running off a complete payload: corruption
             raise CorruptError(f"text block corrupt ({exc})") from exc
@@ -205,28 +253,46 @@ class TextCodec(Codec):
         groups = -(-segments // self.mix_group)
         return -(-groups // self.workers)
 
-    def _decode_streams(self, streams: list[bytes], lengths: list[int]) -> list[np.ndarray]:
+    def _decode_streams(
+        self, streams: list[bytes], lengths: list[int], split_rows: bool = False
+    ) -> list[np.ndarray]:
         """Decode whole mix groups in lockstep; lengths are non-increasing, so the active streams
-        are always a prefix of the batch."""
+        are always a prefix of the batch. ``split_rows``: the model steps a share of the rows on
+        each worker (never from inside a worker)."""
         decoders = [SymbolDecoder(s) for s in streams]
         longest = max(lengths, default=0)
-        # column ORDERS + t holds token t; the ORDERS columns before it hold -1 ("no token")
-        tokens = np.full((len(streams), ORDERS + longest), -1, dtype=np.int32)
+        orders = self.orders
+        # column orders + t holds token t; the orders columns before it hold -1 ("no token")
+        tokens = np.full((len(streams), orders + longest), -1, dtype=np.int32)
         uniform = np.ones((1, self.lm.vocab_size))
         active = sum(1 for n in lengths if n > 0)
         for s in range(active):
-            tokens[s, ORDERS] = decoders[s].decode(uniform)[0]
-        mixers = [ContextMixer(self.lm.vocab_size) for _ in range(0, len(streams), self.mix_group)]
-        state = self.lm.decoder(active)
+            tokens[s, orders] = decoders[s].decode(uniform)[0]
+        mixers = [
+            ContextMixer(self.lm.vocab_size, self.priors) for _ in range(0, len(streams), self.mix_group)
+        ]
+        matchers = [
+            self._matcher(lengths[first : first + self.mix_group])
+            for first in range(0, len(streams), self.mix_group)
+        ]
+        for g, matcher in enumerate(matchers):
+            if matcher is not None:
+                first = g * self.mix_group
+                starting = range(first, min(active, first + self.mix_group))
+                matcher.update(tokens[starting.start : starting.stop, orders].astype(np.int64), 0)
+        parts = self._row_parts(active) if split_rows else [slice(0, active)]
+        states = [(part, self.lm.decoder(part.stop - part.start)) for part in parts]
+        run = self.map_parallel if len(states) > 1 else lambda f, items: [f(x) for x in items]
         for t in range(1, longest):
             now_active = sum(1 for n in lengths if n > t)
             if now_active < active:
-                state.select(np.arange(now_active))
+                states = _shrink(states, now_active)
                 active = now_active
-            history = tokens[:active, t : t + ORDERS]  # tokens t-ORDERS .. t-1
+            history = tokens[:active, t : t + orders]  # tokens t-orders .. t-1
             if t % PROGRESS_STEPS == 0:
                 self.report_progress(active * PROGRESS_STEPS / self._block_tokens)
-            model_rows = state.step(history[:, -1])
+            last = history[:, -1]
+            model_rows = np.concatenate(run(lambda ps, last=last: ps[1].step(last[ps[0]]), states))
             for g, mixer in enumerate(mixers):
                 group = range(g * self.mix_group, min(active, (g + 1) * self.mix_group))
                 if not group:
@@ -234,7 +300,27 @@ class TextCodec(Codec):
                 rows = mixer.frequencies(
                     model_rows[group.start : group.stop], history[group.start : group.stop]
                 )
+                matcher = matchers[g]
+                if matcher is not None:
+                    matcher.adjust(rows, len(group))
                 for i, s in enumerate(group):
-                    tokens[s, ORDERS + t] = decoders[s].decode_row(rows[i : i + 1])
-                mixer.update(history[group.start : group.stop], tokens[group.start : group.stop, ORDERS + t])
-        return [tokens[s, ORDERS : ORDERS + n] for s, n in enumerate(lengths)]
+                    tokens[s, orders + t] = decoders[s].decode_row(rows[i : i + 1])
+                coded = tokens[group.start : group.stop, orders + t]
+                if matcher is not None:
+                    matcher.update(coded.astype(np.int64), t)
+                mixer.update(history[group.start : group.stop], coded)
+        return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
+
+
+def _shrink(states: list, active: int) -> list:
+    """Keep the model states of the first ``active`` rows (each state holds a contiguous range)."""
+    kept = []
+    for part, state in states:
+        keep = min(part.stop, active) - part.start
+        if keep <= 0:
+            continue
+        if keep < part.stop - part.start:
+            state.select(np.arange(keep))
+            part = slice(part.start, part.start + keep)
+        kept.append((part, state))
+    return kept

@@ -246,9 +246,15 @@ def compress_stream(
         size = len(sample) if len(sample) < SNIFF_SIZE else content_size
         frame_codec, block_size = _within_memory(frame_codec, block_size, size, memory_limit)
     options = dict(threads=threads, block_size=block_size, content_size=content_size, metadata=metadata)
-    if len(sample) < SNIFF_SIZE and frame_codec.model is not None:
-        # The whole input is in hand and small. If the learned codec wins no block, a raw frame is
-        # smaller by the model id and hash it would record, so write that instead.
+    whole = len(sample) < SNIFF_SIZE
+    if not whole and frame_codec.model is not None and not frame_codec.needs_whole_input:
+        # an input of one block is read whole, so that the choice below can be made for it too
+        limit = min(block_size or frame_codec.block_size, frame_codec.max_block_size)
+        sample += read_up_to(src, max(0, limit - len(sample)) + 1)  # one byte more: does more follow?
+        whole = len(sample) <= limit
+    if whole and frame_codec.model is not None:
+        # The whole input is in hand and at most one block. If the learned codec wins no block, a
+        # classical or raw frame is smaller by the model id and hash it would record: write that.
         buffer = io.BytesIO()
         stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
         if not stats.block_codecs[frame_codec.name] and stats.blocks:

@@ -6,11 +6,21 @@ Validation ranges are never trained on (nor used to fit the tokenizer):
 - the last 500,000 bytes of Silesia ``xml``.
 Training uses the rest of those files plus the Python standard library's ``.py`` sources
 (text every machine has), in sorted path order, up to ``STDLIB_BYTES``.
+
+The **broad** split (``load_split(broad=True)``, text-v2 on) adds the Gutenberg set
+(``../shared/data/text/gutenberg``) minus every book by a ``HELD_OUT_AUTHORS`` writer, and groff man
+pages installed on the machine (``/usr/share/man``, minus ``HELD_OUT_PATHS``), and samples sources by
+the fixed ``BROAD_WEIGHTS`` rather than by size. Its validation adds the held-out authors (the first
+``HELD_OUT_BYTES`` of each of ``HELD_OUT_BOOKS``). The cross-domain validation set of
+scripts/bench_text.py draws its prose, poetry and drama only from held-out authors and its other files
+from paths no training step reads.
 """
 
 from __future__ import annotations
 
+import gzip
 import sysconfig
+import tarfile
 from pathlib import Path
 
 from nncodec.training.common import SHARED_DATA
@@ -24,6 +34,62 @@ SHARED_FILES = [
     ("enwik8", "enwik8-bytes1M-4M", 500_000),
     ("xml", "silesia/xml", 500_000),
 ]
+
+
+GUTENBERG = SHARED_TEXT / "gutenberg" / "books.tar.xz"
+#: whole authors never trained on (validation: scripts/bench_text.py and HELD_OUT_BOOKS)
+HELD_OUT_AUTHORS = ("Austen", "Chesterton", "Darwin", "Ibsen", "Joyce", "Poe,", "Wilde")
+HELD_OUT_BOOKS = ("0399.txt", "0253.txt", "0059.txt")  # Austen prose, Wilde poems, Ibsen drama
+HELD_OUT_BYTES = 100_000
+#: machine files the validation set uses: never trained on
+HELD_OUT_PATHS = ("/usr/share/man/man1/bash.1.gz", "/usr/share/doc/nodejs")
+MAN_ROOT = Path("/usr/share/man")
+MAN_BYTES = 4_000_000
+BROAD_WEIGHTS = {
+    "gutenberg": 0.45,
+    "dickens": 0.08,
+    "enwik8": 0.14,
+    "xml": 0.08,
+    "python-stdlib": 0.15,
+    "man-pages": 0.10,
+}
+
+
+def held_out_author(author: str) -> bool:
+    return any(name in author for name in HELD_OUT_AUTHORS)
+
+
+def gutenberg_books(path: Path = GUTENBERG) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """(books by training authors, books by held-out authors) as (file name, bytes), in file order."""
+    manifest = (path.parent / "MANIFEST.tsv").read_text(encoding="utf-8").split("\n")
+    # rows start with the file name (a few titles hold a line break: their tails are skipped)
+    rows = [line.split("\t") for line in manifest if line[:4].isdigit() and ".txt\t" in line[:9]]
+    author_of = {row[0]: row[1] for row in rows}
+    train, held_out = [], []
+    with tarfile.open(path) as archive:
+        for member in archive:
+            if not member.isfile() or member.name not in author_of:
+                continue
+            data = archive.extractfile(member).read()  # type: ignore[union-attr]
+            (held_out if held_out_author(author_of[member.name]) else train).append((member.name, data))
+    return train, held_out
+
+
+def man_pages(root: Path = MAN_ROOT, limit: int = MAN_BYTES) -> bytes:
+    """English groff man pages of sections 1-8 (gzip-decompressed), sorted by path, up to ``limit``."""
+    parts, total = [], 0
+    for path in sorted(root.glob("man[1-8]/*.gz")):
+        if str(path) in HELD_OUT_PATHS or path.is_symlink():
+            continue
+        try:
+            data = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError):
+            continue
+        parts.append(data)
+        total += len(data)
+        if total >= limit:
+            break
+    return b"".join(parts)[:limit]
 
 
 def stdlib_sources(limit: int = STDLIB_BYTES) -> bytes:
@@ -40,7 +106,9 @@ def stdlib_sources(limit: int = STDLIB_BYTES) -> bytes:
     return b"".join(parts)[:limit]
 
 
-def load_split(shared_text: Path = SHARED_TEXT) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+def load_split(
+    shared_text: Path = SHARED_TEXT, broad: bool = False
+) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
     """(train, validation) lists of (name, bytes)."""
     train, validation = [], []
     for name, relative, held_out in SHARED_FILES:
@@ -48,4 +116,11 @@ def load_split(shared_text: Path = SHARED_TEXT) -> tuple[list[tuple[str, bytes]]
         train.append((name, data[:-held_out]))
         validation.append((name, data[-held_out:]))
     train.append(("python-stdlib", stdlib_sources()))
+    if broad:
+        books, held_out_books = gutenberg_books(shared_text / "gutenberg" / "books.tar.xz")
+        train.append(("gutenberg", b"".join(data for _, data in books)))
+        train.append(("man-pages", man_pages()))
+        by_name = dict(held_out_books)
+        for book in HELD_OUT_BOOKS:
+            validation.append((f"gutenberg-{book[:4]}", by_name[book][:HELD_OUT_BYTES]))
     return train, validation

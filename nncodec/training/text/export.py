@@ -25,7 +25,7 @@ from nncodec.nn.exact import make_exp_table
 from nncodec.text.model import FORMAT, IntGPT
 from nncodec.text.tokenizer import ByteTokenizer
 from nncodec.training.common import argument_parser, write_card
-from nncodec.training.text.data import load_split
+from nncodec.training.text.data import HELD_OUT_AUTHORS, HELD_OUT_BOOKS, HELD_OUT_BYTES, load_split
 from nncodec.training.text.gpt import GPT, GPTConfig, alibi_slopes
 
 ATTN_LUT_STEPS, ATTN_LUT_NATS, ATTN_LUT_SCALE = 64, 16, 1 << 15
@@ -97,6 +97,34 @@ def export(
     return tensors, metadata
 
 
+def float_state_from_exact(path: Path, config: GPTConfig) -> dict[str, torch.Tensor]:
+    """The inverse of ``export`` up to rounding: float weights from an exact model file, to continue
+    training a shipped model (its float checkpoint need not exist). Norm gains folded into the next
+    weights come back as 1 (the folded weights carry them); the final norm's gain, folded into the
+    tied head, is fitted per channel by least squares against the embedding."""
+    from nncodec.core.modelstore import read_model_file
+
+    _, tensors = read_model_file(path, FORMAT)
+    res_unit = float(tensors["res_unit"][0])
+
+    def weight(name: str) -> np.ndarray:
+        return tensors[f"{name}.w"].astype(np.float64) * tensors[f"{name}.s"].astype(np.float64)[:, None]
+
+    embed = tensors["embed"].astype(np.float64) * res_unit
+    head = weight("head")
+    gain = (head * embed).sum(axis=0) / np.maximum((embed * embed).sum(axis=0), 1e-30)
+    state = {"embed.weight": embed, "norm.weight": gain}
+    for i in range(config.n_layer):
+        p = f"blocks.{i}."
+        state[p + "norm1.weight"] = np.ones(config.n_embd)
+        state[p + "norm2.weight"] = np.ones(config.n_embd)
+        state[p + "attn.qkv.weight"] = weight(f"l{i}.qkv")
+        state[p + "attn.proj.weight"] = weight(f"l{i}.proj")
+        state[p + "mlp.up.weight"] = weight(f"l{i}.up")
+        state[p + "mlp.down.weight"] = weight(f"l{i}.down")
+    return {k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()}
+
+
 @torch.no_grad()
 def float_bpb(model: GPT, ids: np.ndarray, nbytes: int, window: int, span: int = 1024) -> float:
     """The float model's bits per byte with the same sliding window and uniform first token."""
@@ -130,12 +158,13 @@ def main() -> None:
     parser.add_argument("--model-id", required=True)
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--eval-bytes", type=int, default=100_000)
+    parser.add_argument("--broad", action="store_true", help="broad split: validation adds held-out authors")
     args = parser.parse_args()
 
     train_card = json.loads(args.card.read_text())
     config = GPTConfig(**train_card["config"])
     tokenizer = ByteTokenizer.from_file(args.tokenizer)
-    train, validation = load_split()
+    train, validation = load_split(broad=args.broad)
     rng = np.random.default_rng(0)
     sample_ids = np.concatenate([tokenizer.encode(data[:2_000_000]) for _, data in train])
     starts = rng.integers(0, len(sample_ids) - config.window, size=64)
@@ -176,7 +205,13 @@ def main() -> None:
         "training": train_card["training"],
         "validation": {
             "what": "tails never trained on: dickens last 1,000,000 bytes, enwik8-bytes1M-4M last 500,000, "
-            "silesia xml last 500,000",
+            "silesia xml last 500,000"
+            + (
+                f"; books by held-out authors ({', '.join(a.strip(',') for a in HELD_OUT_AUTHORS)}): "
+                f"the first {HELD_OUT_BYTES:,} bytes of Gutenberg {', '.join(HELD_OUT_BOOKS)}"
+                if args.broad
+                else ""
+            ),
             "float_bpb_nonoverlapping_windows_first_200k": train_card["validation_bpb_float"],
             "bytes_evaluated": f"first {args.eval_bytes:,} of each tail, LM alone (no adaptive mixing)",
             "float_bpb": float_val,

@@ -2,6 +2,11 @@
 
     python -m nncodec.training.text.train --tokenizer models/text-bpe4k.tokenizer.json \
         --out-dir checkpoints/text --steps 20000 [--resume] [--init-from WEIGHTS.safetensors]
+        [--init-from-exact models/text-v1.safetensors] [--broad]
+
+``--broad`` trains on the broad split of ``nncodec.training.text.data`` (Gutenberg minus held-out
+authors, man pages, ...), sampled by its fixed source weights; ``--init-from-exact`` continues from a
+shipped exact model file (dequantized by ``export.float_state_from_exact``).
 
 Reproducible: fixed seed, the data split of ``nncodec.training.text.data``, and the command line
 (recorded in the card written beside the weights). Every ``--eval-every`` steps it measures
@@ -24,9 +29,17 @@ from safetensors.torch import load_file, save_file
 
 from nncodec.text.tokenizer import ByteTokenizer
 from nncodec.training.common import argument_parser
-from nncodec.training.text.data import load_split
+from nncodec.training.text.data import BROAD_WEIGHTS, load_split
 from nncodec.training.text.gpt import GPT, GPTConfig
 
+DATA_NARROW = (
+    "nncodec.training.text.data (see its docstring): Silesia dickens and xml, "
+    "enwik8 bytes 1M-4M (each minus its validation tail), Python stdlib sources"
+)
+DATA_BROAD = (
+    "nncodec.training.text.data, broad split (see its docstring): as text-v1 plus the Gutenberg set "
+    "minus held-out authors and man pages, sampled by BROAD_WEIGHTS"
+)
 VAL_BYTES = 200_000  # bytes of each validation file used for the periodic estimate
 
 
@@ -98,6 +111,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init-from", type=Path)
+    parser.add_argument("--init-from-exact", type=Path)
+    parser.add_argument("--broad", action="store_true")
+    parser.add_argument("--stop-after", type=int, help="end at this step (the schedule still spans --steps)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -106,11 +122,14 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     tokenizer = ByteTokenizer.from_file(args.tokenizer)
-    train_items, val_items = load_split()
+    train_items, val_items = load_split(broad=args.broad)
     train = tokenize_all(tokenizer, train_items)
     val = tokenize_all(tokenizer, [(n, d[:VAL_BYTES]) for n, d in val_items])
     streams = [ids for _, ids, _ in train]
-    weights = np.array([len(s) for s in streams], dtype=np.float64)
+    if args.broad:
+        weights = np.array([BROAD_WEIGHTS[name] for name, _, _ in train], dtype=np.float64)
+    else:
+        weights = np.array([len(s) for s in streams], dtype=np.float64)
     weights /= weights.sum()
     print("train tokens:", {n: len(i) for n, i, _ in train}, flush=True)
 
@@ -134,12 +153,17 @@ def main() -> None:
         print(f"resumed at step {step}, best {best:.4f}", flush=True)
     elif args.init_from:
         model.load_state_dict(load_file(args.init_from))
+    elif args.init_from_exact:
+        from nncodec.training.text.export import float_state_from_exact
+
+        model.load_state_dict(float_state_from_exact(args.init_from_exact, config))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params:,} parameters, config {config.to_dict()}", flush=True)
 
     started = time.time()
     tokens_seen = 0
-    while step < args.steps:
+    last = min(args.steps, args.stop_after or args.steps)
+    while step < last:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         x, y = batch_from(streams, weights, rng, args.batch, config.window)
@@ -153,7 +177,7 @@ def main() -> None:
         if step % 50 == 0:
             rate = tokens_seen / (time.time() - started)
             print(f"step {step} loss {loss.item():.4f} lr {group['lr']:.2e} {rate:.0f} tok/s", flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == last:
             bpb = evaluate(model, val, config.window)
             mean = float(np.mean(list(bpb.values())))
             history.append({"step": step, "val_bpb": bpb, "time": time.time()})
@@ -168,8 +192,7 @@ def main() -> None:
                     "parameters": n_params,
                     "tokenizer": args.tokenizer.name,
                     "training": {
-                        "data": "nncodec.training.text.data (see its docstring): Silesia dickens and xml, "
-                        "enwik8 bytes 1M-4M (each minus its validation tail), Python stdlib sources",
+                        "data": DATA_BROAD if args.broad else DATA_NARROW,
                         "steps": step,
                         "batch": args.batch,
                         "tokens_seen": step * args.batch * config.window,

@@ -1,0 +1,124 @@
+"""A match model over the tokens a mix group has coded so far, refined by an adaptive table (APM).
+
+Long repeats (markup, JSON keys, code, refrains) are where a small model and short contexts are
+weakest: after the first occurrence, the continuation is nearly certain. ``MatchModel`` keeps, for a
+group of streams coded in lockstep, a table from the last ``MATCH_MIN`` tokens of any stream to the
+position that followed them most recently (in any stream of the group). When a stream's last
+``MATCH_MIN`` tokens were seen before, it predicts that the token after the earlier occurrence comes
+next, and follows the match while the prediction keeps coming true.
+
+The prediction y changes one entry of the mixed integer frequency row: with x = row[y] / total the
+row's own probability of y, the new probability is learned from hit counts at three levels, each the
+prior of the next (a new length bucket starts from what all matches taught, not from x)::
+
+    q_all = (hits_all + A * x) / (tries_all + A)
+    q_len = (hits[length] + A * q_all) / (tries[length] + A)
+    p = (hits[length, bucket of x] + A * q_len) / (tries[length, bucket of x] + A)
+    row[y] <- floor(p / (1 - p) * rest) + 1
+
+where rest = total - row[y] (the other entries are unchanged, so y gets probability ~ p). After each
+step, every row with a prediction counts a try, and a hit when its token was y. All of it is integer
+counts, an exact integer sum and elementwise IEEE operations in a fixed order, so the encoder and
+the decoder compute the same rows on any machine. The arithmetic and the order of updates (streams
+in order, after the whole step) are part of text format 2 (docs/FORMAT.md §7.1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MATCH_MIN = 5  # tokens that must repeat before the model predicts
+MAX_VERIFY = 32  # a new match's length is counted back up to this many tokens
+LENGTH_BUCKETS = np.array([0, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 48, 64, 1 << 30])  # lower bounds
+PROB_EDGES = np.array(
+    [1 / 1024, 1 / 256, 1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 7 / 8, 15 / 16, 63 / 64]
+)  # noqa: E501
+APM_PRIOR = 2.0
+P_MIN, P_MAX = 1.0 / 4096, 1.0 - 1.0 / 65536
+
+
+class MatchModel:
+    def __init__(self, streams: int, length: int, vocab_size: int) -> None:
+        """``streams`` coded in lockstep, each at most ``length`` tokens."""
+        self.history = np.full((streams, length), -1, dtype=np.int64)
+        self.vocab_size = vocab_size
+        # the last MATCH_MIN tokens as one integer -> stream << 32 | position of the token after them
+        self.table: dict[int, int] = {}
+        self.source = np.zeros((streams, 2), dtype=np.int64)  # (stream, position) of the predicted token
+        self.length = np.zeros(streams, dtype=np.int64)  # current match length (0: none)
+        self.hits = np.zeros((len(LENGTH_BUCKETS) - 1, len(PROB_EDGES) + 1), dtype=np.int64)
+        self.tries = np.zeros_like(self.hits)
+        self._used: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def adjust(self, rows: np.ndarray, active: int) -> None:
+        """Apply the predictions of streams 0..active-1 to their rows (integer-valued float64,
+        (active, V)), in place."""
+        self._used = None
+        streams = np.flatnonzero(self.length[:active] > 0)
+        if not len(streams):
+            return
+        predicted = self.history[self.source[streams, 0], self.source[streams, 1]]
+        keep = predicted >= 0  # the source position may lie past a stream's end
+        streams, predicted = streams[keep], predicted[keep]
+        if not len(streams):
+            return
+        sub = rows[streams]
+        total = sub.sum(axis=1)  # exact: integers below 2^53
+        own = sub[np.arange(len(streams)), predicted]
+        x = own / total
+        length_bucket = np.searchsorted(LENGTH_BUCKETS, self.length[streams], side="right") - 1
+        prob_bucket = np.searchsorted(PROB_EDGES, x, side="right")
+        hits_len, tries_len = self.hits.sum(axis=1), self.tries.sum(axis=1)  # exact: integers
+        q = (hits_len.sum() + APM_PRIOR * x) / (tries_len.sum() + APM_PRIOR)
+        q = (hits_len[length_bucket] + APM_PRIOR * q) / (tries_len[length_bucket] + APM_PRIOR)
+        p = (self.hits[length_bucket, prob_bucket] + APM_PRIOR * q) / (
+            self.tries[length_bucket, prob_bucket] + APM_PRIOR
+        )
+        p = np.minimum(np.maximum(p, P_MIN), P_MAX)
+        rows[streams, predicted] = np.floor(p / (1.0 - p) * (total - own)) + 1.0
+        self._used = (streams, predicted, length_bucket, prob_bucket)
+
+    def update(self, tokens: np.ndarray, t: int) -> None:
+        """Record each active stream's token at position t (tokens: (active,), stream order)."""
+        active = len(tokens)
+        if self._used is not None:
+            streams, predicted, length_bucket, prob_bucket = self._used
+            hit = (tokens[streams] == predicted).astype(np.int64)
+            np.add.at(self.tries, (length_bucket, prob_bucket), 1)
+            np.add.at(self.hits, (length_bucket, prob_bucket), hit)
+            self._used = None
+        history = self.history
+        history[:active, t] = tokens
+        for s in range(active):
+            if self.length[s]:
+                source_stream, position = self.source[s]
+                if history[source_stream, position] == tokens[s] and position + 1 <= t:
+                    self.source[s, 1] = position + 1
+                    self.length[s] += 1
+                else:
+                    self.length[s] = 0
+        if t + 1 < MATCH_MIN:
+            return
+        for s in range(active):
+            key = 0
+            for token in history[s, t + 1 - MATCH_MIN : t + 1].tolist():
+                key = key * self.vocab_size + token
+            if not self.length[s]:
+                found = self.table.get(key)
+                if found is not None:
+                    self.source[s] = found >> 32, found & 0xFFFFFFFF
+                    self.length[s] = self._verified_length(s, t, (found >> 32, found & 0xFFFFFFFF))
+            self.table[key] = s << 32 | (t + 1)
+
+    def _verified_length(self, s: int, t: int, found: tuple[int, int]) -> int:
+        """How many tokens before ``found`` equal those ending at (s, t), up to MAX_VERIFY."""
+        source_stream, position = found
+        length = 0
+        while (
+            length < MAX_VERIFY
+            and position - 1 - length >= 0
+            and t - length >= 0
+            and self.history[source_stream, position - 1 - length] == self.history[s, t - length]
+        ):
+            length += 1
+        return length
