@@ -55,10 +55,11 @@ VALUED_LONG = {
 
 
 class ByteSize(click.ParamType):
-    """A byte count with an optional K/M/G suffix (powers of 1024)."""
+    """A block size: a byte count with an optional K/M/G suffix (powers of 1024)."""
 
     name = "size"
     _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    example = "65536, 512K or 4M"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -68,27 +69,24 @@ class ByteSize(click.ParamType):
         try:
             size = int(text[: len(text) - len(unit)]) * self._UNITS[unit]
         except ValueError:
-            self.fail(f"{value!r} is not a size like 65536, 512K or 4M", param, ctx)
-        if not 1 <= size <= MAX_BLOCK_SIZE:
-            self.fail(f"block size must be between 1 and {MAX_BLOCK_SIZE}", param, ctx)
+            self.fail(f"{value!r} is not a size like {self.example}", param, ctx)
+        problem = self.out_of_range(size, value)
+        if problem:
+            self.fail(problem, param, ctx)
         return size
+
+    def out_of_range(self, size: int, value: object) -> str | None:
+        return None if 1 <= size <= MAX_BLOCK_SIZE else f"block size must be between 1 and {MAX_BLOCK_SIZE}"
 
 
 class MemorySize(ByteSize):
     """A memory limit: a byte count with an optional K/M/G suffix, at least 1 MiB."""
 
     name = "memory"
+    example = "512M or 2G"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
-        unit = text[-1:] if text[-1:] in self._UNITS else ""
-        try:
-            size = int(text[: len(text) - len(unit)]) * self._UNITS[unit]
-        except ValueError:
-            self.fail(f"{value!r} is not a size like 512M or 2G", param, ctx)
-        if size < 1 << 20:
-            self.fail(f"{value!r} is below 1 MiB", param, ctx)
-        return size
+    def out_of_range(self, size: int, value: object) -> str | None:
+        return f"{value!r} is below 1 MiB" if size < 1 << 20 else None
 
 
 def _expand_short_options(args: list[str]) -> list[str]:
@@ -103,16 +101,11 @@ def _expand_short_options(args: list[str]) -> list[str]:
         arg = args[i]
         i += 1
         if arg == "--":
-            return out + args[i - 1 :]
+            return _stdout_for_dash(out) + args[i - 1 :]
         if arg in VALUED_LONG or (len(arg) == 2 and arg[0] == "-" and arg[1] in VALUED_SHORT):
             value = args[i] if i < len(args) else None
             i += value is not None
-            if arg in ("-o", "--output") and value == "-":
-                out.append("-c")
-            else:
-                out += [arg] if value is None else [arg, value]
-        elif arg == "--output=-":
-            out.append("-c")
+            out += [arg] if value is None else [arg, value]
         elif arg == "--fast" or arg.startswith("--fast="):
             out.append("--level=1")
             if arg != "--fast" and not arg[7:].isdigit():
@@ -124,6 +117,20 @@ def _expand_short_options(args: list[str]) -> list[str]:
             out += pieces
         else:
             out.append(arg)
+    return _stdout_for_dash(out)
+
+
+def _stdout_for_dash(args: list[str]) -> list[str]:
+    """``-o -``, ``--output -`` and ``--output=-`` (options already split) mean ``-c``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in ("-o", "--output") and i + 1 < len(args) and args[i + 1] == "-":
+            out.append("-c")
+            i += 2
+        else:
+            out.append("-c" if args[i] == "--output=-" else args[i])
+            i += 1
     return out
 
 
@@ -151,8 +158,6 @@ def _bundle(arg: str, args: list[str], i: int) -> tuple[list[str], int]:
             break
         else:
             return [arg], i  # not a bundle we know: click names it
-    if pieces[-2:] == ["-o", "-"]:
-        pieces[-2:] = ["-c"]
     return pieces, i
 
 
