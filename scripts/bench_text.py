@@ -184,6 +184,18 @@ def report(info, skipped, tools, results, threads: int) -> str:
         ppmd = bucket.get("PPMd o16")
         versus = f"{bucket['nncodec'] / ppmd - 1:+.1%}" if ppmd and "nncodec" in bucket else "—"
         lines.append(f"| {key} | {bucket['bytes']:,} | " + " | ".join(cells) + f" | {versus} |")
+    speed = [(item, size) for item, size, _ in info if (item.name, "nncodec") in results]
+    if speed:
+        lines.append("")
+        lines.append("nncodec speed per file (KB/s = 1000 bytes of original per second, fresh process, "
+                     "start-up included; peak RSS of the compressing or decompressing process):")  # fmt: skip
+        lines.append("")
+        lines.append("| file | bytes | compress KB/s | decompress KB/s | decompress s | peak RSS MiB |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for item, size in speed:
+            _, c_s, d_s, rss = results[(item.name, "nncodec")]
+            lines.append(f"| {item.name} | {size:,} | {size / c_s / 1e3:.1f} | {size / d_s / 1e3:.1f} | "
+                         f"{d_s:.2f} | {rss / 1024:.0f} |")  # fmt: skip
     lines.append("")
     lines.append("Files (sha256 of the bytes measured; the prose, poetry and drama are by authors no "
                  "training step reads):")  # fmt: skip
