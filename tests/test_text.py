@@ -122,6 +122,35 @@ def test_compiled_ops_match_the_numpy_reference(codec):
 
 
 @needs_kernels
+@pytest.mark.parametrize("portable", [False, True], ids=["avx2-if-present", "portable"])
+def test_compiled_int8_matmul_equals_the_blas_product(portable):
+    """The decoder's few-row int8 product gives BLAS's exact integers, at the extremes (+-127, the
+    largest K) and for shapes off the vector width (K not a multiple of 32, N of 4); values that
+    are not int8 are refused, not wrapped."""
+    from nncodec.nn import _kernels
+    from nncodec.nn.exact import MAX_EXACT_K, int_matmul
+
+    rng = np.random.default_rng(8)
+    _kernels.set_portable(portable)
+    try:
+        for rows, k, n in [(1, 256, 768), (3, 1024, 256), (2, 100, 37), (16, MAX_EXACT_K - 16, 6)]:
+            weight = rng.integers(-127, 128, (n, k)).astype(np.int8)
+            weight[0] = 127
+            q = rng.integers(-127, 128, (rows, k)).astype(np.float32)
+            q[0] = -127
+            out = np.empty((rows, n), np.float32)
+            _kernels.matmul_i8(q, weight, out, rows, k, n)
+            assert np.array_equal(out, int_matmul(q, np.ascontiguousarray(weight.astype(np.float32).T)))
+        for bad in (128.0, 0.5, np.nan):
+            q = np.zeros((1, 32), np.float32)
+            q[0, 5] = bad
+            with pytest.raises(ValueError, match="int8"):
+                _kernels.matmul_i8(q, np.zeros((4, 32), np.int8), np.empty((1, 4), np.float32), 1, 32, 4)
+    finally:
+        _kernels.set_portable(rowops.KERNELS == "portable")
+
+
+@needs_kernels
 @pytest.mark.parametrize("priors", [ORDER_PRIORS, ORDER_PRIORS_V2], ids=["format-1", "format-2"])
 def test_compiled_mixer_matches_the_reference(priors):
     rng = np.random.default_rng(6)

@@ -314,6 +314,91 @@ done:
 
 
 /* ---------------------------------------------------------------------------------------------
+ * matmul_i8(q f32 [R][K], w i8 [N][K], out f32 [R][N], R, K, N): out[r][n] = sum_k q[r][k] * w[n][k]
+ * for int8-valued q and weights in [-127, 127] (checked by the caller at model load). Every sum is an
+ * exact int32 (|sum| <= 127^2 * K < 2^24 for K <= 1040), so ``out`` holds the same integers as the
+ * float32 BLAS product of nncodec/nn/exact.py's int_matmul, in any summation order. The decoder's
+ * steps have a few rows, where BLAS on float32 weights is bound by reading four times the bytes. */
+
+static void matmul_i8_portable(const int8_t *qi, const int8_t *w, float *ob, Py_ssize_t R, Py_ssize_t K,
+                               Py_ssize_t N) {
+    for (Py_ssize_t n = 0; n < N; n++)
+        for (Py_ssize_t r = 0; r < R; r++) ob[r * N + n] = (float)dot_i8(qi + r * K, w + n * K, K);
+}
+
+#ifdef HAVE_AVX2_ATTEND
+/* four weight rows against one query row, 32 bytes at a time: vpmaddubsw of |q| with sign(q)-adjusted
+ * weights (pairs stay below 2 * 127^2 < 2^15: no saturation), vpmaddwd into int32 lanes */
+__attribute__((target("avx2"))) static void matmul_i8_avx2(const int8_t *qi, const int8_t *w, float *ob,
+                                                           Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    Py_ssize_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+        const int8_t *w0 = w + n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        for (Py_ssize_t r = 0; r < R; r++) {
+            const int8_t *qr = qi + r * K;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (Py_ssize_t k = 0; k < K; k += 32) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(qr + k));
+                const __m256i aq = _mm256_abs_epi8(qv);
+#define MATMUL_ROW(acc, wr)                                                                          \
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(                              \
+                                    aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wr + k)), qv)), \
+                                ones))
+                MATMUL_ROW(a0, w0);
+                MATMUL_ROW(a1, w1);
+                MATMUL_ROW(a2, w2);
+                MATMUL_ROW(a3, w3);
+#undef MATMUL_ROW
+            }
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+            const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            _mm_storeu_ps(ob + r * N + n, _mm_cvtepi32_ps(sums));
+        }
+    }
+    for (; n < N; n++)
+        for (Py_ssize_t r = 0; r < R; r++) ob[r * N + n] = (float)dot_i8(qi + r * K, w + n * K, K);
+}
+#endif
+
+static PyObject *matmul_i8(PyObject *self, PyObject *args) {
+    Py_buffer q, w, out;
+    Py_ssize_t R, K, N;
+    if (!PyArg_ParseTuple(args, "y*y*w*nnn", &q, &w, &out, &R, &K, &N)) return NULL;
+    PyObject *result = NULL;
+    int8_t *qi = NULL;
+    if (R < 0 || K <= 0 || K > 1040 || N <= 0) {
+        PyErr_SetString(PyExc_ValueError, "matmul_i8: bad dimensions");
+        goto done;
+    }
+    if (!check_size(&q, R * K, 4, "q") || !check_size(&w, N * K, 1, "w") || !check_size(&out, R * N, 4, "out"))
+        goto done;
+    if (!(qi = scratch(R * K + 1))) goto done;
+    const float *qf = q.buf;
+    for (Py_ssize_t j = 0; j < R * K; j++) {
+        const float x = qf[j];
+        if (!(x >= -127.0f && x <= 127.0f) || x != (float)(int32_t)x) {
+            PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds a value that is not an int8 in [-127, 127]");
+            goto done;
+        }
+        qi[j] = (int8_t)x;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#ifdef HAVE_AVX2_ATTEND
+    if (K % 32 == 0 && !force_portable && __builtin_cpu_supports("avx2"))
+        matmul_i8_avx2(qi, w.buf, out.buf, R, K, N);
+    else
+#endif
+        matmul_i8_portable(qi, w.buf, out.buf, R, K, N);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+done:
+    PyMem_Free(qi);
+    return RELEASE(result, &q, &w, &out);
+}
+
+
+/* ---------------------------------------------------------------------------------------------
  * Row kernels: the elementwise work around the model's matmuls (nncodec/text/model.py's NumpyOps
  * is the reference). ``acc`` is a float32 matmul result holding exact integers; a linear layer's
  * value is acc * (row_scale * col_scale), computed in that order in float64. */
@@ -913,6 +998,7 @@ static PyObject *set_portable(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"set_portable", set_portable, METH_VARARGS, "True: baseline x86-64 attention loop even with AVX2."},
     {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/nn/_kernels.c)."},
+    {"matmul_i8", matmul_i8, METH_VARARGS, "Exact int8 matrix product of few rows (int32 sums as float32)."},
     {"lut_rows", lut_rows, METH_VARARGS, "Lookup-table softmax numerators per row, plus one."},
     {"head_lut", head_lut, METH_VARARGS, "lut_rows of a linear layer's scaled output."},
     {"quantize", quantize, METH_VARARGS, "Symmetric int8 quantization per row."},

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from nncodec.nn.exact import INT8_MAX, lut_weights, quantize_rows
+from nncodec.nn.exact import INT8_MAX, int_matmul, lut_weights, quantize_rows
 
 #: ``NNCODEC_KERNELS``: ``numpy`` runs the numpy reference instead of the C extension, ``portable``
 #: the C extension without its AVX2 loop; both give the same values as the default (the determinism
@@ -34,6 +34,9 @@ elif _kernels is not None:
     _kernels.set_portable(KERNELS == "portable")
 
 
+FEW_ROWS = 16  # CompiledOps.matmul: up to this many rows, the int8 kernel beats float32 BLAS
+
+
 class ResidualOverflow(ValueError):
     """The residual stream left the range where the arithmetic is exact (the block is then coded
     with another codec; the decoder never meets this, as it sees the encoder's values)."""
@@ -47,6 +50,11 @@ class NumpyOps:
     """Reference implementation."""
 
     compiled = False
+
+    def matmul(self, q: np.ndarray, linear) -> np.ndarray:
+        """q (..., K) int8-valued times a linear layer's int8 weights -> (..., N) exact integer
+        sums (float32): ``linear`` has ``weight_t`` (K, N) float32 and ``weight`` (N, K) int8."""
+        return int_matmul(q, linear.weight_t)
 
     def quantize(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return quantize_rows(x)
@@ -116,6 +124,17 @@ class CompiledOps:
     @staticmethod
     def available() -> bool:
         return _kernels is not None
+
+    def matmul(self, q: np.ndarray, linear) -> np.ndarray:
+        """Few rows (a decoder step): the compiled int8 product, which reads the int8 weights;
+        more rows: float32 BLAS. Both give the same exact integers."""
+        rows = _rows(q, np.float32)
+        if len(rows) > FEW_ROWS:
+            return int_matmul(q, linear.weight_t)
+        count, width = linear.weight.shape
+        out = np.empty((len(rows), count), np.float32)
+        _kernels.matmul_i8(rows, linear.weight, out, len(rows), width, count)
+        return out.reshape(*q.shape[:-1], count)
 
     def quantize(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = _rows(x, np.float64)

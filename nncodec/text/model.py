@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nncodec.core.modelstore import read_model_file
-from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K, int_matmul
+from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K
 from nncodec.nn.rowops import CompiledOps, NumpyOps, ResidualOverflow, best_ops
 
 __all__ = ["IntGPT", "Decoder", "ResidualOverflow"]
@@ -34,13 +34,12 @@ FORMAT = "nncodec-intgpt-1"
 
 @dataclass(frozen=True)
 class IntLinear:
-    weight_t: np.ndarray  # (in, out) int8-valued float32, C order (the file stores (out, in))
-    scale: np.ndarray  # (out,) float64
+    """q: (..., in) int8-valued -> ``ops.matmul``: (..., out) exact integer sums (float32); the
+    layer's value is that times (row scale * self.scale)."""
 
-    def __call__(self, q: np.ndarray) -> np.ndarray:
-        """q: (..., in) int8-valued -> (..., out) exact integer sums (float32); the layer's value
-        is that times (row scale * self.scale)."""
-        return int_matmul(q, self.weight_t)
+    weight_t: np.ndarray  # (in, out) int8-valued float32, C order, for BLAS
+    weight: np.ndarray  # (out, in) int8, as the file stores it, for the compiled few-row product
+    scale: np.ndarray  # (out,) float64
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,9 @@ class IntGPT:
         self.out_steps = float(metadata["out_lut_steps"])
 
         def linear(name: str) -> IntLinear:
-            weight_t = np.ascontiguousarray(tensors[f"{name}.w"].astype(np.float32).T)
-            return IntLinear(weight_t, tensors[f"{name}.s"].astype(np.float64))
+            weight = np.ascontiguousarray(tensors[f"{name}.w"], dtype=np.int8)
+            weight_t = np.ascontiguousarray(weight.astype(np.float32).T)
+            return IntLinear(weight_t, weight, tensors[f"{name}.s"].astype(np.float64))
 
         self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
         self.layers = [
@@ -103,10 +103,15 @@ class IntGPT:
             (self.out_exp[-1] != 0 or self.out_exp.max() > 1 << 24, "output table out of range"),
             (self.alibi.shape != (self.n_head, self.window), "ALiBi table shape"),
             (self.embed.shape != (self.vocab_size, self.n_embd), "embedding shape"),
+            (any(w.weight.min(initial=0) < -INT8_MAX for w in self._linears()), "weight -128"),
         ]
         for failed, what in problems:
             if failed:
                 raise ValueError(f"model file violates an exactness invariant: {what}")
+
+    def _linears(self) -> list[IntLinear]:
+        per_layer = [(layer.qkv, layer.proj, layer.up, layer.down) for layer in self.layers]
+        return [w for linears in per_layer for w in linears] + [self.head]
 
     # -- pieces shared by both paths -------------------------------------------------------------
 
@@ -116,9 +121,8 @@ class IntGPT:
     def _qkv(self, layer: IntLayer, residual: np.ndarray):
         """-> q (..., H, hd) int8, q scale / sqrt(hd), k, k scale, v (int8 in units of v_scale)."""
         q_in, s_in = self._norm_quantize(residual)
-        return self.ops.qkv_split(
-            layer.qkv(q_in), s_in, layer.qkv.scale, self.inv_sqrt_hd, layer.v_scale, self.n_head
-        )
+        acc = self.ops.matmul(q_in, layer.qkv)
+        return self.ops.qkv_split(acc, s_in, layer.qkv.scale, self.inv_sqrt_hd, layer.v_scale, self.n_head)
 
     def _attend(self, q_q, q_s, k_q, k_s, v_i, distance, v_scale) -> np.ndarray:
         """q: (B, H, Tq, hd), k/v: (B, H, Tk, hd) int8, distance: (Tq, Tk) query-minus-key
@@ -135,10 +139,11 @@ class IntGPT:
         attended = np.moveaxis(attended, 1, 2).reshape(residual.shape)
         ops = self.ops
         a_q, a_s = ops.quantize(attended)
-        residual = ops.residual_add(residual, layer.proj(a_q), a_s, layer.proj.scale, self.res_unit)
+        acc = ops.matmul(a_q, layer.proj)
+        residual = ops.residual_add(residual, acc, a_s, layer.proj.scale, self.res_unit)
         m_q, m_s = self._norm_quantize(residual)
-        h_q, h_s = ops.relu_quantize(layer.up(m_q), m_s, layer.up.scale)
-        return ops.residual_add(residual, layer.down(h_q), h_s, layer.down.scale, self.res_unit)
+        h_q, h_s = ops.relu_quantize(ops.matmul(m_q, layer.up), m_s, layer.up.scale)
+        return ops.residual_add(residual, ops.matmul(h_q, layer.down), h_s, layer.down.scale, self.res_unit)
 
     def frequencies(self, residual: np.ndarray) -> np.ndarray:
         """Final norm + tied head + LUT softmax -> integer frequency rows (..., vocab).
@@ -146,7 +151,8 @@ class IntGPT:
         Row entries are exp(logit - max) * 2^24 from the lookup table, plus 1 so every token stays
         codable; rows need no common total (the coder normalizes integer rows exactly)."""
         q, s = self._norm_quantize(residual)
-        return self.ops.head_lut(self.head(q), s, self.head.scale, self.out_exp, self.out_steps)
+        acc = self.ops.matmul(q, self.head)
+        return self.ops.head_lut(acc, s, self.head.scale, self.out_exp, self.out_steps)
 
     # -- encoder path: whole sequences ------------------------------------------------------------
 
