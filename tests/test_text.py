@@ -123,6 +123,32 @@ def test_compiled_ops_match_the_numpy_reference(codec):
 
 @needs_kernels
 @pytest.mark.parametrize("portable", [False, True], ids=["avx2-if-present", "portable"])
+def test_fused_decoder_step_equals_the_per_operation_step(codec, portable):
+    """The compiled decoder step (one C call) gives the per-operation compiled path's tables, past
+    a ring wrap, and refuses a token outside the vocabulary instead of reading out of bounds."""
+    from nncodec.nn import _kernels
+
+    model = codec.lm
+    tokens = np.random.default_rng(9).integers(0, model.vocab_size, size=(2, model.window + 20))
+    _kernels.set_portable(portable)
+    try:
+        fused, per_op = model.decoder(2), model.decoder(2)
+        for t in range(tokens.shape[1]):
+            a = fused.step(tokens[:, t])
+            model.ops.compiled = False  # instance flag: step() takes the per-operation path
+            try:
+                b = per_op.step(tokens[:, t])
+            finally:
+                del model.ops.compiled
+            assert np.array_equal(a, b), t
+        with pytest.raises(ValueError, match="token out of range"):
+            fused.step(np.array([0, model.vocab_size]))
+    finally:
+        _kernels.set_portable(rowops.KERNELS == "portable")
+
+
+@needs_kernels
+@pytest.mark.parametrize("portable", [False, True], ids=["avx2-if-present", "portable"])
 def test_compiled_int8_matmul_equals_the_blas_product(portable):
     """The decoder's few-row int8 product gives BLAS's exact integers, at the extremes (+-127, the
     largest K) and for shapes off the vector width (K not a multiple of 32, N of 4); values that

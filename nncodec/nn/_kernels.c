@@ -361,6 +361,16 @@ __attribute__((target("avx2"))) static void matmul_i8_avx2(const int8_t *qi, con
 }
 #endif
 
+static void matmul_i8_rows(const int8_t *qi, const int8_t *w, float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+#ifdef HAVE_AVX2_ATTEND
+    if (K % 32 == 0 && !force_portable && __builtin_cpu_supports("avx2")) {
+        matmul_i8_avx2(qi, w, ob, R, K, N);
+        return;
+    }
+#endif
+    matmul_i8_portable(qi, w, ob, R, K, N);
+}
+
 static PyObject *matmul_i8(PyObject *self, PyObject *args) {
     Py_buffer q, w, out;
     Py_ssize_t R, K, N;
@@ -384,12 +394,7 @@ static PyObject *matmul_i8(PyObject *self, PyObject *args) {
         qi[j] = (int8_t)x;
     }
     Py_BEGIN_ALLOW_THREADS
-#ifdef HAVE_AVX2_ATTEND
-    if (K % 32 == 0 && !force_portable && __builtin_cpu_supports("avx2"))
-        matmul_i8_avx2(qi, w.buf, out.buf, R, K, N);
-    else
-#endif
-        matmul_i8_portable(qi, w.buf, out.buf, R, K, N);
+    matmul_i8_rows(qi, w.buf, out.buf, R, K, N);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -416,8 +421,12 @@ static double quantize_row(const double *x, float *q, Py_ssize_t C) {
     return safe / 127.0;
 }
 
-/* quantize(x f64 [R][C], q f32 [R][C], scale f64 [R], R, C) */
 MULTIVERSION
+static void quantize_rows(const double *xb, float *qb, double *sb, Py_ssize_t R, Py_ssize_t C) {
+    for (Py_ssize_t r = 0; r < R; r++) sb[r] = quantize_row(xb + r * C, qb + r * C, C);
+}
+
+/* quantize(x f64 [R][C], q f32 [R][C], scale f64 [R], R, C) */
 static PyObject *quantize(PyObject *self, PyObject *args) {
     Py_buffer x, q, scale;
     Py_ssize_t R, C;
@@ -427,10 +436,7 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
         !check_size(&scale, R, 8, "scale"))
         goto done;
     Py_BEGIN_ALLOW_THREADS
-    const double *xb = x.buf;
-    float *qb = q.buf;
-    double *sb = scale.buf;
-    for (Py_ssize_t r = 0; r < R; r++) sb[r] = quantize_row(xb + r * C, qb + r * C, C);
+    quantize_rows(x.buf, q.buf, scale.buf, R, C);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -441,6 +447,22 @@ done:
  * RMSNorm then quantize: scale = (peak scale) / sqrt(sum_sq / C + eps). Returns False (and writes
  * nothing meaningful) if some |residual| >= limit. */
 MULTIVERSION
+static int norm_quantize_rows(const int64_t *rb, double eps, int64_t limit, float *qb, double *sb, double *work,
+                              Py_ssize_t R, Py_ssize_t C) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        const int64_t *row = rb + r * C;
+        int64_t sum_sq = 0;
+        for (Py_ssize_t j = 0; j < C; j++) {
+            if (row[j] >= limit || row[j] <= -limit) return 1;
+            sum_sq += row[j] * row[j];
+            work[j] = (double)row[j];
+        }
+        const double rms = sqrt((double)sum_sq / (double)C + eps);
+        sb[r] = quantize_row(work, qb + r * C, C) / rms;
+    }
+    return 0;
+}
+
 static PyObject *norm_quantize(PyObject *self, PyObject *args) {
     Py_buffer res, q, scale;
     double eps;
@@ -455,24 +477,7 @@ static PyObject *norm_quantize(PyObject *self, PyObject *args) {
         goto done;
     if (!(work = scratch(sizeof(double) * C))) goto done;
     Py_BEGIN_ALLOW_THREADS
-    const int64_t *rb = res.buf;
-    float *qb = q.buf;
-    double *sb = scale.buf;
-    for (Py_ssize_t r = 0; r < R && !overflow; r++) {
-        const int64_t *row = rb + r * C;
-        int64_t sum_sq = 0;
-        for (Py_ssize_t j = 0; j < C; j++) {
-            if (row[j] >= limit || row[j] <= -limit) {
-                overflow = 1;
-                break;
-            }
-            sum_sq += row[j] * row[j];
-            work[j] = (double)row[j];
-        }
-        if (overflow) break;
-        const double rms = sqrt((double)sum_sq / (double)C + eps);
-        sb[r] = quantize_row(work, qb + r * C, C) / rms;
-    }
+    overflow = norm_quantize_rows(res.buf, eps, (int64_t)limit, q.buf, scale.buf, work, R, C);
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(!overflow);
 done:
@@ -483,6 +488,18 @@ done:
 /* residual_add(residual i64 [R][C] (in place), acc f32, row_scale [R], col_scale [C], unit, R, C):
  * residual += rint(acc * (row_scale * col_scale) / unit) */
 MULTIVERSION
+static void residual_add_rows(int64_t *rb, const float *ab, const double *rsb, const double *csb, double unit,
+                              Py_ssize_t R, Py_ssize_t C) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < C; j++) {
+            double step = rint(((double)ab[r * C + j] * (rsb[r] * csb[j])) / unit);
+            if (step > 4.0e18) step = 4.0e18;  /* far past the overflow check; avoids UB */
+            if (step < -4.0e18) step = -4.0e18;
+            rb[r * C + j] += (int64_t)step;
+        }
+    }
+}
+
 static PyObject *residual_add(PyObject *self, PyObject *args) {
     Py_buffer res, acc, rs, cs;
     double unit;
@@ -493,17 +510,7 @@ static PyObject *residual_add(PyObject *self, PyObject *args) {
         !check_size(&rs, R, 8, "row_scale") || !check_size(&cs, C, 8, "col_scale"))
         goto done;
     Py_BEGIN_ALLOW_THREADS
-    int64_t *rb = res.buf;
-    const float *ab = acc.buf;
-    const double *rsb = rs.buf, *csb = cs.buf;
-    for (Py_ssize_t r = 0; r < R; r++) {
-        for (Py_ssize_t j = 0; j < C; j++) {
-            double step = rint(((double)ab[r * C + j] * (rsb[r] * csb[j])) / unit);
-            if (step > 4.0e18) step = 4.0e18;  /* far past the overflow check; avoids UB */
-            if (step < -4.0e18) step = -4.0e18;
-            rb[r * C + j] += (int64_t)step;
-        }
-    }
+    residual_add_rows(res.buf, acc.buf, rs.buf, cs.buf, unit, R, C);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -513,6 +520,17 @@ done:
 /* relu_quantize(acc f32 [R][C], row_scale, col_scale, q f32, scale f64 [R], R, C):
  * quantize rows of max(acc * (row_scale * col_scale), 0) */
 MULTIVERSION
+static void relu_quantize_rows(const float *ab, const double *rsb, const double *csb, float *qb, double *sb,
+                               double *work, Py_ssize_t R, Py_ssize_t C) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < C; j++) {
+            const double value = (double)ab[r * C + j] * (rsb[r] * csb[j]);
+            work[j] = value >= 0.0 ? value : 0.0;
+        }
+        sb[r] = quantize_row(work, qb + r * C, C);
+    }
+}
+
 static PyObject *relu_quantize(PyObject *self, PyObject *args) {
     Py_buffer acc, rs, cs, q, scale;
     Py_ssize_t R, C;
@@ -525,15 +543,7 @@ static PyObject *relu_quantize(PyObject *self, PyObject *args) {
         goto done;
     if (!(work = scratch(sizeof(double) * C))) goto done;
     Py_BEGIN_ALLOW_THREADS
-    const float *ab = acc.buf;
-    const double *rsb = rs.buf, *csb = cs.buf;
-    for (Py_ssize_t r = 0; r < R; r++) {
-        for (Py_ssize_t j = 0; j < C; j++) {
-            const double value = (double)ab[r * C + j] * (rsb[r] * csb[j]);
-            work[j] = value >= 0.0 ? value : 0.0;
-        }
-        ((double *)scale.buf)[r] = quantize_row(work, (float *)q.buf + r * C, C);
-    }
+    relu_quantize_rows(acc.buf, rs.buf, cs.buf, q.buf, scale.buf, work, R, C);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -546,6 +556,28 @@ done:
  * value = acc * (row_scale * col_scale); per head: q, k quantized (qs additionally * q_factor),
  * v = clip(rint(value / v_scale[h]), -127, 127). */
 MULTIVERSION
+static void qkv_split_rows(const float *ab, const double *rsb, const double *csb, double q_factor, const double *vs,
+                           int8_t *qb, double *qsb, int8_t *kb, double *ksb, int8_t *vb, double *work, float *qrow,
+                           Py_ssize_t R, Py_ssize_t H, Py_ssize_t D) {
+    const Py_ssize_t C = H * D;
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t j = 0; j < 3 * C; j++) work[j] = (double)ab[r * 3 * C + j] * (rsb[r] * csb[j]);
+        for (Py_ssize_t h = 0; h < H; h++) {
+            const Py_ssize_t at = (r * H + h) * D;
+            qsb[r * H + h] = quantize_row(work + h * D, qrow, D) * q_factor;
+            for (Py_ssize_t e = 0; e < D; e++) qb[at + e] = (int8_t)qrow[e];
+            ksb[r * H + h] = quantize_row(work + C + h * D, qrow, D);
+            for (Py_ssize_t e = 0; e < D; e++) kb[at + e] = (int8_t)qrow[e];
+            for (Py_ssize_t e = 0; e < D; e++) {
+                double x = rint(work[2 * C + h * D + e] / vs[h]);
+                if (x < -127.0) x = -127.0;
+                if (x > 127.0) x = 127.0;
+                vb[at + e] = (int8_t)x;
+            }
+        }
+    }
+}
+
 static PyObject *qkv_split(PyObject *self, PyObject *args) {
     Py_buffer acc, rs, cs, vsc, q, qs, k, ks, v;
     double q_factor;
@@ -570,26 +602,8 @@ static PyObject *qkv_split(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    const float *ab = acc.buf;
-    const double *rsb = rs.buf, *csb = cs.buf, *vs = vsc.buf;
-    int8_t *qb = q.buf, *kb = k.buf, *vb = v.buf;
-    double *qsb = qs.buf, *ksb = ks.buf;
-    for (Py_ssize_t r = 0; r < R; r++) {
-        for (Py_ssize_t j = 0; j < 3 * C; j++) work[j] = (double)ab[r * 3 * C + j] * (rsb[r] * csb[j]);
-        for (Py_ssize_t h = 0; h < H; h++) {
-            const Py_ssize_t at = (r * H + h) * D;
-            qsb[r * H + h] = quantize_row(work + h * D, qrow, D) * q_factor;
-            for (Py_ssize_t e = 0; e < D; e++) qb[at + e] = (int8_t)qrow[e];
-            ksb[r * H + h] = quantize_row(work + C + h * D, qrow, D);
-            for (Py_ssize_t e = 0; e < D; e++) kb[at + e] = (int8_t)qrow[e];
-            for (Py_ssize_t e = 0; e < D; e++) {
-                double x = rint(work[2 * C + h * D + e] / vs[h]);
-                if (x < -127.0) x = -127.0;
-                if (x > 127.0) x = 127.0;
-                vb[at + e] = (int8_t)x;
-            }
-        }
-    }
+    qkv_split_rows(acc.buf, rs.buf, cs.buf, q_factor, vsc.buf, q.buf, qs.buf, k.buf, ks.buf, v.buf, work, qrow, R, H,
+                   D);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -950,22 +964,8 @@ static PyTypeObject MixerType = {
 /* head_lut(acc f32 [R][C], row_scale [R], col_scale [C], table, steps, out f64 [R][C], R, C, L):
  * lut_rows of the linear layer's value acc * (row_scale * col_scale). */
 MULTIVERSION
-static PyObject *head_lut(PyObject *self, PyObject *args) {
-    Py_buffer acc, rs, cs, table, out;
-    double steps;
-    Py_ssize_t R, C, L;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*dw*nnn", &acc, &rs, &cs, &table, &steps, &out, &R, &C, &L))
-        return NULL;
-    PyObject *result = NULL;
-    if (R < 0 || C <= 0 || L <= 0 || L > (1 << 30) || !check_size(&acc, R * C, 4, "acc") ||
-        !check_size(&rs, R, 8, "row_scale") ||
-        !check_size(&cs, C, 8, "col_scale") || !check_size(&table, L, 8, "table") ||
-        !check_size(&out, R * C, 8, "out"))
-        goto done;
-    Py_BEGIN_ALLOW_THREADS
-    const float *ab = acc.buf;
-    const double *rsb = rs.buf, *csb = cs.buf, *tab = table.buf;
-    double *ob = out.buf;
+static void head_lut_rows(const float *ab, const double *rsb, const double *csb, const double *tab, double steps,
+                          double *ob, Py_ssize_t R, Py_ssize_t C, Py_ssize_t L) {
     const double last = (double)(L - 1);
     for (Py_ssize_t r = 0; r < R; r++) {
         double *orow = ob + r * C;
@@ -982,10 +982,262 @@ static PyObject *head_lut(PyObject *self, PyObject *args) {
             orow[j] = tab[(int32_t)index] + 1.0;
         }
     }
+}
+
+static PyObject *head_lut(PyObject *self, PyObject *args) {
+    Py_buffer acc, rs, cs, table, out;
+    double steps;
+    Py_ssize_t R, C, L;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*dw*nnn", &acc, &rs, &cs, &table, &steps, &out, &R, &C, &L))
+        return NULL;
+    PyObject *result = NULL;
+    if (R < 0 || C <= 0 || L <= 0 || L > (1 << 30) || !check_size(&acc, R * C, 4, "acc") ||
+        !check_size(&rs, R, 8, "row_scale") ||
+        !check_size(&cs, C, 8, "col_scale") || !check_size(&table, L, 8, "table") ||
+        !check_size(&out, R * C, 8, "out"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    head_lut_rows(acc.buf, rs.buf, cs.buf, table.buf, steps, out.buf, R, C, L);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
     return RELEASE(result, &acc, &rs, &cs, &table, &out);
+}
+
+
+/* ---------------------------------------------------------------------------------------------
+ * decoder_step: one step of nncodec/text/model.py's Decoder in one call (the same kernels as the
+ * per-operation entry points above, in the same order, so the tables are the same bits).
+ *
+ * decoder_step(tokens i64 [B], distance i32 [W], out f64 [B][V], model, caches, scalars, dims)
+ *   model:  (embed i64 [V][C], alibi f64 [H][W], attn_exp f64 [La], out_exp f64 [Lo],
+ *            head.w i8 [V][C], head.s f64 [V], then per layer
+ *            qkv.w i8 [3C][C], qkv.s [3C], proj.w [C][C], proj.s [C], up.w [F][C], up.s [F],
+ *            down.w [C][F], down.s [C], v_scale f64 [H])
+ *   caches: per layer (k i8 [B][H][W][D], ks f64 [B][H][W], v i8 [B][H][W][D]); slot ``slot`` is
+ *           written with this step's keys and values before the attention reads the ring
+ *   scalars: (eps_units, limit, res_unit, inv_sqrt_hd, attn_steps, out_steps)
+ *   dims: B, C, H, F, V, W, n_layer, slot
+ * Returns False (tables not written) if the residual stream leaves the exact range. */
+
+#define STEP_MODEL_FIXED 6
+#define STEP_PER_LAYER 9
+
+typedef struct {
+    Py_buffer *items;
+    Py_ssize_t count;
+} BufferList;
+
+static void buffers_release(BufferList *list) {
+    for (Py_ssize_t i = 0; i < list->count; i++) PyBuffer_Release(&list->items[i]);
+    PyMem_Free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+/* fill ``list`` with buffers of the tuple's items, each checked to hold ``sizes[i]`` items of
+ * ``itemsizes[i]`` bytes (writable where ``writable[i]``) */
+static int buffers_get(PyObject *tuple, BufferList *list, const Py_ssize_t *sizes, const Py_ssize_t *itemsizes,
+                       const char *writable, Py_ssize_t count, const char *what) {
+    list->items = NULL;
+    list->count = 0;
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != count) {
+        PyErr_Format(PyExc_ValueError, "decoder_step: %s must be a tuple of %zd arrays", what, count);
+        return 0;
+    }
+    list->items = PyMem_Calloc(count ? count : 1, sizeof(Py_buffer));
+    if (!list->items) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const int flags = writable[i] ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tuple, i), &list->items[i], flags) < 0) return 0;
+        list->count = i + 1;
+        if (!check_size(&list->items[i], sizes[i], itemsizes[i], what)) return 0;
+    }
+    return 1;
+}
+
+/* the next 64-byte aligned piece of a scratch block */
+static void *take(char **cursor, size_t bytes) {
+    void *piece = *cursor;
+    *cursor += (bytes + 63) & ~(size_t)63;
+    return piece;
+}
+
+static PyObject *decoder_step(PyObject *self, PyObject *args) {
+    Py_buffer tokens, distance, out;
+    PyObject *model_tuple, *cache_tuple;
+    double eps, res_unit, inv_sqrt_hd, attn_steps, out_steps;
+    long long limit;
+    Py_ssize_t B, C, H, F, V, W, NL, slot;
+    if (!PyArg_ParseTuple(args, "y*y*w*O!O!(dLdddd)(nnnnnnnn)", &tokens, &distance, &out, &PyTuple_Type,
+                          &model_tuple, &PyTuple_Type, &cache_tuple, &eps, &limit, &res_unit, &inv_sqrt_hd,
+                          &attn_steps, &out_steps, &B, &C, &H, &F, &V, &W, &NL, &slot))
+        return NULL;
+    PyObject *result = NULL;
+    BufferList model = {NULL, 0}, caches = {NULL, 0};
+    Py_ssize_t *sizes = NULL, *itemsizes = NULL;
+    char *writable = NULL;
+    void *work_block = NULL;
+    if (B <= 0 || C <= 0 || H <= 0 || C % H || F <= 0 || V <= 0 || W <= 0 || W > 512 || NL < 0 || slot < 0 ||
+        slot >= W || C > 1040 || F > 1040) {
+        PyErr_SetString(PyExc_ValueError, "decoder_step: bad dimensions");
+        goto done;
+    }
+    const Py_ssize_t D = C / H;
+    if (!check_size(&tokens, B, 8, "tokens") || !check_size(&distance, W, 4, "distance") ||
+        !check_size(&out, B * V, 8, "out"))
+        goto done;
+    /* the lookup tables' lengths are read from their buffers (checked against themselves) */
+    Py_ssize_t La = 0, Lo = 0;
+    if (PyTuple_GET_SIZE(model_tuple) == STEP_MODEL_FIXED + STEP_PER_LAYER * NL) {
+        Py_buffer t;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(model_tuple, 2), &t, PyBUF_C_CONTIGUOUS) < 0) goto done;
+        La = t.len / 8;
+        PyBuffer_Release(&t);
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(model_tuple, 3), &t, PyBUF_C_CONTIGUOUS) < 0) goto done;
+        Lo = t.len / 8;
+        PyBuffer_Release(&t);
+    }
+    if (La <= 0 || Lo <= 0 || La > (1 << 30) || Lo > (1 << 30)) {
+        PyErr_SetString(PyExc_ValueError, "decoder_step: model tuple or lookup tables malformed");
+        goto done;
+    }
+    const Py_ssize_t n_model = STEP_MODEL_FIXED + STEP_PER_LAYER * NL, n_cache = 3 * NL;
+    sizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
+    itemsizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
+    writable = PyMem_Calloc(n_model + n_cache, 1);
+    if (!sizes || !itemsizes || !writable) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        const Py_ssize_t fixed[STEP_MODEL_FIXED][2] = {{V * C, 8}, {H * W, 8}, {La, 8}, {Lo, 8}, {V * C, 1}, {V, 8}};
+        for (int i = 0; i < STEP_MODEL_FIXED; i++) sizes[i] = fixed[i][0], itemsizes[i] = fixed[i][1];
+        const Py_ssize_t layer[STEP_PER_LAYER][2] = {{3 * C * C, 1}, {3 * C, 8}, {C * C, 1}, {C, 8}, {F * C, 1},
+                                                     {F, 8},         {C * F, 1}, {C, 8},     {H, 8}};
+        for (Py_ssize_t l = 0; l < NL; l++)
+            for (int i = 0; i < STEP_PER_LAYER; i++) {
+                sizes[STEP_MODEL_FIXED + l * STEP_PER_LAYER + i] = layer[i][0];
+                itemsizes[STEP_MODEL_FIXED + l * STEP_PER_LAYER + i] = layer[i][1];
+            }
+    }
+    if (!buffers_get(model_tuple, &model, sizes, itemsizes, writable, n_model, "model")) goto done;
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        sizes[3 * l] = B * H * W * D, itemsizes[3 * l] = 1;
+        sizes[3 * l + 1] = B * H * W, itemsizes[3 * l + 1] = 8;
+        sizes[3 * l + 2] = B * H * W * D, itemsizes[3 * l + 2] = 1;
+        writable[3 * l] = writable[3 * l + 1] = writable[3 * l + 2] = 1;
+    }
+    if (!buffers_get(cache_tuple, &caches, sizes, itemsizes, writable, n_cache, "caches")) goto done;
+    const double *attn_tab = model.items[2].buf, *out_tab = model.items[3].buf;
+    if (attn_tab[La - 1] != 0.0 || out_tab[Lo - 1] != 0.0) {
+        PyErr_SetString(PyExc_ValueError, "decoder_step: tables must end in 0");
+        goto done;
+    }
+    const int64_t *tok = tokens.buf;
+    for (Py_ssize_t b = 0; b < B; b++)
+        if (tok[b] < 0 || tok[b] >= V) {
+            PyErr_SetString(PyExc_ValueError, "decoder_step: token out of range");
+            goto done;
+        }
+
+    /* scratch: residual i64 [B][C]; q f32 and qi i8 [B][max(C, F)]; acc f32 [B][max(3C, F, V)];
+     * attended f64 [B][C]; work f64 [max(3C, F, C)]; scales f64 [B] x 2 (+ [B][H] x 2);
+     * q/k/v of the step i8 [B][H][D] x 3; scores f64 [W]; weights i32 [W]; mixed i32 [D]; qrow f32 [D] */
+    const Py_ssize_t wide = C > F ? C : F;
+    Py_ssize_t accw = 3 * C > F ? 3 * C : F;
+    accw = accw > V ? accw : V;
+    const Py_ssize_t workw = 3 * C > F ? 3 * C : F;
+    const size_t bytes = sizeof(int64_t) * B * C + sizeof(float) * B * wide + (size_t)(B * wide) +
+                         sizeof(float) * B * accw + sizeof(double) * B * C + sizeof(double) * workw +
+                         sizeof(double) * (2 * B + 2 * B * H) + (size_t)(3 * B * C) + sizeof(double) * W +
+                         sizeof(int32_t) * W + sizeof(int32_t) * D + sizeof(float) * D + 64 * 24;
+    if (!(work_block = scratch(bytes))) goto done;
+    int overflow = 0;
+    Py_BEGIN_ALLOW_THREADS
+    char *cursor = work_block;
+#define TAKE(type, n) ((type *)take(&cursor, sizeof(type) * (size_t)(n)))
+    int64_t *residual = TAKE(int64_t, B * C);
+    float *qf = TAKE(float, B * wide);
+    int8_t *qi = TAKE(int8_t, B * wide);
+    float *acc = TAKE(float, B * accw);
+    double *attended = TAKE(double, B * C);
+    double *work = TAKE(double, workw);
+    double *rscale = TAKE(double, B);
+    double *rscale2 = TAKE(double, B);
+    double *q_s = TAKE(double, B * H);
+    double *k_s = TAKE(double, B * H);
+    int8_t *q_q = TAKE(int8_t, B * C);
+    int8_t *k_q = TAKE(int8_t, B * C);
+    int8_t *v_q = TAKE(int8_t, B * C);
+    double *scores = TAKE(double, W);
+    int32_t *weights = TAKE(int32_t, W);
+    int32_t *mixed = TAKE(int32_t, D);
+    float *qrow = TAKE(float, D);
+#undef TAKE
+    const int64_t *embed = model.items[0].buf;
+    for (Py_ssize_t b = 0; b < B; b++)
+        for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = embed[tok[b] * C + c];
+#define TO_INT8(n)                                                    \
+    for (Py_ssize_t j = 0; j < (n); j++) qi[j] = (int8_t)qf[j]
+    for (Py_ssize_t l = 0; l < NL && !overflow; l++) {
+        Py_buffer *m = model.items + STEP_MODEL_FIXED + l * STEP_PER_LAYER;
+        int8_t *kc = caches.items[3 * l].buf, *vc = caches.items[3 * l + 2].buf;
+        double *ksc = caches.items[3 * l + 1].buf;
+        /* queries, keys and values of the new token; keys and values into the ring slot */
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+            overflow = 1;
+            break;
+        }
+        TO_INT8(B * C);
+        matmul_i8_rows(qi, m[0].buf, acc, B, C, 3 * C);
+        qkv_split_rows(acc, rscale, m[1].buf, inv_sqrt_hd, m[8].buf, q_q, q_s, k_q, k_s, v_q, work, qrow, B, H, D);
+        for (Py_ssize_t g = 0; g < B * H; g++) {
+            memcpy(kc + (g * W + slot) * D, k_q + g * D, D);
+            memcpy(vc + (g * W + slot) * D, v_q + g * D, D);
+            ksc[g * W + slot] = k_s[g];
+        }
+        /* attention over the ring (one query per group b * H + h), projection, MLP */
+        attend_groups(q_q, q_s, kc, ksc, vc, distance.buf, model.items[1].buf, attn_tab, attn_steps, m[8].buf,
+                      attended, scores, weights, mixed, B * H, H, 1, W, D, W, La);
+        quantize_rows(attended, qf, rscale2, B, C);
+        TO_INT8(B * C);
+        matmul_i8_rows(qi, m[2].buf, acc, B, C, C);
+        residual_add_rows(residual, acc, rscale2, m[3].buf, res_unit, B, C);
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+            overflow = 1;
+            break;
+        }
+        TO_INT8(B * C);
+        matmul_i8_rows(qi, m[4].buf, acc, B, C, F);
+        relu_quantize_rows(acc, rscale, m[5].buf, qf, rscale2, work, B, F);
+        TO_INT8(B * F);
+        matmul_i8_rows(qi, m[6].buf, acc, B, F, C);
+        residual_add_rows(residual, acc, rscale2, m[7].buf, res_unit, B, C);
+    }
+    if (!overflow) {
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+            overflow = 1;
+        } else {
+            TO_INT8(B * C);
+            matmul_i8_rows(qi, model.items[4].buf, acc, B, C, V);
+            head_lut_rows(acc, rscale, model.items[5].buf, out_tab, out_steps, out.buf, B, V, Lo);
+        }
+    }
+#undef TO_INT8
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(!overflow);
+done:
+    buffers_release(&model);
+    buffers_release(&caches);
+    PyMem_Free(sizes);
+    PyMem_Free(itemsizes);
+    PyMem_Free(writable);
+    PyMem_Free(work_block);
+    return RELEASE(result, &tokens, &distance, &out);
 }
 
 static PyObject *set_portable(PyObject *self, PyObject *args) {
@@ -998,6 +1250,7 @@ static PyObject *set_portable(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"set_portable", set_portable, METH_VARARGS, "True: baseline x86-64 attention loop even with AVX2."},
     {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/nn/_kernels.c)."},
+    {"decoder_step", decoder_step, METH_VARARGS, "One step of the text model's decoder (see above)."},
     {"matmul_i8", matmul_i8, METH_VARARGS, "Exact int8 matrix product of few rows (int32 sums as float32)."},
     {"lut_rows", lut_rows, METH_VARARGS, "Lookup-table softmax numerators per row, plus one."},
     {"head_lut", head_lut, METH_VARARGS, "lut_rows of a linear layer's scaled output."},

@@ -125,6 +125,11 @@ class CompiledOps:
     def available() -> bool:
         return _kernels is not None
 
+    @staticmethod
+    def decoder_step(*args) -> bool:
+        """A whole decoder step of the text model (nncodec/text/model.py's Decoder.step)."""
+        return _kernels.decoder_step(*args)
+
     def matmul(self, q: np.ndarray, linear) -> np.ndarray:
         """Few rows (a decoder step): the compiled int8 product, which reads the int8 weights;
         more rows: float32 BLAS. Both give the same exact integers."""

@@ -90,6 +90,7 @@ class IntGPT:
         self.out_exp = tensors["out_exp"].astype(np.float64)
         self.inv_sqrt_hd = 1.0 / np.sqrt(np.float64(self.head_dim))
         self.ops: NumpyOps | CompiledOps = best_ops()  # tests swap in NumpyOps to compare
+        self._step_tensors: tuple[np.ndarray, ...] | None = None
         self._check_invariants()
 
     def _check_invariants(self) -> None:
@@ -112,6 +113,21 @@ class IntGPT:
     def _linears(self) -> list[IntLinear]:
         per_layer = [(layer.qkv, layer.proj, layer.up, layer.down) for layer in self.layers]
         return [w for linears in per_layer for w in linears] + [self.head]
+
+    def step_tensors(self) -> tuple[np.ndarray, ...]:
+        """The arrays of the compiled decoder step, in its order (nncodec/nn/_kernels.c)."""
+        if self._step_tensors is None:
+            c = np.ascontiguousarray
+            fixed = [self.embed, self.alibi, self.attn_exp, self.out_exp, self.head.weight, self.head.scale]
+            per_layer = [
+                a
+                for layer in self.layers
+                for linear in (layer.qkv, layer.proj, layer.up, layer.down)
+                for a in (linear.weight, linear.scale)
+            ]
+            layers = [per_layer[8 * i : 8 * i + 8] + [layer.v_scale] for i, layer in enumerate(self.layers)]
+            self._step_tensors = tuple(c(a) for a in fixed + [a for group in layers for a in group])
+        return self._step_tensors
 
     # -- pieces shared by both paths -------------------------------------------------------------
 
@@ -212,6 +228,8 @@ class Decoder:
         slot = self.position % model.window
         self.slot_position[slot] = self.position
         distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)[None, :]
+        if model.ops.compiled:
+            return self._compiled_step(np.ascontiguousarray(tokens, np.int64), distance, slot)
         residual = model.embed[tokens]  # (B, C)
         for i, layer in enumerate(model.layers):
             q_q, q_s, k_q, k_s, v_i = model._qkv(layer, residual)  # (B, H, hd), (B, H)
@@ -224,3 +242,19 @@ class Decoder:
             )  # fmt: skip
         self.position += 1
         return model.frequencies(residual)
+
+    def _compiled_step(self, tokens: np.ndarray, distance: np.ndarray, slot: int) -> np.ndarray:
+        """``step`` in one call of the compiled kernels (the same operations in the same order)."""
+        model = self.model
+        out = np.empty((len(tokens), model.vocab_size), np.float64)
+        caches = tuple(a for i in range(len(model.layers)) for a in (self.k_q[i], self.k_s[i], self.v_i[i]))
+        hidden = model.layers[0].up.weight.shape[0] if model.layers else 1
+        dims = (len(tokens), model.n_embd, model.n_head, hidden, model.vocab_size, model.window)
+        scalars = (model.eps_units, MAX_RESIDUAL, model.res_unit, model.inv_sqrt_hd)
+        if not model.ops.decoder_step(
+            tokens, distance.astype(np.int32).ravel(), out, model.step_tensors(), caches,
+            (*scalars, model.attn_steps, model.out_steps), (*dims, len(model.layers), slot),
+        ):  # fmt: skip
+            raise ResidualOverflow("residual stream out of range")
+        self.position += 1
+        return out
