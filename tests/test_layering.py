@@ -147,3 +147,31 @@ def test_every_subpackage_says_its_job(init):
     doc = ast.get_docstring(ast.parse(init.read_text()))
     assert doc, f"{init} has no docstring"
     assert 1 <= len(doc.strip().splitlines()) <= 3, f"{init}: say the package's job in two lines"
+
+
+def test_registry_entries_load_the_codec_they_name():
+    """The registry imports codecs on first use by module and class name: each entry must load a
+    class whose id and name are the entry's (ids are file format), and ids and names are unique."""
+    from nncodec.codecs import REGISTRY, codec_by_id, codec_by_name
+
+    assert len({r.codec_id for r in REGISTRY}) == len({r.name for r in REGISTRY}) == len(REGISTRY)
+    for entry in REGISTRY:
+        codec = entry.load()
+        assert (codec.codec_id, codec.name) == (entry.codec_id, entry.name)
+        assert codec_by_id(entry.codec_id) is codec_by_name(entry.name) is codec
+
+
+def test_the_command_line_starts_without_the_learned_codecs():
+    """Start-up is part of every small file's time: importing the CLI loads no codec beyond the
+    engine's fallbacks, and not numpy (a fresh interpreter, so earlier imports do not count)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nncodec.cli.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(('numpy', 'PIL', 'nncodec.codecs.'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "numpy" not in loaded and "PIL" not in loaded
+    for heavy in ("text", "image", "imagepc", "log"):
+        assert f"'nncodec.codecs.{heavy}'" not in loaded

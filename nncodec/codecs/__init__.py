@@ -4,43 +4,45 @@ for and its rough speed. Ids are part of the file format (docs/FORMAT.md) and ar
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from nncodec.codecs.base import Codec
-from nncodec.codecs.classical import ClassicalCodec
-from nncodec.codecs.image import ImageCodec
-from nncodec.codecs.imagepc import ImagePCCodec
-from nncodec.codecs.log import LogCodec
-from nncodec.codecs.raw import RawCodec
-from nncodec.codecs.stored import StoredCodec
-from nncodec.codecs.text import TextCodec
 from nncodec.core.errors import CodecUnavailableError
 
 
 @dataclass(frozen=True)
 class Registered:
-    codec: type[Codec]
+    codec_id: int
+    name: str
+    #: the module and class that implement it, imported on first use (a run loads only the codecs
+    #: it meets: importing every codec and its libraries would cost small inputs ~0.1 s)
+    module: str
+    class_name: str
     #: the sniffed kind of input (nncodec/core/detect.py) this codec is the default for, if any
     default_for: str | None
     #: rough compression speed in bytes/s on one core, for ordering batch work only
     speed: float
 
+    def load(self) -> type[Codec]:
+        return getattr(importlib.import_module(f"nncodec.codecs.{self.module}"), self.class_name)
+
 
 REGISTRY = (
-    Registered(StoredCodec, None, 1e9),
-    Registered(RawCodec, "binary", 2e6),
-    Registered(TextCodec, "text", 10e3),
-    Registered(ImageCodec, "image", 80e3),
-    Registered(LogCodec, "log", 2e6),
-    Registered(ImagePCCodec, None, 80e3),
-    Registered(ClassicalCodec, None, 0.5e6),
+    Registered(1, "stored", "stored", "StoredCodec", None, 1e9),
+    Registered(2, "raw", "raw", "RawCodec", "binary", 2e6),
+    Registered(3, "text", "text", "TextCodec", "text", 10e3),
+    Registered(4, "image", "image", "ImageCodec", "image", 80e3),
+    Registered(5, "log", "log", "LogCodec", "log", 2e6),
+    Registered(6, "image-pc", "imagepc", "ImagePCCodec", None, 80e3),
+    Registered(7, "classical", "classical", "ClassicalCodec", None, 0.5e6),
 )
 
-CODECS_BY_ID: dict[int, type[Codec]] = {r.codec.codec_id: r.codec for r in REGISTRY}
-CODECS_BY_NAME: dict[str, type[Codec]] = {r.codec.name: r.codec for r in REGISTRY}
+_BY_ID = {r.codec_id: r for r in REGISTRY}
+_BY_NAME = {r.name: r for r in REGISTRY}
 #: the codec each sniffed kind of input goes to
-CODEC_FOR_KIND: dict[str, str] = {r.default_for: r.codec.name for r in REGISTRY if r.default_for}
-SPEED: dict[str, float] = {r.codec.name: r.speed for r in REGISTRY}
+CODEC_FOR_KIND: dict[str, str] = {r.default_for: r.name for r in REGISTRY if r.default_for}
+SPEED: dict[str, float] = {r.name: r.speed for r in REGISTRY}
 
 #: codec names a user may ask for with ``--codec`` (image-pc is asked for with ``--image-model pc``)
 CODEC_CHOICES = ("auto", "text", "image", "log", "raw", "stored")
@@ -51,14 +53,14 @@ IMAGE_CODEC_FOR_MODEL = {"nextpixel": "image", "pc": "image-pc"}
 
 def codec_by_name(name: str) -> type[Codec]:
     try:
-        return CODECS_BY_NAME[name]
+        return _BY_NAME[name].load()
     except KeyError:
         raise CodecUnavailableError(f"codec '{name}' is not available in this build") from None
 
 
 def codec_by_id(codec_id: int) -> type[Codec]:
     try:
-        return CODECS_BY_ID[codec_id]
+        return _BY_ID[codec_id].load()
     except KeyError:
         raise CodecUnavailableError(
             f"needs unknown codec id {codec_id}, which this build does not provide "
@@ -67,6 +69,6 @@ def codec_by_id(codec_id: int) -> type[Codec]:
 
 
 __all__ = [
-    "Codec", "CODECS_BY_ID", "CODECS_BY_NAME", "CODEC_CHOICES", "CODEC_FOR_KIND", "IMAGE_MODELS",
+    "Codec", "CODEC_CHOICES", "CODEC_FOR_KIND", "IMAGE_MODELS",
     "IMAGE_CODEC_FOR_MODEL", "REGISTRY", "SPEED", "codec_by_id", "codec_by_name",
 ]  # fmt: skip

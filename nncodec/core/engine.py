@@ -27,7 +27,6 @@ from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.raw import RawCodec
 from nncodec.codecs.stored import StoredCodec
-from nncodec.codecs.text import TextCodec
 from nncodec.core import container, levels
 from nncodec.core.container import BlockHeader, FileMetadata, FrameHeader
 from nncodec.core.detect import SNIFF_SIZE, is_idx, sniff
@@ -186,8 +185,8 @@ def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]
     candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
     if not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
-    if isinstance(codec, (TextCodec, ClassicalCodec)):
-        candidates.append(ClassicalCodec() if isinstance(codec, TextCodec) else RawCodec())
+    if codec.name in ("text", "classical"):
+        candidates.append(ClassicalCodec() if codec.name == "text" else RawCodec())
         candidates = list({type(c): c for c in candidates}.values())
     best_codec: Codec = StoredCodec()
     best_payload, best_output = bytes(data), data
@@ -397,7 +396,7 @@ def _decode_block(
         codec = StoredCodec()
     elif block_header.codec_id == RawCodec.codec_id:
         codec = RawCodec()
-    elif block_header.codec_id == ClassicalCodec.codec_id and isinstance(frame_codec, TextCodec):
+    elif block_header.codec_id == ClassicalCodec.codec_id and frame_codec.name == "text":
         codec = ClassicalCodec()
     else:
         raise CorruptError(f"block {index} corrupt (codec id {block_header.codec_id} not allowed here)")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import lzma
 
-import pyppmd
 import zstandard
 
 try:  # compiled PPMd (nncodec/entropy/_ppmd.c); pyppmd gives the same bytes, slower and leaking memory
@@ -78,6 +77,8 @@ def ppmd_memory(size: int) -> int:
 def _ppmd(data: bytes, order: int) -> bytes:
     if compiled_ppmd is not None:
         return compiled_ppmd.encode(data, order, ppmd_memory(len(data)))
+    import pyppmd  # only where nncodec/entropy/_ppmd.c was not built
+
     encoder = pyppmd.Ppmd7Encoder(order, ppmd_memory(len(data)))
     return encoder.encode(data) + encoder.flush(endmark=False)
 
@@ -102,6 +103,8 @@ def _unppmd(body: bytes, order: int, size: int) -> bytes:
             return compiled_ppmd.decode(body, order, ppmd_memory(size), size)
         except ValueError as exc:
             raise _PpmdFailure(str(exc)) from exc
+    import pyppmd  # only where nncodec/entropy/_ppmd.c was not built
+
     decoder = pyppmd.Ppmd7Decoder(order, ppmd_memory(size))
     try:
         data = decoder.decode(body + bytes(16), size)
