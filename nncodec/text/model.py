@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,14 @@ class IntLinear:
     """q: (..., in) int8-valued -> ``ops.matmul``: (..., out) exact integer sums (float32); the
     layer's value is that times (row scale * self.scale)."""
 
-    weight_t: np.ndarray  # (in, out) int8-valued float32, C order, for BLAS
     weight: np.ndarray  # (out, in) int8, as the file stores it, for the compiled few-row product
     scale: np.ndarray  # (out,) float64
+
+    @cached_property
+    def weight_t(self) -> np.ndarray:
+        """(in, out) int8-valued float32, C order, for BLAS (built on first use: a decoder whose
+        steps are compiled never needs it)."""
+        return np.ascontiguousarray(self.weight.astype(np.float32).T)
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,7 @@ class IntGPT:
 
         def linear(name: str) -> IntLinear:
             weight = np.ascontiguousarray(tensors[f"{name}.w"], dtype=np.int8)
-            weight_t = np.ascontiguousarray(weight.astype(np.float32).T)
-            return IntLinear(weight_t, weight, tensors[f"{name}.s"].astype(np.float64))
+            return IntLinear(weight, tensors[f"{name}.s"].astype(np.float64))
 
         self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
         self.layers = [
@@ -95,7 +100,7 @@ class IntGPT:
 
     def _check_invariants(self) -> None:
         """The conditions the exactness argument relies on (see nncodec/nn/exact.py)."""
-        hidden = self.layers[0].up.weight_t.shape[1] if self.layers else 0
+        hidden = self.layers[0].up.weight.shape[0] if self.layers else 0
         problems = [
             (self.window > 512, "window above 512"),
             (self.head_dim * INT8_MAX * INT8_MAX >= 1 << 24, "head dimension too large"),
