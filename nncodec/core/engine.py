@@ -179,15 +179,14 @@ class _BlockProgress:
 
 
 def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
-    """Code one block with the frame codec, zstd and stored (a text frame: also the best classical
-    coder); keep the smallest. Returns the block header, the payload and what decoding gives
-    (``data`` unless the frame codec rebuilds files)."""
+    """Code one block with the frame codec, zstd and stored (a text frame: the best classical coder
+    instead of zstd, as it includes zstd -19); keep the smallest. Returns the block header, the
+    payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
     candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
-    if not isinstance(codec, (RawCodec, StoredCodec)):
+    if codec.name == "text":
+        candidates.append(ClassicalCodec())
+    elif not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
-    if codec.name in ("text", "classical"):
-        candidates.append(ClassicalCodec() if codec.name == "text" else RawCodec())
-        candidates = list({type(c): c for c in candidates}.values())
     best_codec: Codec = StoredCodec()
     best_payload, best_output = bytes(data), data
     for candidate in candidates:
