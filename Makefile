@@ -49,7 +49,7 @@ train-text: venv
 train-text-v2: venv
 	$(BIN)/python -m nncodec.training.text.train --tokenizer models/text-bpe4k.tokenizer.json \
 		--out-dir checkpoints/text-v2 --broad --init-from-exact models/text-v1.safetensors \
-		--steps 3000 --lr 6e-4 --warmup 50 --eval-every 250 --threads 1
+		--steps 3000 --lr 6e-4 --warmup 50 --eval-every 250 --threads 2
 	$(BIN)/python -m nncodec.training.text.export --weights checkpoints/text-v2/model.safetensors \
 		--card checkpoints/text-v2/card.json --tokenizer models/text-bpe4k.tokenizer.json \
 		--model-id text-v2 --out-dir models --broad

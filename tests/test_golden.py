@@ -1,5 +1,5 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
-(raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2, log codec
+(raw codec, text codec with model text-v1 (and text format 2 with text-v2), image codec with models image-v1 and image-v2, log codec
 format 1). If a change breaks
 one of these, it broke users' archives: keep the old decoding path (and model) instead of
 regenerating the file."""
@@ -13,7 +13,9 @@ import nncodec
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.mark.parametrize("name", ["sample.raw-v1.nnc", "sample.text-v1.nnc", "sample.classical-v1.nnc"])
+@pytest.mark.parametrize(
+    "name", ["sample.raw-v1.nnc", "sample.text-v1.nnc", "sample.classical-v1.nnc", "sample.text-v2.nnc"]
+)
 def test_old_files_still_decode(name):
     original = (GOLDEN / "sample.txt").read_bytes()
     assert nncodec.decompress((GOLDEN / name).read_bytes()) == original

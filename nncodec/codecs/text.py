@@ -51,7 +51,7 @@ from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
 from nncodec.text.model import IntGPT, ResidualOverflow
 from nncodec.text.tokenizer import ByteTokenizer
 
-TEXT_MODEL_ID = "text-v1"
+TEXT_MODEL_ID = "text-v2"
 FORMAT_VERSION = 2  # written; version 1 still decodes
 PRIORS_BY_VERSION = {1: ORDER_PRIORS, 2: ORDER_PRIORS_V2}
 MAX_SEGMENTS = 64
