@@ -267,3 +267,32 @@ def test_tar_use_compress_program_round_trip(tmp_path, samples):
     for name, data in samples.items():
         assert (out / "tree" / "sub" / name).read_bytes() == data
     assert (out / "tree" / "empty").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "args", [["-T2", "-c", "FILE"], ["-T2", "-d", "-c", "FILE.nnc"], ["-T2", "-", "-o", "OUT"]],
+    ids=["compress-to-stdout", "decompress-to-stdout", "stdin-to-o"],
+)
+def test_streams_get_every_thread_of_dash_T(tmp_path, monkeypatch, args):
+    """`cmd | nncodec -T2 -c` runs one stream in this process: it must get both threads (it got
+    one until 2026-12-04, which made -T2 decoding to stdout as slow as -T1)."""
+    from click.testing import CliRunner
+
+    from nncodec.cli import fileops
+    from nncodec.cli.main import main
+
+    source = tmp_path / "a.txt"
+    source.write_bytes(b"some text\n" * 50)
+    (tmp_path / "a.txt.nnc").write_bytes(nncodec.compress(source.read_bytes()))
+    seen = []
+    real = fileops.stream_job
+
+    def spy(op, path, files, **kwargs):
+        seen.append(files.threads)
+        return real(op, path, files, **kwargs)
+
+    monkeypatch.setattr(fileops, "stream_job", spy)
+    paths = {"FILE": str(source), "FILE.nnc": str(source) + ".nnc", "OUT": str(tmp_path / "out.nnc")}
+    result = CliRunner().invoke(main, [paths.get(a, a) for a in args], input=source.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert seen == [2]

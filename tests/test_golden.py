@@ -1,6 +1,6 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
-(raw codec, text codec with model text-v1 (and text format 2 with text-v2), image codec with models image-v1 and image-v2, log codec
-format 1). If a change breaks
+(raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2, log codec
+format 1) and later ones (text format 2 with model text-v2, classical frames). If a change breaks
 one of these, it broke users' archives: keep the old decoding path (and model) instead of
 regenerating the file."""
 

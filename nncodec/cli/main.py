@@ -250,13 +250,16 @@ def _close_bar() -> None:
 # streams: stdin, stdout (-c) and -o for stdin; one at a time in this process
 
 
-def _stream_job(job: batch.Job, opts: Options, progress: Callable[[int], None] | None) -> batch.Outcome:
-    """A job whose input is stdin or whose output is stdout (or -o for stdin)."""
+def _stream_job(
+    job: batch.Job, opts: Options, files: FileOptions, progress: Callable[[int], None] | None
+) -> batch.Outcome:
+    """A job whose input is stdin or whose output is stdout (or -o for stdin); ``files`` carries
+    the job's thread count (all of ``-T``: streams run one at a time in this process)."""
     output = opts.output if not opts.stdout else None
     return batch.outcome_of(
         job,
         lambda: fileops.stream_job(
-            job.op, job.path, opts.files, output=output, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
+            job.op, job.path, files, output=output, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
             progress=progress,
         ),  # fmt: skip
     )
@@ -348,13 +351,13 @@ def _run(files: tuple[str, ...], opts: Options, op: str) -> None:
     done = total_in = total_out = 0
     try:
         if all_streamed:
-            outcomes = (_stream_job(job, opts, progress) for job in plan.jobs)
+            outcomes = (_stream_job(job, opts, file_opts, progress) for job in plan.jobs)
         elif mixed:
             outcomes = (
                 outcome
                 for job in plan.jobs
                 for outcome in (
-                    [_stream_job(job, opts, progress)] if job.name == "-"
+                    [_stream_job(job, opts, file_opts, progress)] if job.name == "-"
                     else batch.run([job], file_opts, processes=1, progress=progress)
                 )
             )  # fmt: skip
