@@ -67,7 +67,8 @@ def available_tools(threads: int = 1) -> list[Tool]:
     """nncodec and whichever classical tools are installed (PPMd via nncodec's compiled PPMd7, and
     brotli via its Python module when the command is missing, as filter processes)."""
     python = [sys.executable, "-m"]
-    tools = [Tool("nncodec", [*python, "nncodec", f"-T{threads}", "-c"], [*python, "nncodec", "-dc"])]
+    workers = f"-T{threads}"
+    tools = [Tool("nncodec", [*python, "nncodec", workers, "-c"], [*python, "nncodec", workers, "-dc"])]
     if shutil.which("gzip"):
         tools.append(Tool("gzip -9", ["gzip", "-9", "-c"], ["gzip", "-dc"]))
     if shutil.which("xz"):
