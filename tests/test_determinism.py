@@ -80,6 +80,7 @@ def _configurations() -> list[tuple[str, dict[str, str], list[str]]]:
         ("MKL_CBWR=COMPATIBLE, oneDNN ISA SSE4.1", {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
          ["--torch"]),
         ("nncodec kernels: numpy reference", {"NNCODEC_KERNELS": "numpy"}, []),
+        ("nncodec kernels: C without AVX-512 (AVX2 loops)", {"NNCODEC_KERNELS": "avx2"}, []),
         ("nncodec kernels: C without AVX2", {"NNCODEC_KERNELS": "portable"}, []),
         ("PYTHONHASHSEED=12345", {"PYTHONHASHSEED": "12345"}, []),
     ]  # fmt: skip

@@ -34,6 +34,28 @@ def natural_text(size: int) -> bytes:
     return b"".join(parts)[:size]
 
 
+KERNEL_LEVELS = pytest.mark.parametrize("level", [0, 1, 2], ids=["best-for-this-cpu", "avx2", "portable"])
+
+
+class kernel_level:
+    """Run the C kernels at ``level`` (0: the best loops this CPU has, AVX-512 VNNI included; 1: at
+    most AVX2; 2: baseline x86-64) inside the block, then go back to the session's level."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __enter__(self):
+        from nncodec.nn import _kernels
+
+        _kernels.set_level(self.level)
+        return _kernels
+
+    def __exit__(self, *exc) -> None:
+        from nncodec.nn import _kernels
+
+        _kernels.set_level(rowops.LEVELS.get(rowops.KERNELS, 0))
+
+
 @pytest.fixture(scope="module")
 def codec() -> TextCodec:
     return TextCodec(find_model(TEXT_MODEL_ID))
@@ -103,35 +125,35 @@ def test_compiled_kernels_are_built():
 
 
 @needs_kernels
-def test_compiled_ops_match_the_numpy_reference(codec):
-    """Both paths of the model give bit-identical tables with the C kernels and with numpy."""
+@KERNEL_LEVELS
+def test_compiled_ops_match_the_numpy_reference(codec, level):
+    """Both paths of the model give bit-identical tables with the C kernels (at each level of
+    instruction set) and with numpy."""
     model = codec.lm
     tokens = np.random.default_rng(5).integers(0, model.vocab_size, size=(3, model.window + 40))
     tables = {}
-    try:
-        for ops in (rowops.NumpyOps(), rowops.CompiledOps()):
-            model.ops = ops
-            decoder = model.decoder(3)
-            stepped = np.stack([decoder.step(tokens[:, t]) for t in range(tokens.shape[1] - 1)], axis=1)
-            tables[ops.compiled] = (model.sequence_frequencies(tokens), stepped)
-    finally:
-        model.ops = rowops.best_ops()
+    with kernel_level(level):
+        try:
+            for ops in (rowops.NumpyOps(), rowops.CompiledOps()):
+                model.ops = ops
+                decoder = model.decoder(3)
+                stepped = np.stack([decoder.step(tokens[:, t]) for t in range(tokens.shape[1] - 1)], axis=1)
+                tables[ops.compiled] = (model.sequence_frequencies(tokens), stepped)
+        finally:
+            model.ops = rowops.best_ops()
     assert np.array_equal(tables[False][0], tables[True][0])
     assert np.array_equal(tables[False][1], tables[True][1])
     assert np.array_equal(tables[True][0], tables[True][1])
 
 
 @needs_kernels
-@pytest.mark.parametrize("portable", [False, True], ids=["avx2-if-present", "portable"])
-def test_fused_decoder_step_equals_the_per_operation_step(codec, portable):
+@KERNEL_LEVELS
+def test_fused_decoder_step_equals_the_per_operation_step(codec, level):
     """The compiled decoder step (one C call) gives the per-operation compiled path's tables, past
     a ring wrap, and refuses a token outside the vocabulary instead of reading out of bounds."""
-    from nncodec.nn import _kernels
-
     model = codec.lm
     tokens = np.random.default_rng(9).integers(0, model.vocab_size, size=(2, model.window + 20))
-    _kernels.set_portable(portable)
-    try:
+    with kernel_level(level):
         fused, per_op = model.decoder(2), model.decoder(2)
         for t in range(tokens.shape[1]):
             a = fused.step(tokens[:, t])
@@ -143,37 +165,78 @@ def test_fused_decoder_step_equals_the_per_operation_step(codec, portable):
             assert np.array_equal(a, b), t
         with pytest.raises(ValueError, match="token out of range"):
             fused.step(np.array([0, model.vocab_size]))
-    finally:
-        _kernels.set_portable(rowops.KERNELS == "portable")
 
 
 @needs_kernels
-@pytest.mark.parametrize("portable", [False, True], ids=["avx2-if-present", "portable"])
-def test_compiled_int8_matmul_equals_the_blas_product(portable):
-    """The decoder's few-row int8 product gives BLAS's exact integers, at the extremes (+-127, the
-    largest K) and for shapes off the vector width (K not a multiple of 32, N of 4); values that
-    are not int8 are refused, not wrapped."""
-    from nncodec.nn import _kernels
+@KERNEL_LEVELS
+def test_compiled_int8_matmul_equals_the_blas_product(level):
+    """The compiled int8 product gives BLAS's exact integers at every kernel level, at the extremes
+    (+-127, the largest K), for shapes off the vector widths (K not a multiple of 32 or 4, N not of
+    64) and for row counts off the VNNI tile (1-3 leftover rows, more than one chunk of rows);
+    values that are not int8 are refused, not wrapped, and so is a packed layout of the wrong size."""
     from nncodec.nn.exact import MAX_EXACT_K, int_matmul
+    from nncodec.text.model import pack_vnni
 
     rng = np.random.default_rng(8)
-    _kernels.set_portable(portable)
-    try:
-        for rows, k, n in [(1, 256, 768), (3, 1024, 256), (2, 100, 37), (16, MAX_EXACT_K - 16, 6)]:
+    shapes = [(1, 256, 768), (3, 1024, 256), (2, 100, 37), (16, MAX_EXACT_K - 16, 6), (70, 256, 128)]
+    shapes.append((5, 36, 64))
+    with kernel_level(level) as kernels:
+        for rows, k, n in shapes:
             weight = rng.integers(-127, 128, (n, k)).astype(np.int8)
             weight[0] = 127
+            weight[-1] = -127
             q = rng.integers(-127, 128, (rows, k)).astype(np.float32)
             q[0] = -127
+            q[-1] = 127
             out = np.empty((rows, n), np.float32)
-            _kernels.matmul_i8(q, weight, out, rows, k, n)
+            kernels.matmul_i8(q, weight, *pack_vnni(weight), out, rows, k, n)
             assert np.array_equal(out, int_matmul(q, np.ascontiguousarray(weight.astype(np.float32).T)))
+        none = (np.zeros(0, np.int8), np.zeros(0, np.int32))
         for bad in (128.0, 0.5, np.nan):
             q = np.zeros((1, 32), np.float32)
             q[0, 5] = bad
             with pytest.raises(ValueError, match="int8"):
-                _kernels.matmul_i8(q, np.zeros((4, 32), np.int8), np.empty((1, 4), np.float32), 1, 32, 4)
-    finally:
-        _kernels.set_portable(rowops.KERNELS == "portable")
+                out = np.empty((1, 4), np.float32)
+                kernels.matmul_i8(q, np.zeros((4, 32), np.int8), *none, out, 1, 32, 4)
+        with pytest.raises(ValueError, match="packed"):
+            q = np.zeros((1, 32), np.float32)
+            packed = (np.zeros(64 * 16, np.int8), np.zeros(64, np.int32))  # for K = 16, not 32
+            out = np.empty((1, 64), np.float32)
+            kernels.matmul_i8(q, np.zeros((64, 32), np.int8), *packed, out, 1, 32, 64)
+
+
+@needs_kernels
+@KERNEL_LEVELS
+def test_compiled_attention_equals_the_reference(codec, level):
+    """The compiled attention gives the numpy reference's values at every kernel level: key counts
+    off the vector widths (16 keys per dot vector, 8 per score vector), masked keys, extreme int8
+    values, and queries where every key ties with the peak (all weights 2^15, which the AVX loops
+    cannot hold in int16 and add in two parts)."""
+    model = codec.lm
+    rng = np.random.default_rng(12)
+    heads, dim, window = model.n_head, model.head_dim, model.window
+    for batch, queries, keys in [(2, 3, 37), (1, 5, 300), (1, 2, 16), (2, 1, 7)]:
+        def int8(*shape):
+            return rng.integers(-127, 128, shape).astype(np.int8)
+
+        q = int8(batch, heads, queries, dim)
+        k, v = int8(batch, heads, keys, dim), int8(batch, heads, keys, dim)
+        q[0, 0, 0] = 127
+        k[0, 0, :] = -127
+        q_s = rng.uniform(1e-4, 1e-2, (batch, heads, queries))
+        k_s = rng.uniform(1e-3, 1e-1, (batch, heads, keys))
+        distance = rng.integers(-3, window + 3, (queries, keys)).astype(np.int64)
+        distance[0] = np.arange(keys) % window  # every key inside
+        if queries > 1:
+            distance[1] = 0  # every key inside at distance 0
+            k[:, :, :] = k[:, :, :1]  # ... with equal keys: all scores tie
+            k_s[:] = k_s[..., :1]
+        tables = (model.alibi, model.attn_exp, model.attn_steps, model.layers[0].v_scale)
+        args = (q, q_s, k, k_s, v, distance, *tables)
+        with kernel_level(level):
+            compiled = rowops.CompiledOps().attend(*args)
+        reference = rowops.NumpyOps().attend(*args)
+        assert np.array_equal(compiled, reference, equal_nan=True), (batch, queries, keys)
 
 
 @needs_kernels

@@ -177,11 +177,21 @@ class TextCodec(Codec):
         if matcher is not None:
             matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
         span = max(1, FREQUENCY_ROWS // len(group))  # positions per chunk
-        for start in range(1, longest, span):
-            stop = min(longest, start + span)
-            model_rows = np.concatenate(  # predict start..stop-1
-                run(lambda part, a=start - 1, b=stop - 1: self.lm.frequencies(residual[part, a:b]), parts)
-            )
+        chunks = [(start, min(longest, start + span)) for start in range(1, longest, span)]
+
+        def predict(start: int, stop: int) -> list:
+            """The model's rows for positions start..stop-1: on the workers, while this thread
+            walks the chunk before (futures), or here."""
+            if split_rows and self.pool is not None:
+                frequencies = self.lm.frequencies
+                return [self.pool.submit(frequencies, residual[p, start - 1 : stop - 1]) for p in parts]
+            return [_Done(self.lm.frequencies(residual[:, start - 1 : stop - 1]))]
+
+        pending = predict(*chunks[0])
+        for index, (start, stop) in enumerate(chunks):
+            model_rows = np.concatenate([future.result() for future in pending])
+            if index + 1 < len(chunks):
+                pending = predict(*chunks[index + 1])
             mixed = np.empty_like(model_rows)
             for t in range(start, stop):
                 active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
@@ -289,6 +299,21 @@ class TextCodec(Codec):
         parts = self._row_parts(active) if split_rows else [slice(0, active)]
         states = [(part, self.lm.decoder(part.stop - part.start)) for part in parts]
         run = self.map_parallel if len(states) > 1 else lambda f, items: [f(x) for x in items]
+        size = self.mix_group
+
+        def advance(part: slice, state, t: int, history: np.ndarray) -> None:
+            """Step t of a range of streams: the model, each mix group's counts and match model
+            (both only read here), and the range decoders; on a worker, beside the other ranges."""
+            model_rows = state.step(history[part, -1])
+            for g in range(part.start // size, (part.stop - 1) // size + 1):
+                first, stop = max(part.start, g * size), min(part.stop, (g + 1) * size)
+                own = model_rows[first - part.start : stop - part.start]
+                rows = mixers[g].frequencies(own, history[first:stop])
+                if matchers[g] is not None:
+                    matchers[g].adjust(rows, stop - g * size, first - g * size)
+                for i, s in enumerate(range(first, stop)):
+                    tokens[s, orders + t] = decoders[s].decode_row(rows[i : i + 1])
+
         for t in range(1, longest):
             now_active = sum(1 for n in lengths if n > t)
             if now_active < active:
@@ -297,25 +322,26 @@ class TextCodec(Codec):
             history = tokens[:active, t : t + orders]  # tokens t-orders .. t-1
             if t % PROGRESS_STEPS == 0:
                 self.report_progress(active * PROGRESS_STEPS / self._block_tokens)
-            last = history[:, -1]
-            model_rows = np.concatenate(run(lambda ps, last=last: ps[1].step(last[ps[0]]), states))
-            for g, mixer in enumerate(mixers):
-                group = range(g * self.mix_group, min(active, (g + 1) * self.mix_group))
+            run(lambda ps, t=t, history=history: advance(*ps, t, history), states)
+            for g, mixer in enumerate(mixers):  # then the updates, in stream order
+                group = range(g * size, min(active, (g + 1) * size))
                 if not group:
                     break
-                rows = mixer.frequencies(
-                    model_rows[group.start : group.stop], history[group.start : group.stop]
-                )
-                matcher = matchers[g]
-                if matcher is not None:
-                    matcher.adjust(rows, len(group))
-                for i, s in enumerate(group):
-                    tokens[s, orders + t] = decoders[s].decode_row(rows[i : i + 1])
                 coded = tokens[group.start : group.stop, orders + t]
-                if matcher is not None:
-                    matcher.update(coded.astype(np.int64), t)
+                if matchers[g] is not None:
+                    matchers[g].update(coded.astype(np.int64), t)
                 mixer.update(history[group.start : group.stop], coded)
         return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
+
+
+class _Done:
+    """A value where a future may stand (``result()`` returns it)."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+    def result(self) -> np.ndarray:
+        return self.value
 
 
 def _shrink(states: list, active: int) -> list:

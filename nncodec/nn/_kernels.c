@@ -236,12 +236,198 @@ __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
 }
 #endif
 
-/* set by set_portable(): use the baseline attention loop even where AVX2 is available (the
- * determinism tests run both; the results are the same integers either way) */
-static int force_portable = 0;
+/* set by set_level(): 0 uses the best loops the CPU has (AVX-512 VNNI, AVX2), 1 at most AVX2, 2 only
+ * baseline x86-64 loops (the determinism tests run every level; the results are the same integers) */
+static int kernel_level = 0;
+#define force_portable (kernel_level >= 2)
+
+#ifdef HAVE_AVX2_ATTEND
+static int have_vnni(void) {
+    static int known = -1;
+    if (known < 0)
+        known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                __builtin_cpu_supports("avx512vnni");
+    return known;
+}
+#endif
+
+#ifdef HAVE_AVX2_ATTEND
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define VNNI_ATTEND_MAX_KEYS 1024
+
+/* 16 vectors of int32 partial sums -> one vector whose lane u is the sum of a[u]'s lanes */
+static inline __attribute__((always_inline)) VNNI_TARGET __m512i sum_lanes16(const __m512i *a) {
+    __m512i b[8], c[4];
+    for (int p = 0; p < 8; p++) /* lanes of each 128-bit chunk: keys 2p, 2p+1, 2p, 2p+1 */
+        b[p] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * p], a[2 * p + 1]),
+                                _mm512_unpackhi_epi32(a[2 * p], a[2 * p + 1]));
+    for (int q = 0; q < 4; q++) /* each 128-bit chunk: keys 4q .. 4q+3 */
+        c[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * q], b[2 * q + 1]),
+                                _mm512_unpackhi_epi64(b[2 * q], b[2 * q + 1]));
+    const __m512i f01 = _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88), _mm512_shuffle_i32x4(c[0], c[1], 0xDD));
+    const __m512i f23 = _mm512_add_epi32(_mm512_shuffle_i32x4(c[2], c[3], 0x88), _mm512_shuffle_i32x4(c[2], c[3], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(f01, f23, 0x88), _mm512_shuffle_i32x4(f01, f23, 0xDD));
+}
+
+/* attend_body for head size 64 with AVX-512 (the same values: integer sums are exact in any order,
+ * and each floating point lane does the reference's IEEE operations in its order). Dots: vpdpbusd of
+ * (k + 128) as unsigned bytes with q, minus 128 * sum(q), 16 keys per vector; scores and softmax
+ * numerators 8 keys per vector; the value mix runs over the keys of nonzero weight only. */
+VNNI_TARGET static int attend_vnni_64(ATTEND_ARGS) {
+    const double last = (double)(L - 1);
+    const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);
+    const __m256i zero8 = _mm256_setzero_si256();
+    const __m512d last8 = _mm512_set1_pd(last), steps8 = _mm512_set1_pd(steps), none8 = _mm512_set1_pd(-INFINITY);
+    int32_t keys[VNNI_ATTEND_MAX_KEYS + 8], held[VNNI_ATTEND_MAX_KEYS + 8]; /* + 8: whole-vector stores */
+    (void)D, (void)mixed;
+    for (Py_ssize_t g = 0; g < G; g++) {
+        const Py_ssize_t h = g % H;
+        const int8_t *kg = kb + g * Tk * 64, *vg = vb + g * Tk * 64;
+        const double *ksg = ksb + g * Tk;
+        const __m256i alibi_row = _mm256_set1_epi32((int32_t)(h * W));
+        for (Py_ssize_t i = 0; i < Tq; i++) {
+            const int8_t *qi = qb + (g * Tq + i) * 64;
+            const double qsi = qsb[g * Tq + i];
+            const int32_t *di = db + i * Tk;
+            const __m512i qv = _mm512_loadu_si512(qi);
+            const int8_t *next_keys = i + 1 < Tq || g + 1 == G ? kg : kg + Tk * 64;
+            int32_t qsum = 0;
+            for (int e = 0; e < 64; e++) qsum += qi[e];
+            const __m512i correction = _mm512_set1_epi32(128 * qsum);
+            const __m512d qs8 = _mm512_set1_pd(qsi);
+            __m512d peak8 = none8;
+            Py_ssize_t inside = 0, j = 0;
+            for (; j + 16 <= Tk; j += 16) {
+                const __m512i d16 = _mm512_loadu_si512(di + j);
+                const __mmask16 in16 = _mm512_cmpge_epi32_mask(d16, _mm512_setzero_si512()) &
+                                       _mm512_cmplt_epi32_mask(d16, _mm512_set1_epi32((int32_t)W));
+                if (!in16) { /* 16 keys outside the window (the encoder's first keys of later queries) */
+                    _mm512_storeu_pd(scores + j, none8);
+                    _mm512_storeu_pd(scores + j + 8, none8);
+                    continue;
+                }
+                __m512i a[16];
+                for (int u = 0; u < 16; u++) {
+                    /* the value rows this query mixes next, and the keys of the next query */
+                    _mm_prefetch((const char *)(vg + (j + u) * 64), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(next_keys + (j + u) * 64), _MM_HINT_T0);
+                    a[u] = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                               _mm512_xor_si512(_mm512_loadu_si512(kg + (j + u) * 64), flip), qv);
+                }
+                const __m512i dots = _mm512_sub_epi32(sum_lanes16(a), correction);
+                for (int half = 0; half < 2; half++) {
+                    const Py_ssize_t at = j + 8 * half;
+                    const __m256i d = _mm256_loadu_si256((const __m256i *)(di + at));
+                    const __mmask8 in = (__mmask8)(in16 >> (8 * half));
+                    inside += __builtin_popcount(in);
+                    const __m256i dot = half ? _mm512_extracti32x8_epi32(dots, 1) : _mm512_castsi512_si256(dots);
+                    const __m512d scale = _mm512_mul_pd(qs8, _mm512_loadu_pd(ksg + at));
+                    const __m512d prod = _mm512_mul_pd(_mm512_cvtepi32_pd(dot), scale);
+                    const __m512d bias = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), in,
+                                                                  _mm256_add_epi32(alibi_row, d), al, 8);
+                    const __m512d score = _mm512_mask_sub_pd(none8, in, prod, bias);
+                    _mm512_storeu_pd(scores + at, score);
+                    peak8 = _mm512_max_pd(peak8, score);
+                }
+            }
+            double peak = _mm512_reduce_max_pd(peak8);
+            for (; j < Tk; j++) { /* the last keys, one at a time (as SCORE_KEYS) */
+                const int32_t d = di[j];
+                if (d < 0 || d >= W) {
+                    scores[j] = -INFINITY;
+                    continue;
+                }
+                inside++;
+                const double scale = qsi * ksg[j];
+                const double prod = (double)dot_i8(qi, kg + j * 64, 64) * scale;
+                const double s = prod - al[h * W + d];
+                scores[j] = s;
+                if (s > peak) peak = s;
+            }
+            if (inside > 512) return 1;
+            /* softmax numerators; the keys of nonzero weight listed in ``keys`` (weights in ``held``) */
+            const __m512d peak_8 = _mm512_set1_pd(peak);
+            __m512i total8 = _mm512_setzero_si512();
+            Py_ssize_t count = 0;
+            j = 0;
+            for (; j + 8 <= Tk; j += 8) {
+                const __m512d index = _mm512_min_pd(_mm512_mul_pd(_mm512_sub_pd(peak_8, _mm512_loadu_pd(scores + j)), steps8), last8);
+                const __m256i w = _mm512_cvttpd_epi32(_mm512_i32gather_pd(_mm512_cvttpd_epi32(index), tab, 8));
+                total8 = _mm512_add_epi64(total8, _mm512_cvtepi32_epi64(w));
+                const __mmask8 nonzero = _mm256_cmpneq_epi32_mask(w, zero8);
+                const __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                /* compress in a register, then store all 8 lanes (a compressing store is slow on some CPUs) */
+                _mm256_storeu_si256((__m256i *)(keys + count), _mm256_maskz_compress_epi32(nonzero, at));
+                _mm256_storeu_si256((__m256i *)(held + count), _mm256_maskz_compress_epi32(nonzero, w));
+                count += __builtin_popcount(nonzero);
+            }
+            int64_t total = _mm512_reduce_add_epi64(total8);
+            for (; j < Tk; j++) {
+                double index = (peak - scores[j]) * steps;
+                index = index < last ? index : last;
+                const int32_t w = (int32_t)tab[(int32_t)index];
+                total += w;
+                if (w) keys[count] = (int32_t)j, held[count++] = w;
+            }
+            /* value mix: keys in pairs, vpdpwssd of interleaved int16 values with the two weights; a
+             * weight of 2^15 (which int16 cannot hold) enters as 2^15 - 1 plus one more value row */
+            __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                              _mm512_setzero_si512()};
+            int32_t extra[64];
+            int have_extra = 0;
+            for (Py_ssize_t n = 0; n < count; n += 2) {
+                int32_t w0 = held[n], w1 = n + 1 < count ? held[n + 1] : 0;
+                const int8_t *v0 = vg + (Py_ssize_t)keys[n] * 64, *v1 = n + 1 < count ? vg + (Py_ssize_t)keys[n + 1] * 64 : v0;
+                if (w0 > 32767 || w1 > 32767) {
+                    if (!have_extra) {
+                        for (int e = 0; e < 64; e++) extra[e] = 0;
+                        have_extra = 1;
+                    }
+                    if (w0 > 32767) {
+                        for (int e = 0; e < 64; e++) extra[e] += (w0 - 32767) * v0[e];
+                        w0 = 32767;
+                    }
+                    if (w1 > 32767) {
+                        for (int e = 0; e < 64; e++) extra[e] += (w1 - 32767) * v1[e];
+                        w1 = 32767;
+                    }
+                }
+                const __m512i pair = _mm512_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
+                for (int c = 0; c < 2; c++) {
+                    const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(v0 + 32 * c)));
+                    const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(v1 + 32 * c)));
+                    acc[2 * c] = _mm512_dpwssd_epi32(acc[2 * c], _mm512_unpacklo_epi16(x0, x1), pair);
+                    acc[2 * c + 1] = _mm512_dpwssd_epi32(acc[2 * c + 1], _mm512_unpackhi_epi16(x0, x1), pair);
+                }
+            }
+            /* unpack{lo,hi} work within 128-bit chunks: chunk L of lo holds e = 8L..8L+3, of hi 8L+4..8L+7 */
+            const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+            const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+            int32_t sums[64];
+            for (int c = 0; c < 2; c++) {
+                _mm512_storeu_si512(sums + 32 * c, _mm512_permutex2var_epi32(acc[2 * c], first, acc[2 * c + 1]));
+                _mm512_storeu_si512(sums + 32 * c + 16, _mm512_permutex2var_epi32(acc[2 * c], second, acc[2 * c + 1]));
+            }
+            if (have_extra)
+                for (int e = 0; e < 64; e++) sums[e] += extra[e];
+            double *oi = ob + (g * Tq + i) * 64;
+            const __m512d tot = _mm512_set1_pd((double)total), vsh = _mm512_set1_pd(vs[h]);
+            for (int e = 0; e < 64; e += 8) {
+                const __m512d x = _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)(sums + e)));
+                _mm512_storeu_pd(oi + e, _mm512_mul_pd(_mm512_div_pd(x, tot), vsh));
+            }
+        }
+    }
+    return 0;
+}
+#endif
 
 static int attend_groups(ATTEND_ARGS) {
 #ifdef HAVE_AVX2_ATTEND
+    if (D == 64 && kernel_level == 0 && Tk <= VNNI_ATTEND_MAX_KEYS && have_vnni())
+        return attend_vnni_64(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq,
+                              Tk, D, W, L);
     if (D == 64 && !force_portable && __builtin_cpu_supports("avx2"))
         return attend_avx2_64(qb, qsb, kb, ksb, vb, db, al, tab, steps, vs, ob, scores, weights, mixed, G, H, Tq,
                               Tk, D, W, L);
@@ -314,11 +500,16 @@ done:
 
 
 /* ---------------------------------------------------------------------------------------------
- * matmul_i8(q f32 [R][K], w i8 [N][K], out f32 [R][N], R, K, N): out[r][n] = sum_k q[r][k] * w[n][k]
- * for int8-valued q and weights in [-127, 127] (checked by the caller at model load). Every sum is an
- * exact int32 (|sum| <= 127^2 * K < 2^24 for K <= 1040), so ``out`` holds the same integers as the
- * float32 BLAS product of nncodec/nn/exact.py's int_matmul, in any summation order. The decoder's
- * steps have a few rows, where BLAS on float32 weights is bound by reading four times the bytes. */
+ * matmul_i8(q f32 [R][K], w i8 [N][K], packed i8, colsum i32, out f32 [R][N], R, K, N):
+ * out[r][n] = sum_k q[r][k] * w[n][k] for int8-valued q and weights in [-127, 127] (checked by the
+ * caller at model load). Every sum is an exact int32 (|sum| <= 127^2 * K < 2^24 for K <= 1040), so
+ * ``out`` holds the same integers as the float32 BLAS product of nncodec/nn/exact.py's int_matmul,
+ * in any summation order.
+ *
+ * ``packed`` is the same weights in the AVX-512 VNNI layout [N/16][K/4][16][4] (16 outputs x 4
+ * inputs per 64 bytes) and ``colsum`` [N] the weight rows' sums; both may be empty (no VNNI loop).
+ * The VNNI loop multiplies q + 128 (unsigned bytes) with the weights, 4 products per int32 lane
+ * with no intermediate rounding or saturation (vpdpbusd), and subtracts 128 * colsum: exact. */
 
 static void matmul_i8_portable(const int8_t *qi, const int8_t *w, float *ob, Py_ssize_t R, Py_ssize_t K,
                                Py_ssize_t N) {
@@ -359,11 +550,64 @@ __attribute__((target("avx2"))) static void matmul_i8_avx2(const int8_t *qi, con
     for (; n < N; n++)
         for (Py_ssize_t r = 0; r < R; r++) ob[r * N + n] = (float)dot_i8(qi + r * K, w + n * K, K);
 }
+
+#define VNNI_ROWS 4   /* query rows per tile */
+#define VNNI_BLOCKS 4 /* blocks of 16 outputs per tile: N must be a multiple of 64 */
+#define VNNI_CHUNK 64 /* query rows kept hot in cache while the tiles walk over N */
+
+/* RB query rows x 64 outputs over the whole K; pk: the tile's first block, colsum/ob: its first output */
+static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const int8_t *qi, const int8_t *pk,
+                                                                      const int32_t *colsum, float *ob,
+                                                                      Py_ssize_t K, Py_ssize_t N, int RB) {
+    __m512i acc[VNNI_ROWS][VNNI_BLOCKS];
+    for (int r = 0; r < RB; r++)
+        for (int b = 0; b < VNNI_BLOCKS; b++) acc[r][b] = _mm512_setzero_si512();
+    const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u); /* q ^ 0x80 == q + 128 as a u8 */
+    for (Py_ssize_t k = 0; k < K; k += 4) {
+        __m512i w[VNNI_BLOCKS];
+        for (int b = 0; b < VNNI_BLOCKS; b++) w[b] = _mm512_loadu_si512(pk + b * 16 * K + 16 * k);
+        for (int r = 0; r < RB; r++) {
+            int32_t four;
+            memcpy(&four, qi + r * K + k, 4);
+            const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(four), flip);
+            for (int b = 0; b < VNNI_BLOCKS; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], x, w[b]);
+        }
+    }
+    for (int b = 0; b < VNNI_BLOCKS; b++) {
+        const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16 * b), 7);
+        for (int r = 0; r < RB; r++)
+            _mm512_storeu_ps(ob + r * N + 16 * b, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][b], offset)));
+    }
+}
+
+VNNI_TARGET static void matmul_i8_vnni(const int8_t *qi, const int8_t *packed, const int32_t *colsum, float *ob,
+                                       Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += VNNI_CHUNK) {
+        const Py_ssize_t r1 = r0 + VNNI_CHUNK < R ? r0 + VNNI_CHUNK : R;
+        for (Py_ssize_t n = 0; n < N; n += 16 * VNNI_BLOCKS) {
+            const int8_t *pk = packed + n * K;
+            Py_ssize_t r = r0;
+            for (; r + VNNI_ROWS <= r1; r += VNNI_ROWS) vnni_tile(qi + r * K, pk, colsum + n, ob + r * N + n, K, N, 4);
+            switch (r1 - r) {
+            case 3: vnni_tile(qi + r * K, pk, colsum + n, ob + r * N + n, K, N, 3); break;
+            case 2: vnni_tile(qi + r * K, pk, colsum + n, ob + r * N + n, K, N, 2); break;
+            case 1: vnni_tile(qi + r * K, pk, colsum + n, ob + r * N + n, K, N, 1); break;
+            default: break;
+            }
+        }
+    }
+}
 #endif
 
-static void matmul_i8_rows(const int8_t *qi, const int8_t *w, float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+/* the best loop for this CPU and kernel_level; ``packed`` NULL: no VNNI layout given */
+static void matmul_i8_rows(const int8_t *qi, const int8_t *w, const int8_t *packed, const int32_t *colsum,
+                           float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
 #ifdef HAVE_AVX2_ATTEND
-    if (K % 32 == 0 && !force_portable && __builtin_cpu_supports("avx2")) {
+    if (packed && kernel_level == 0 && N % (16 * VNNI_BLOCKS) == 0 && K % 4 == 0 && have_vnni()) {
+        matmul_i8_vnni(qi, packed, colsum, ob, R, K, N);
+        return;
+    }
+    if (K % 32 == 0 && kernel_level <= 1 && __builtin_cpu_supports("avx2")) {
         matmul_i8_avx2(qi, w, ob, R, K, N);
         return;
     }
@@ -371,10 +615,38 @@ static void matmul_i8_rows(const int8_t *qi, const int8_t *w, float *ob, Py_ssiz
     matmul_i8_portable(qi, w, ob, R, K, N);
 }
 
+/* q[j] = x[j] for float values that are integers in [-127, 127]; 0 if any is not (branch-free, so the
+ * loop vectorizes; out-of-range values and NaN are clamped to 128 before the cast, then refused) */
+MULTIVERSION static int floats_to_int8(const float *x, int8_t *q, Py_ssize_t n) {
+    int bad = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        const float c = x[j] >= -128.0f && x[j] <= 128.0f ? x[j] : 128.0f;
+        const int32_t i = (int32_t)c;
+        bad |= (c != x[j]) | (c != (float)i) | (i < -127) | (i > 127);
+        q[j] = (int8_t)i;
+    }
+    return !bad;
+}
+
+/* q[j] = x[j] for floats known to hold int8 values (the step's own quantized rows) */
+MULTIVERSION static void to_int8(const float *x, int8_t *q, Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) q[j] = (int8_t)(int32_t)x[j];
+}
+
+/* whether ``packed``/``colsum`` hold the VNNI layout of an N x K weight matrix (else: not used) */
+static int vnni_given(Py_buffer *packed, Py_buffer *colsum, Py_ssize_t K, Py_ssize_t N) {
+    if (packed->len == 0 && colsum->len == 0) return 0;
+    if (packed->len != N * K || colsum->len != N * 4) {
+        PyErr_SetString(PyExc_ValueError, "matmul_i8: packed weights or column sums of the wrong size");
+        return -1;
+    }
+    return 1;
+}
+
 static PyObject *matmul_i8(PyObject *self, PyObject *args) {
-    Py_buffer q, w, out;
+    Py_buffer q, w, packed, colsum, out;
     Py_ssize_t R, K, N;
-    if (!PyArg_ParseTuple(args, "y*y*w*nnn", &q, &w, &out, &R, &K, &N)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*nnn", &q, &w, &packed, &colsum, &out, &R, &K, &N)) return NULL;
     PyObject *result = NULL;
     int8_t *qi = NULL;
     if (R < 0 || K <= 0 || K > 1040 || N <= 0) {
@@ -383,23 +655,20 @@ static PyObject *matmul_i8(PyObject *self, PyObject *args) {
     }
     if (!check_size(&q, R * K, 4, "q") || !check_size(&w, N * K, 1, "w") || !check_size(&out, R * N, 4, "out"))
         goto done;
+    const int vnni = vnni_given(&packed, &colsum, K, N);
+    if (vnni < 0) goto done;
     if (!(qi = scratch(R * K + 1))) goto done;
-    const float *qf = q.buf;
-    for (Py_ssize_t j = 0; j < R * K; j++) {
-        const float x = qf[j];
-        if (!(x >= -127.0f && x <= 127.0f) || x != (float)(int32_t)x) {
-            PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds a value that is not an int8 in [-127, 127]");
-            goto done;
-        }
-        qi[j] = (int8_t)x;
+    if (!floats_to_int8(q.buf, qi, R * K)) {
+        PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds a value that is not an int8 in [-127, 127]");
+        goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    matmul_i8_rows(qi, w.buf, out.buf, R, K, N);
+    matmul_i8_rows(qi, w.buf, vnni ? packed.buf : NULL, vnni ? colsum.buf : NULL, out.buf, R, K, N);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
     PyMem_Free(qi);
-    return RELEASE(result, &q, &w, &out);
+    return RELEASE(result, &q, &w, &packed, &colsum, &out);
 }
 
 
@@ -683,8 +952,6 @@ typedef struct {
     int orders;
     double priors[MAX_ORDERS];
     ContextTable tables[MAX_ORDERS];
-    int32_t *scratch; /* [orders + 1][vocab]: counts by token per order, then a visit stamp */
-    int32_t stamp;
 } MixerObject;
 
 static uint64_t hash_key(int64_t key) {
@@ -795,13 +1062,6 @@ static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
     Py_DECREF(seq);
     self->vocab = vocab;
     self->orders = (int)n;
-    PyMem_Free(self->scratch);
-    self->scratch = PyMem_Calloc((size_t)(n + 1) * (size_t)vocab, sizeof(int32_t));
-    self->stamp = 0;
-    if (!self->scratch) {
-        PyErr_NoMemory();
-        return -1;
-    }
     return 0;
 }
 
@@ -812,11 +1072,11 @@ static void Mixer_dealloc(MixerObject *self) {
             if (t->slots[i].key != -1) PyMem_Free(t->slots[i].items);
         PyMem_Free(t->slots);
     }
-    PyMem_Free(self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* frequencies(model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V], S) */
+/* frequencies(model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V], S); only reads the
+ * mixer, so several threads may call it at once (on different rows), never during an update */
 MULTIVERSION
 static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
     Py_buffer rows, history, out;
@@ -824,9 +1084,15 @@ static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*w*n", &rows, &history, &out, &S)) return NULL;
     PyObject *result = NULL;
     const Py_ssize_t V = self->vocab;
+    int32_t *work = NULL; /* per call (counts per order, then marks), so that calls may run at once */
     if (S < 0 || !check_size(&rows, S * V, 8, "model_rows") ||
         !check_size(&history, S * self->orders, 8, "history") || !check_size(&out, S * V, 8, "out"))
         goto done;
+    if (!(work = PyMem_Calloc((size_t)(self->orders + 1) * V, sizeof(int32_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int32_t stamp = 0;
     Py_BEGIN_ALLOW_THREADS
     const double *rb = rows.buf;
     const int64_t *hb = history.buf;
@@ -880,37 +1146,38 @@ static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
             }
         }
         if (!n) continue;
-        int32_t *seen_mark = self->scratch + (Py_ssize_t)self->orders * V;
+        int32_t *seen_mark = work + (Py_ssize_t)self->orders * V;
         for (int a = 0; a < n; a++) {
-            int32_t *counts = self->scratch + (Py_ssize_t)a * V;
+            int32_t *counts = work + (Py_ssize_t)a * V;
             for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = ctx[a]->items[i].count;
         }
-        if (++self->stamp == INT32_MAX) {
+        if (++stamp == INT32_MAX) {
             for (Py_ssize_t j = 0; j < V; j++) seen_mark[j] = 0;
-            self->stamp = 1;
+            stamp = 1;
         }
         for (int a = 0; a < n; a++) {
             for (int32_t i = 0; i < ctx[a]->distinct; i++) {
                 const int32_t t = ctx[a]->items[i].token;
-                if (seen_mark[t] == self->stamp) continue;
-                seen_mark[t] = self->stamp;
+                if (seen_mark[t] == stamp) continue;
+                seen_mark[t] = stamp;
                 double x = row[t] / total;
                 for (int b = 0; b < n; b++) {
                     x *= keep[b];
-                    const int32_t count = self->scratch[(Py_ssize_t)b * V + t];
+                    const int32_t count = work[(Py_ssize_t)b * V + t];
                     if (count) x += (double)count * per_count[b];
                 }
                 p[t] = floor(x * 16777216.0) + 1.0;
             }
         }
         for (int a = 0; a < n; a++) {
-            int32_t *counts = self->scratch + (Py_ssize_t)a * V;
+            int32_t *counts = work + (Py_ssize_t)a * V;
             for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = 0;
         }
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
+    PyMem_Free(work);
     return RELEASE(result, &rows, &history, &out);
 }
 
@@ -1010,18 +1277,20 @@ done:
  * per-operation entry points above, in the same order, so the tables are the same bits).
  *
  * decoder_step(tokens i64 [B], distance i32 [W], out f64 [B][V], model, caches, scalars, dims)
- *   model:  (embed i64 [V][C], alibi f64 [H][W], attn_exp f64 [La], out_exp f64 [Lo],
- *            head.w i8 [V][C], head.s f64 [V], then per layer
- *            qkv.w i8 [3C][C], qkv.s [3C], proj.w [C][C], proj.s [C], up.w [F][C], up.s [F],
- *            down.w [C][F], down.s [C], v_scale f64 [H])
+ *   model:  (embed i64 [V][C], alibi f64 [H][W], attn_exp f64 [La], out_exp f64 [Lo], head, then per
+ *            layer qkv [3C][C], proj [C][C], up [F][C], down [C][F], v_scale f64 [H]), where each
+ *            linear layer [N][K] is four arrays: w i8 [N][K], packed i8 (matmul_i8's VNNI layout, or
+ *            empty), colsum i32 [N] (or empty), s f64 [N]
  *   caches: per layer (k i8 [B][H][W][D], ks f64 [B][H][W], v i8 [B][H][W][D]); slot ``slot`` is
  *           written with this step's keys and values before the attention reads the ring
  *   scalars: (eps_units, limit, res_unit, inv_sqrt_hd, attn_steps, out_steps)
  *   dims: B, C, H, F, V, W, n_layer, slot
  * Returns False (tables not written) if the residual stream leaves the exact range. */
 
-#define STEP_MODEL_FIXED 6
-#define STEP_PER_LAYER 9
+#define STEP_LINEAR 4                                 /* arrays per linear layer */
+#define STEP_MODEL_FIXED (4 + STEP_LINEAR)            /* embed, alibi, the two tables, head */
+#define STEP_PER_LAYER (4 * STEP_LINEAR + 1)          /* qkv, proj, up, down, v_scale */
+#define ANY_SIZE (-1)                                 /* buffers_get: any number of items */
 
 typedef struct {
     Py_buffer *items;
@@ -1035,8 +1304,8 @@ static void buffers_release(BufferList *list) {
     list->count = 0;
 }
 
-/* fill ``list`` with buffers of the tuple's items, each checked to hold ``sizes[i]`` items of
- * ``itemsizes[i]`` bytes (writable where ``writable[i]``) */
+/* fill ``list`` with buffers of the tuple's items, each checked to hold ``sizes[i]`` items (or any
+ * whole number of items where ANY_SIZE) of ``itemsizes[i]`` bytes (writable where ``writable[i]``) */
 static int buffers_get(PyObject *tuple, BufferList *list, const Py_ssize_t *sizes, const Py_ssize_t *itemsizes,
                        const char *writable, Py_ssize_t count, const char *what) {
     list->items = NULL;
@@ -1054,16 +1323,65 @@ static int buffers_get(PyObject *tuple, BufferList *list, const Py_ssize_t *size
         const int flags = writable[i] ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(tuple, i), &list->items[i], flags) < 0) return 0;
         list->count = i + 1;
-        if (!check_size(&list->items[i], sizes[i], itemsizes[i], what)) return 0;
+        const Py_ssize_t items = sizes[i] == ANY_SIZE ? list->items[i].len / itemsizes[i] : sizes[i];
+        if (!check_size(&list->items[i], items, itemsizes[i], what)) return 0;
     }
     return 1;
 }
 
-/* the next 64-byte aligned piece of a scratch block */
-static void *take(char **cursor, size_t bytes) {
-    void *piece = *cursor;
-    *cursor += (bytes + 63) & ~(size_t)63;
-    return piece;
+/* A linear layer's arrays in a BufferList (w, packed, colsum, s: see decoder_step) */
+typedef struct {
+    const int8_t *w, *packed;
+    const int32_t *colsum;
+    const double *scale;
+} StepLinear;
+
+/* the linear layer at ``items`` (N outputs, K inputs): sizes checked, packed NULL when empty */
+static int step_linear(Py_buffer *items, Py_ssize_t N, Py_ssize_t K, StepLinear *linear) {
+    if (!check_size(&items[0], N * K, 1, "linear weights") || !check_size(&items[3], N, 8, "linear scales"))
+        return 0;
+    const int vnni = vnni_given(&items[1], &items[2], K, N);
+    if (vnni < 0) return 0;
+    linear->w = items[0].buf;
+    linear->packed = vnni ? items[1].buf : NULL;
+    linear->colsum = vnni ? items[2].buf : NULL;
+    linear->scale = items[3].buf;
+    return 1;
+}
+
+/* Byte offsets of the step's scratch arrays in one block (each 64-byte aligned), and its size */
+typedef struct {
+    size_t residual, qf, qi, acc, attended, work, rscale, rscale2, q_s, k_s, q_q, k_q, v_q, scores, weights,
+        mixed, qrow, total;
+} StepScratch;
+
+static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssize_t F, Py_ssize_t V,
+                                Py_ssize_t W) {
+    const Py_ssize_t D = C / H, wide = C > F ? C : F, workw = 3 * C > F ? 3 * C : F;
+    const Py_ssize_t accw = workw > V ? workw : V;
+    StepScratch o;
+    size_t at = 0;
+#define PLACE(field, type, n) (o.field = at, at += (sizeof(type) * (size_t)(n) + 63) & ~(size_t)63)
+    PLACE(residual, int64_t, B * C); /* the residual stream */
+    PLACE(qf, float, B * wide);      /* a matmul's quantized input, and as int8 */
+    PLACE(qi, int8_t, B * wide);
+    PLACE(acc, float, B * accw);     /* a matmul's output */
+    PLACE(attended, double, B * C);
+    PLACE(work, double, workw);      /* one row's values */
+    PLACE(rscale, double, B);
+    PLACE(rscale2, double, B);
+    PLACE(q_s, double, B * H);
+    PLACE(k_s, double, B * H);
+    PLACE(q_q, int8_t, B * C);       /* this step's queries, keys and values */
+    PLACE(k_q, int8_t, B * C);
+    PLACE(v_q, int8_t, B * C);
+    PLACE(scores, double, W);        /* one query's attention */
+    PLACE(weights, int32_t, W);
+    PLACE(mixed, int32_t, D);
+    PLACE(qrow, float, D);
+#undef PLACE
+    o.total = at;
+    return o;
 }
 
 static PyObject *decoder_step(PyObject *self, PyObject *args) {
@@ -1079,10 +1397,10 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     BufferList model = {NULL, 0}, caches = {NULL, 0};
     Py_ssize_t *sizes = NULL, *itemsizes = NULL;
-    char *writable = NULL;
-    void *work_block = NULL;
-    if (B <= 0 || C <= 0 || H <= 0 || C % H || F <= 0 || V <= 0 || W <= 0 || W > 512 || NL < 0 || slot < 0 ||
-        slot >= W || C > 1040 || F > 1040) {
+    char *writable = NULL, *work_block = NULL;
+    StepLinear *linears = NULL; /* head, then 4 per layer */
+    if (B <= 0 || C <= 0 || H <= 0 || C % H || F <= 0 || V <= 0 || W <= 0 || W > 512 || NL < 0 || NL > 1024 ||
+        slot < 0 || slot >= W || C > 1040 || F > 1040) {
         PyErr_SetString(PyExc_ValueError, "decoder_step: bad dimensions");
         goto done;
     }
@@ -1090,40 +1408,26 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
     if (!check_size(&tokens, B, 8, "tokens") || !check_size(&distance, W, 4, "distance") ||
         !check_size(&out, B * V, 8, "out"))
         goto done;
-    /* the lookup tables' lengths are read from their buffers (checked against themselves) */
-    Py_ssize_t La = 0, Lo = 0;
-    if (PyTuple_GET_SIZE(model_tuple) == STEP_MODEL_FIXED + STEP_PER_LAYER * NL) {
-        Py_buffer t;
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(model_tuple, 2), &t, PyBUF_C_CONTIGUOUS) < 0) goto done;
-        La = t.len / 8;
-        PyBuffer_Release(&t);
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(model_tuple, 3), &t, PyBUF_C_CONTIGUOUS) < 0) goto done;
-        Lo = t.len / 8;
-        PyBuffer_Release(&t);
-    }
-    if (La <= 0 || Lo <= 0 || La > (1 << 30) || Lo > (1 << 30)) {
-        PyErr_SetString(PyExc_ValueError, "decoder_step: model tuple or lookup tables malformed");
-        goto done;
-    }
     const Py_ssize_t n_model = STEP_MODEL_FIXED + STEP_PER_LAYER * NL, n_cache = 3 * NL;
     sizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
     itemsizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
     writable = PyMem_Calloc(n_model + n_cache, 1);
-    if (!sizes || !itemsizes || !writable) {
+    linears = PyMem_Calloc(1 + 4 * NL, sizeof(StepLinear));
+    if (!sizes || !itemsizes || !writable || !linears) {
         PyErr_NoMemory();
         goto done;
     }
-    {
-        const Py_ssize_t fixed[STEP_MODEL_FIXED][2] = {{V * C, 8}, {H * W, 8}, {La, 8}, {Lo, 8}, {V * C, 1}, {V, 8}};
-        for (int i = 0; i < STEP_MODEL_FIXED; i++) sizes[i] = fixed[i][0], itemsizes[i] = fixed[i][1];
-        const Py_ssize_t layer[STEP_PER_LAYER][2] = {{3 * C * C, 1}, {3 * C, 8}, {C * C, 1}, {C, 8}, {F * C, 1},
-                                                     {F, 8},         {C * F, 1}, {C, 8},     {H, 8}};
-        for (Py_ssize_t l = 0; l < NL; l++)
-            for (int i = 0; i < STEP_PER_LAYER; i++) {
-                sizes[STEP_MODEL_FIXED + l * STEP_PER_LAYER + i] = layer[i][0];
-                itemsizes[STEP_MODEL_FIXED + l * STEP_PER_LAYER + i] = layer[i][1];
-            }
+    /* linear layers are checked by step_linear below: ANY_SIZE here, item sizes i8, i8, i32, f64 */
+    for (Py_ssize_t i = 0; i < n_model; i++) sizes[i] = ANY_SIZE, itemsizes[i] = 8;
+    sizes[0] = V * C, sizes[1] = H * W; /* embed, alibi; the tables: any length */
+#define LINEAR_ITEMS(at) (itemsizes[(at)] = 1, itemsizes[(at) + 1] = 1, itemsizes[(at) + 2] = 4)
+    LINEAR_ITEMS(4); /* head */
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        const Py_ssize_t first = STEP_MODEL_FIXED + l * STEP_PER_LAYER;
+        for (int j = 0; j < 4; j++) LINEAR_ITEMS(first + j * STEP_LINEAR);
+        sizes[first + 4 * STEP_LINEAR] = H; /* v_scale */
     }
+#undef LINEAR_ITEMS
     if (!buffers_get(model_tuple, &model, sizes, itemsizes, writable, n_model, "model")) goto done;
     for (Py_ssize_t l = 0; l < NL; l++) {
         sizes[3 * l] = B * H * W * D, itemsizes[3 * l] = 1;
@@ -1132,6 +1436,19 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
         writable[3 * l] = writable[3 * l + 1] = writable[3 * l + 2] = 1;
     }
     if (!buffers_get(cache_tuple, &caches, sizes, itemsizes, writable, n_cache, "caches")) goto done;
+    if (!step_linear(model.items + 4, V, C, &linears[0])) goto done;
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        Py_buffer *m = model.items + STEP_MODEL_FIXED + l * STEP_PER_LAYER;
+        StepLinear *lin = linears + 1 + 4 * l;
+        if (!step_linear(m, 3 * C, C, &lin[0]) || !step_linear(m + STEP_LINEAR, C, C, &lin[1]) ||
+            !step_linear(m + 2 * STEP_LINEAR, F, C, &lin[2]) || !step_linear(m + 3 * STEP_LINEAR, C, F, &lin[3]))
+            goto done;
+    }
+    const Py_ssize_t La = model.items[2].len / 8, Lo = model.items[3].len / 8;
+    if (La <= 0 || Lo <= 0 || La > (1 << 30) || Lo > (1 << 30)) {
+        PyErr_SetString(PyExc_ValueError, "decoder_step: lookup tables malformed");
+        goto done;
+    }
     const double *attn_tab = model.items[2].buf, *out_tab = model.items[3].buf;
     if (attn_tab[La - 1] != 0.0 || out_tab[Lo - 1] != 0.0) {
         PyErr_SetString(PyExc_ValueError, "decoder_step: tables must end in 0");
@@ -1144,47 +1461,29 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
             goto done;
         }
 
-    /* scratch: residual i64 [B][C]; q f32 and qi i8 [B][max(C, F)]; acc f32 [B][max(3C, F, V)];
-     * attended f64 [B][C]; work f64 [max(3C, F, C)]; scales f64 [B] x 2 (+ [B][H] x 2);
-     * q/k/v of the step i8 [B][H][D] x 3; scores f64 [W]; weights i32 [W]; mixed i32 [D]; qrow f32 [D] */
-    const Py_ssize_t wide = C > F ? C : F;
-    Py_ssize_t accw = 3 * C > F ? 3 * C : F;
-    accw = accw > V ? accw : V;
-    const Py_ssize_t workw = 3 * C > F ? 3 * C : F;
-    const size_t bytes = sizeof(int64_t) * B * C + sizeof(float) * B * wide + (size_t)(B * wide) +
-                         sizeof(float) * B * accw + sizeof(double) * B * C + sizeof(double) * workw +
-                         sizeof(double) * (2 * B + 2 * B * H) + (size_t)(3 * B * C) + sizeof(double) * W +
-                         sizeof(int32_t) * W + sizeof(int32_t) * D + sizeof(float) * D + 64 * 24;
-    if (!(work_block = scratch(bytes))) goto done;
+    const StepScratch at = step_scratch(B, C, H, F, V, W);
+    if (!(work_block = scratch(at.total))) goto done;
     int overflow = 0;
     Py_BEGIN_ALLOW_THREADS
-    char *cursor = work_block;
-#define TAKE(type, n) ((type *)take(&cursor, sizeof(type) * (size_t)(n)))
-    int64_t *residual = TAKE(int64_t, B * C);
-    float *qf = TAKE(float, B * wide);
-    int8_t *qi = TAKE(int8_t, B * wide);
-    float *acc = TAKE(float, B * accw);
-    double *attended = TAKE(double, B * C);
-    double *work = TAKE(double, workw);
-    double *rscale = TAKE(double, B);
-    double *rscale2 = TAKE(double, B);
-    double *q_s = TAKE(double, B * H);
-    double *k_s = TAKE(double, B * H);
-    int8_t *q_q = TAKE(int8_t, B * C);
-    int8_t *k_q = TAKE(int8_t, B * C);
-    int8_t *v_q = TAKE(int8_t, B * C);
-    double *scores = TAKE(double, W);
-    int32_t *weights = TAKE(int32_t, W);
-    int32_t *mixed = TAKE(int32_t, D);
-    float *qrow = TAKE(float, D);
-#undef TAKE
+    int64_t *residual = (int64_t *)(work_block + at.residual);
+    float *qf = (float *)(work_block + at.qf), *acc = (float *)(work_block + at.acc);
+    int8_t *qi = (int8_t *)(work_block + at.qi);
+    double *attended = (double *)(work_block + at.attended), *work = (double *)(work_block + at.work);
+    double *rscale = (double *)(work_block + at.rscale), *rscale2 = (double *)(work_block + at.rscale2);
+    double *q_s = (double *)(work_block + at.q_s), *k_s = (double *)(work_block + at.k_s);
+    int8_t *q_q = (int8_t *)(work_block + at.q_q), *k_q = (int8_t *)(work_block + at.k_q),
+           *v_q = (int8_t *)(work_block + at.v_q);
+    double *scores = (double *)(work_block + at.scores);
+    int32_t *weights = (int32_t *)(work_block + at.weights), *mixed = (int32_t *)(work_block + at.mixed);
+    float *qrow = (float *)(work_block + at.qrow);
     const int64_t *embed = model.items[0].buf;
     for (Py_ssize_t b = 0; b < B; b++)
         for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = embed[tok[b] * C + c];
-#define TO_INT8(n)                                                    \
-    for (Py_ssize_t j = 0; j < (n); j++) qi[j] = (int8_t)qf[j]
+#define TO_INT8(n) to_int8(qf, qi, (n))
+#define MATMUL(linear, K, N) matmul_i8_rows(qi, (linear).w, (linear).packed, (linear).colsum, acc, B, K, N)
     for (Py_ssize_t l = 0; l < NL && !overflow; l++) {
-        Py_buffer *m = model.items + STEP_MODEL_FIXED + l * STEP_PER_LAYER;
+        const StepLinear *lin = linears + 1 + 4 * l;
+        const double *v_scale = model.items[STEP_MODEL_FIXED + l * STEP_PER_LAYER + 4 * STEP_LINEAR].buf;
         int8_t *kc = caches.items[3 * l].buf, *vc = caches.items[3 * l + 2].buf;
         double *ksc = caches.items[3 * l + 1].buf;
         /* queries, keys and values of the new token; keys and values into the ring slot */
@@ -1193,40 +1492,41 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
             break;
         }
         TO_INT8(B * C);
-        matmul_i8_rows(qi, m[0].buf, acc, B, C, 3 * C);
-        qkv_split_rows(acc, rscale, m[1].buf, inv_sqrt_hd, m[8].buf, q_q, q_s, k_q, k_s, v_q, work, qrow, B, H, D);
+        MATMUL(lin[0], C, 3 * C);
+        qkv_split_rows(acc, rscale, lin[0].scale, inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, qrow, B, H, D);
         for (Py_ssize_t g = 0; g < B * H; g++) {
             memcpy(kc + (g * W + slot) * D, k_q + g * D, D);
             memcpy(vc + (g * W + slot) * D, v_q + g * D, D);
             ksc[g * W + slot] = k_s[g];
         }
         /* attention over the ring (one query per group b * H + h), projection, MLP */
-        attend_groups(q_q, q_s, kc, ksc, vc, distance.buf, model.items[1].buf, attn_tab, attn_steps, m[8].buf,
+        attend_groups(q_q, q_s, kc, ksc, vc, distance.buf, model.items[1].buf, attn_tab, attn_steps, v_scale,
                       attended, scores, weights, mixed, B * H, H, 1, W, D, W, La);
         quantize_rows(attended, qf, rscale2, B, C);
         TO_INT8(B * C);
-        matmul_i8_rows(qi, m[2].buf, acc, B, C, C);
-        residual_add_rows(residual, acc, rscale2, m[3].buf, res_unit, B, C);
+        MATMUL(lin[1], C, C);
+        residual_add_rows(residual, acc, rscale2, lin[1].scale, res_unit, B, C);
         if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
             overflow = 1;
             break;
         }
         TO_INT8(B * C);
-        matmul_i8_rows(qi, m[4].buf, acc, B, C, F);
-        relu_quantize_rows(acc, rscale, m[5].buf, qf, rscale2, work, B, F);
+        MATMUL(lin[2], C, F);
+        relu_quantize_rows(acc, rscale, lin[2].scale, qf, rscale2, work, B, F);
         TO_INT8(B * F);
-        matmul_i8_rows(qi, m[6].buf, acc, B, F, C);
-        residual_add_rows(residual, acc, rscale2, m[7].buf, res_unit, B, C);
+        MATMUL(lin[3], F, C);
+        residual_add_rows(residual, acc, rscale2, lin[3].scale, res_unit, B, C);
     }
     if (!overflow) {
         if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
             overflow = 1;
         } else {
             TO_INT8(B * C);
-            matmul_i8_rows(qi, model.items[4].buf, acc, B, C, V);
-            head_lut_rows(acc, rscale, model.items[5].buf, out_tab, out_steps, out.buf, B, V, Lo);
+            MATMUL(linears[0], C, V);
+            head_lut_rows(acc, rscale, linears[0].scale, out_tab, out_steps, out.buf, B, V, Lo);
         }
     }
+#undef MATMUL
 #undef TO_INT8
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(!overflow);
@@ -1236,19 +1536,34 @@ done:
     PyMem_Free(sizes);
     PyMem_Free(itemsizes);
     PyMem_Free(writable);
+    PyMem_Free(linears);
     PyMem_Free(work_block);
     return RELEASE(result, &tokens, &distance, &out);
 }
 
-static PyObject *set_portable(PyObject *self, PyObject *args) {
-    int flag;
-    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
-    force_portable = flag;
+static PyObject *set_level(PyObject *self, PyObject *args) {
+    int level;
+    if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
+    if (level < 0 || level > 2) {
+        PyErr_SetString(PyExc_ValueError, "set_level: 0 (best), 1 (at most AVX2) or 2 (portable)");
+        return NULL;
+    }
+    kernel_level = level;
     Py_RETURN_NONE;
 }
 
+/* the loops the matmuls run at the current level: "avx512-vnni", "avx2" or "portable" */
+static PyObject *matmul_kind(PyObject *self, PyObject *args) {
+#ifdef HAVE_AVX2_ATTEND
+    if (kernel_level == 0 && have_vnni()) return PyUnicode_FromString("avx512-vnni");
+    if (kernel_level <= 1 && __builtin_cpu_supports("avx2")) return PyUnicode_FromString("avx2");
+#endif
+    return PyUnicode_FromString("portable");
+}
+
 static PyMethodDef methods[] = {
-    {"set_portable", set_portable, METH_VARARGS, "True: baseline x86-64 attention loop even with AVX2."},
+    {"set_level", set_level, METH_VARARGS, "0: best loops for this CPU, 1: at most AVX2, 2: baseline x86-64."},
+    {"matmul_kind", matmul_kind, METH_NOARGS, "The matmul loops used at the current level."},
     {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/nn/_kernels.c)."},
     {"decoder_step", decoder_step, METH_VARARGS, "One step of the text model's decoder (see above)."},
     {"matmul_i8", matmul_i8, METH_VARARGS, "Exact int8 matrix product of few rows (int32 sums as float32)."},

@@ -48,13 +48,14 @@ class MatchModel:
         self.length = np.zeros(streams, dtype=np.int64)  # current match length (0: none)
         self.hits = np.zeros((len(LENGTH_BUCKETS) - 1, len(PROB_EDGES) + 1), dtype=np.int64)
         self.tries = np.zeros_like(self.hits)
-        self._used: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        # predictions made since the last update: (streams, predicted, length bucket, prob bucket)
+        self._used: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def adjust(self, rows: np.ndarray, active: int) -> None:
-        """Apply the predictions of streams 0..active-1 to their rows (integer-valued float64,
-        (active, V)), in place."""
-        self._used = None
-        streams = np.flatnonzero(self.length[:active] > 0)
+    def adjust(self, rows: np.ndarray, active: int, first: int = 0) -> None:
+        """Apply the predictions of streams first..active-1 to their rows (integer-valued float64,
+        (active - first, V): row i is stream first + i), in place. Only reads the model's state,
+        so threads may adjust disjoint stream ranges at once (the update then counts them all)."""
+        streams = first + np.flatnonzero(self.length[first:active] > 0)
         if not len(streams):
             return
         predicted = self.history[self.source[streams, 0], self.source[streams, 1]]
@@ -62,7 +63,8 @@ class MatchModel:
         streams, predicted = streams[keep], predicted[keep]
         if not len(streams):
             return
-        sub = rows[streams]
+        local = streams - first
+        sub = rows[local]
         total = sub.sum(axis=1)  # exact: integers below 2^53
         own = sub[np.arange(len(streams)), predicted]
         x = own / total
@@ -75,18 +77,17 @@ class MatchModel:
             self.tries[length_bucket, prob_bucket] + APM_PRIOR
         )
         p = np.minimum(np.maximum(p, P_MIN), P_MAX)
-        rows[streams, predicted] = np.floor(p / (1.0 - p) * (total - own)) + 1.0
-        self._used = (streams, predicted, length_bucket, prob_bucket)
+        rows[local, predicted] = np.floor(p / (1.0 - p) * (total - own)) + 1.0
+        self._used.append((streams, predicted, length_bucket, prob_bucket))
 
     def update(self, tokens: np.ndarray, t: int) -> None:
         """Record each active stream's token at position t (tokens: (active,), stream order)."""
         active = len(tokens)
-        if self._used is not None:
-            streams, predicted, length_bucket, prob_bucket = self._used
+        for streams, predicted, length_bucket, prob_bucket in self._used:  # integer counts: any order
             hit = (tokens[streams] == predicted).astype(np.int64)
             np.add.at(self.tries, (length_bucket, prob_bucket), 1)
             np.add.at(self.hits, (length_bucket, prob_bucket), hit)
-            self._used = None
+        self._used = []
         history = self.history
         history[:active, t] = tokens
         for s in range(active):

@@ -19,10 +19,11 @@ import numpy as np
 
 from nncodec.nn.exact import INT8_MAX, int_matmul, lut_weights, quantize_rows
 
-#: ``NNCODEC_KERNELS``: ``numpy`` runs the numpy reference instead of the C extension, ``portable``
-#: the C extension without its AVX2 loop; both give the same values as the default (the determinism
-#: tests decode under each; docs/DETERMINISM.md)
+#: ``NNCODEC_KERNELS``: ``numpy`` runs the numpy reference instead of the C extension, ``avx2`` the C
+#: extension without its AVX-512 VNNI loops, ``portable`` without AVX2 either; all give the same values
+#: as the default (the determinism tests decode under each; docs/DETERMINISM.md)
 KERNELS = os.environ.get("NNCODEC_KERNELS", "auto")
+LEVELS = {"auto": 0, "avx2": 1, "portable": 2}  # _kernels.set_level
 
 try:
     from nncodec.nn import _kernels
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - built by `pip install`; NumpyOps compu
 if KERNELS == "numpy":
     _kernels = None
 elif _kernels is not None:
-    _kernels.set_portable(KERNELS == "portable")
+    _kernels.set_level(LEVELS.get(KERNELS, 0))
 
 
 FEW_ROWS = 16  # CompiledOps.matmul: up to this many rows, the int8 kernel beats float32 BLAS
@@ -131,14 +132,15 @@ class CompiledOps:
         return _kernels.decoder_step(*args)
 
     def matmul(self, q: np.ndarray, linear) -> np.ndarray:
-        """Few rows (a decoder step): the compiled int8 product, which reads the int8 weights;
-        more rows: float32 BLAS. Both give the same exact integers."""
+        """The compiled int8 product (``linear.packed``: its AVX-512 VNNI layout), except for more
+        than FEW_ROWS rows on a CPU without VNNI, where float32 BLAS is faster. All give the same
+        exact integers."""
         rows = _rows(q, np.float32)
-        if len(rows) > FEW_ROWS:
+        if len(rows) > FEW_ROWS and _kernels.matmul_kind() != "avx512-vnni":
             return int_matmul(q, linear.weight_t)
         count, width = linear.weight.shape
         out = np.empty((len(rows), count), np.float32)
-        _kernels.matmul_i8(rows, linear.weight, out, len(rows), width, count)
+        _kernels.matmul_i8(rows, linear.weight, *linear.packed, out, len(rows), width, count)
         return out.reshape(*q.shape[:-1], count)
 
     def quantize(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,16 @@ MAX_RESIDUAL = 1 << 27  # sums of 256 squares stay below 2^63 in int64
 FORMAT = "nncodec-intgpt-1"
 
 
+def pack_vnni(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) int8 -> the (N/16, K/4, 16, 4) layout of ``_kernels.matmul_i8`` and the row sums; empty
+    arrays when N is not a multiple of 64 or K of 4 (the kernels then use another loop)."""
+    n, k = weight.shape
+    if n % 64 or k % 4:
+        return np.zeros(0, np.int8), np.zeros(0, np.int32)
+    packed = weight.reshape(n // 16, 16, k // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(packed), weight.sum(axis=1, dtype=np.int32)
+
+
 @dataclass(frozen=True)
 class IntLinear:
     """q: (..., in) int8-valued -> ``ops.matmul``: (..., out) exact integer sums (float32); the
@@ -40,6 +50,12 @@ class IntLinear:
 
     weight: np.ndarray  # (out, in) int8, as the file stores it, for the compiled few-row product
     scale: np.ndarray  # (out,) float64
+
+    @cached_property
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """The weights in the compiled kernels' AVX-512 VNNI layout, (out/16, in/4, 16, 4) int8, and
+        each output's weight sum (int32); both empty when the shape does not fit that layout."""
+        return pack_vnni(self.weight)
 
     @cached_property
     def weight_t(self) -> np.ndarray:
@@ -122,16 +138,15 @@ class IntGPT:
     def step_tensors(self) -> tuple[np.ndarray, ...]:
         """The arrays of the compiled decoder step, in its order (nncodec/nn/_kernels.c)."""
         if self._step_tensors is None:
-            c = np.ascontiguousarray
-            fixed = [self.embed, self.alibi, self.attn_exp, self.out_exp, self.head.weight, self.head.scale]
-            per_layer = [
-                a
-                for layer in self.layers
-                for linear in (layer.qkv, layer.proj, layer.up, layer.down)
-                for a in (linear.weight, linear.scale)
-            ]
-            layers = [per_layer[8 * i : 8 * i + 8] + [layer.v_scale] for i, layer in enumerate(self.layers)]
-            self._step_tensors = tuple(c(a) for a in fixed + [a for group in layers for a in group])
+            def linear(layer: IntLinear) -> list[np.ndarray]:
+                return [layer.weight, *layer.packed, layer.scale]
+
+            arrays = [self.embed, self.alibi, self.attn_exp, self.out_exp, *linear(self.head)]
+            for layer in self.layers:
+                for part in (layer.qkv, layer.proj, layer.up, layer.down):
+                    arrays += linear(part)
+                arrays.append(layer.v_scale)
+            self._step_tensors = tuple(np.ascontiguousarray(a) for a in arrays)
         return self._step_tensors
 
     # -- pieces shared by both paths -------------------------------------------------------------
