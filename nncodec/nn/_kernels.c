@@ -500,7 +500,7 @@ done:
 
 
 /* ---------------------------------------------------------------------------------------------
- * matmul_i8(q f32 [R][K], w i8 [N][K], packed i8, colsum i32, out f32 [R][N], R, K, N):
+ * matmul_i8(q [R][K] f32 or i8, w i8 [N][K], packed i8, colsum i32, out f32 [R][N], R, K, N):
  * out[r][n] = sum_k q[r][k] * w[n][k] for int8-valued q and weights in [-127, 127] (checked by the
  * caller at model load). Every sum is an exact int32 (|sum| <= 127^2 * K < 2^24 for K <= 1040), so
  * ``out`` holds the same integers as the float32 BLAS product of nncodec/nn/exact.py's int_matmul,
@@ -628,9 +628,11 @@ MULTIVERSION static int floats_to_int8(const float *x, int8_t *q, Py_ssize_t n) 
     return !bad;
 }
 
-/* q[j] = x[j] for floats known to hold int8 values (the step's own quantized rows) */
-MULTIVERSION static void to_int8(const float *x, int8_t *q, Py_ssize_t n) {
-    for (Py_ssize_t j = 0; j < n; j++) q[j] = (int8_t)(int32_t)x[j];
+/* whether every q[j] lies in [-127, 127] (no -128) */
+MULTIVERSION static int int8_in_range(const int8_t *q, Py_ssize_t n) {
+    int bad = 0;
+    for (Py_ssize_t j = 0; j < n; j++) bad |= q[j] == -128;
+    return !bad;
 }
 
 /* whether ``packed``/``colsum`` hold the VNNI layout of an N x K weight matrix (else: not used) */
@@ -653,17 +655,24 @@ static PyObject *matmul_i8(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "matmul_i8: bad dimensions");
         goto done;
     }
-    if (!check_size(&q, R * K, 4, "q") || !check_size(&w, N * K, 1, "w") || !check_size(&out, R * N, 4, "out"))
-        goto done;
+    if (q.len != R * K && !check_size(&q, R * K, 4, "q")) goto done; /* int8 or float32 */
+    if (!check_size(&w, N * K, 1, "w") || !check_size(&out, R * N, 4, "out")) goto done;
     const int vnni = vnni_given(&packed, &colsum, K, N);
     if (vnni < 0) goto done;
-    if (!(qi = scratch(R * K + 1))) goto done;
-    if (!floats_to_int8(q.buf, qi, R * K)) {
-        PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds a value that is not an int8 in [-127, 127]");
+    const int8_t *rows = q.buf;
+    if (q.len != R * K) {
+        if (!(qi = scratch(R * K + 1))) goto done;
+        if (!floats_to_int8(q.buf, qi, R * K)) {
+            PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds a value that is not an int8 in [-127, 127]");
+            goto done;
+        }
+        rows = qi;
+    } else if (!int8_in_range(rows, R * K)) {
+        PyErr_SetString(PyExc_ValueError, "matmul_i8: q holds -128 (int8 values must lie in [-127, 127])");
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    matmul_i8_rows(qi, w.buf, vnni ? packed.buf : NULL, vnni ? colsum.buf : NULL, out.buf, R, K, N);
+    matmul_i8_rows(rows, w.buf, vnni ? packed.buf : NULL, vnni ? colsum.buf : NULL, out.buf, R, K, N);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -677,8 +686,9 @@ done:
  * is the reference). ``acc`` is a float32 matmul result holding exact integers; a linear layer's
  * value is acc * (row_scale * col_scale), computed in that order in float64. */
 
-/* quantize one row: q = rint(x * (127 / safe)), scale = safe / 127, safe = max|x| or 1 */
-static double quantize_row(const double *x, float *q, Py_ssize_t C) {
+/* quantize one row: q = rint(x * (127 / safe)), scale = safe / 127, safe = max|x| or 1; |q| <= 127
+ * (|x| <= safe), so q is stored as int8 (the numpy reference holds the same integers in float32) */
+static double quantize_row(const double *x, int8_t *q, Py_ssize_t C) {
     double peak = 0.0;
     for (Py_ssize_t j = 0; j < C; j++) {
         const double a = fabs(x[j]);
@@ -686,22 +696,22 @@ static double quantize_row(const double *x, float *q, Py_ssize_t C) {
     }
     const double safe = peak > 0.0 ? peak : 1.0;
     const double factor = 127.0 / safe;
-    for (Py_ssize_t j = 0; j < C; j++) q[j] = (float)rint(x[j] * factor);
+    for (Py_ssize_t j = 0; j < C; j++) q[j] = (int8_t)(int32_t)rint(x[j] * factor);
     return safe / 127.0;
 }
 
 MULTIVERSION
-static void quantize_rows(const double *xb, float *qb, double *sb, Py_ssize_t R, Py_ssize_t C) {
+static void quantize_rows(const double *xb, int8_t *qb, double *sb, Py_ssize_t R, Py_ssize_t C) {
     for (Py_ssize_t r = 0; r < R; r++) sb[r] = quantize_row(xb + r * C, qb + r * C, C);
 }
 
-/* quantize(x f64 [R][C], q f32 [R][C], scale f64 [R], R, C) */
+/* quantize(x f64 [R][C], q i8 [R][C], scale f64 [R], R, C) */
 static PyObject *quantize(PyObject *self, PyObject *args) {
     Py_buffer x, q, scale;
     Py_ssize_t R, C;
     if (!PyArg_ParseTuple(args, "y*w*w*nn", &x, &q, &scale, &R, &C)) return NULL;
     PyObject *result = NULL;
-    if (R < 0 || C <= 0 || !check_size(&x, R * C, 8, "x") || !check_size(&q, R * C, 4, "q") ||
+    if (R < 0 || C <= 0 || !check_size(&x, R * C, 8, "x") || !check_size(&q, R * C, 1, "q") ||
         !check_size(&scale, R, 8, "scale"))
         goto done;
     Py_BEGIN_ALLOW_THREADS
@@ -712,11 +722,11 @@ done:
     return RELEASE(result, &x, &q, &scale);
 }
 
-/* norm_quantize(residual i64 [R][C], eps, limit, q f32, scale f64 [R], work f64 [C], R, C) -> bool
+/* norm_quantize(residual i64 [R][C], eps, limit, q i8, scale f64 [R], R, C) -> bool
  * RMSNorm then quantize: scale = (peak scale) / sqrt(sum_sq / C + eps). Returns False (and writes
  * nothing meaningful) if some |residual| >= limit. */
 MULTIVERSION
-static int norm_quantize_rows(const int64_t *rb, double eps, int64_t limit, float *qb, double *sb, double *work,
+static int norm_quantize_rows(const int64_t *rb, double eps, int64_t limit, int8_t *qb, double *sb, double *work,
                               Py_ssize_t R, Py_ssize_t C) {
     for (Py_ssize_t r = 0; r < R; r++) {
         const int64_t *row = rb + r * C;
@@ -741,7 +751,7 @@ static PyObject *norm_quantize(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     double *work = NULL;
     int overflow = 0;
-    if (R < 0 || C <= 0 || !check_size(&res, R * C, 8, "residual") || !check_size(&q, R * C, 4, "q") ||
+    if (R < 0 || C <= 0 || !check_size(&res, R * C, 8, "residual") || !check_size(&q, R * C, 1, "q") ||
         !check_size(&scale, R, 8, "scale"))
         goto done;
     if (!(work = scratch(sizeof(double) * C))) goto done;
@@ -786,10 +796,10 @@ done:
     return RELEASE(result, &res, &acc, &rs, &cs);
 }
 
-/* relu_quantize(acc f32 [R][C], row_scale, col_scale, q f32, scale f64 [R], R, C):
+/* relu_quantize(acc f32 [R][C], row_scale, col_scale, q i8, scale f64 [R], R, C):
  * quantize rows of max(acc * (row_scale * col_scale), 0) */
 MULTIVERSION
-static void relu_quantize_rows(const float *ab, const double *rsb, const double *csb, float *qb, double *sb,
+static void relu_quantize_rows(const float *ab, const double *rsb, const double *csb, int8_t *qb, double *sb,
                                double *work, Py_ssize_t R, Py_ssize_t C) {
     for (Py_ssize_t r = 0; r < R; r++) {
         for (Py_ssize_t j = 0; j < C; j++) {
@@ -807,7 +817,7 @@ static PyObject *relu_quantize(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     double *work = NULL;
     if (R < 0 || C <= 0 || !check_size(&acc, R * C, 4, "acc") || !check_size(&rs, R, 8, "row_scale") ||
-        !check_size(&cs, C, 8, "col_scale") || !check_size(&q, R * C, 4, "q") ||
+        !check_size(&cs, C, 8, "col_scale") || !check_size(&q, R * C, 1, "q") ||
         !check_size(&scale, R, 8, "scale"))
         goto done;
     if (!(work = scratch(sizeof(double) * C))) goto done;
@@ -826,17 +836,15 @@ done:
  * v = clip(rint(value / v_scale[h]), -127, 127). */
 MULTIVERSION
 static void qkv_split_rows(const float *ab, const double *rsb, const double *csb, double q_factor, const double *vs,
-                           int8_t *qb, double *qsb, int8_t *kb, double *ksb, int8_t *vb, double *work, float *qrow,
+                           int8_t *qb, double *qsb, int8_t *kb, double *ksb, int8_t *vb, double *work,
                            Py_ssize_t R, Py_ssize_t H, Py_ssize_t D) {
     const Py_ssize_t C = H * D;
     for (Py_ssize_t r = 0; r < R; r++) {
         for (Py_ssize_t j = 0; j < 3 * C; j++) work[j] = (double)ab[r * 3 * C + j] * (rsb[r] * csb[j]);
         for (Py_ssize_t h = 0; h < H; h++) {
             const Py_ssize_t at = (r * H + h) * D;
-            qsb[r * H + h] = quantize_row(work + h * D, qrow, D) * q_factor;
-            for (Py_ssize_t e = 0; e < D; e++) qb[at + e] = (int8_t)qrow[e];
-            ksb[r * H + h] = quantize_row(work + C + h * D, qrow, D);
-            for (Py_ssize_t e = 0; e < D; e++) kb[at + e] = (int8_t)qrow[e];
+            qsb[r * H + h] = quantize_row(work + h * D, qb + at, D) * q_factor;
+            ksb[r * H + h] = quantize_row(work + C + h * D, kb + at, D);
             for (Py_ssize_t e = 0; e < D; e++) {
                 double x = rint(work[2 * C + h * D + e] / vs[h]);
                 if (x < -127.0) x = -127.0;
@@ -856,7 +864,6 @@ static PyObject *qkv_split(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     double *work = NULL;
-    float *qrow = NULL;
     const Py_ssize_t C = H * D;
     if (R < 0 || H <= 0 || D <= 0 || !check_size(&acc, R * 3 * C, 4, "acc") ||
         !check_size(&rs, R, 8, "row_scale") || !check_size(&cs, 3 * C, 8, "col_scale") ||
@@ -864,20 +871,13 @@ static PyObject *qkv_split(PyObject *self, PyObject *args) {
         !check_size(&qs, R * H, 8, "qs") || !check_size(&k, R * C, 1, "k") ||
         !check_size(&ks, R * H, 8, "ks") || !check_size(&v, R * C, 1, "v"))
         goto done;
-    work = PyMem_Malloc(sizeof(double) * 3 * C);
-    qrow = PyMem_Malloc(sizeof(float) * D);
-    if (!work || !qrow) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (!(work = scratch(sizeof(double) * 3 * C))) goto done;
     Py_BEGIN_ALLOW_THREADS
-    qkv_split_rows(acc.buf, rs.buf, cs.buf, q_factor, vsc.buf, q.buf, qs.buf, k.buf, ks.buf, v.buf, work, qrow, R, H,
-                   D);
+    qkv_split_rows(acc.buf, rs.buf, cs.buf, q_factor, vsc.buf, q.buf, qs.buf, k.buf, ks.buf, v.buf, work, R, H, D);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
     PyMem_Free(work);
-    PyMem_Free(qrow);
     return RELEASE(result, &acc, &rs, &cs, &vsc, &q, &qs, &k, &ks, &v);
 }
 
@@ -1351,8 +1351,8 @@ static int step_linear(Py_buffer *items, Py_ssize_t N, Py_ssize_t K, StepLinear 
 
 /* Byte offsets of the step's scratch arrays in one block (each 64-byte aligned), and its size */
 typedef struct {
-    size_t residual, qf, qi, acc, attended, work, rscale, rscale2, q_s, k_s, q_q, k_q, v_q, scores, weights,
-        mixed, qrow, total;
+    size_t residual, qi, acc, attended, work, rscale, rscale2, q_s, k_s, q_q, k_q, v_q, scores, weights, mixed,
+        total;
 } StepScratch;
 
 static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssize_t F, Py_ssize_t V,
@@ -1363,8 +1363,7 @@ static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssi
     size_t at = 0;
 #define PLACE(field, type, n) (o.field = at, at += (sizeof(type) * (size_t)(n) + 63) & ~(size_t)63)
     PLACE(residual, int64_t, B * C); /* the residual stream */
-    PLACE(qf, float, B * wide);      /* a matmul's quantized input, and as int8 */
-    PLACE(qi, int8_t, B * wide);
+    PLACE(qi, int8_t, B * wide);     /* a matmul's quantized input */
     PLACE(acc, float, B * accw);     /* a matmul's output */
     PLACE(attended, double, B * C);
     PLACE(work, double, workw);      /* one row's values */
@@ -1378,7 +1377,6 @@ static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssi
     PLACE(scores, double, W);        /* one query's attention */
     PLACE(weights, int32_t, W);
     PLACE(mixed, int32_t, D);
-    PLACE(qrow, float, D);
 #undef PLACE
     o.total = at;
     return o;
@@ -1466,7 +1464,7 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
     int overflow = 0;
     Py_BEGIN_ALLOW_THREADS
     int64_t *residual = (int64_t *)(work_block + at.residual);
-    float *qf = (float *)(work_block + at.qf), *acc = (float *)(work_block + at.acc);
+    float *acc = (float *)(work_block + at.acc);
     int8_t *qi = (int8_t *)(work_block + at.qi);
     double *attended = (double *)(work_block + at.attended), *work = (double *)(work_block + at.work);
     double *rscale = (double *)(work_block + at.rscale), *rscale2 = (double *)(work_block + at.rscale2);
@@ -1475,11 +1473,9 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
            *v_q = (int8_t *)(work_block + at.v_q);
     double *scores = (double *)(work_block + at.scores);
     int32_t *weights = (int32_t *)(work_block + at.weights), *mixed = (int32_t *)(work_block + at.mixed);
-    float *qrow = (float *)(work_block + at.qrow);
     const int64_t *embed = model.items[0].buf;
     for (Py_ssize_t b = 0; b < B; b++)
         for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = embed[tok[b] * C + c];
-#define TO_INT8(n) to_int8(qf, qi, (n))
 #define MATMUL(linear, K, N) matmul_i8_rows(qi, (linear).w, (linear).packed, (linear).colsum, acc, B, K, N)
     for (Py_ssize_t l = 0; l < NL && !overflow; l++) {
         const StepLinear *lin = linears + 1 + 4 * l;
@@ -1487,13 +1483,12 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
         int8_t *kc = caches.items[3 * l].buf, *vc = caches.items[3 * l + 2].buf;
         double *ksc = caches.items[3 * l + 1].buf;
         /* queries, keys and values of the new token; keys and values into the ring slot */
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
             overflow = 1;
             break;
         }
-        TO_INT8(B * C);
         MATMUL(lin[0], C, 3 * C);
-        qkv_split_rows(acc, rscale, lin[0].scale, inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, qrow, B, H, D);
+        qkv_split_rows(acc, rscale, lin[0].scale, inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, B, H, D);
         for (Py_ssize_t g = 0; g < B * H; g++) {
             memcpy(kc + (g * W + slot) * D, k_q + g * D, D);
             memcpy(vc + (g * W + slot) * D, v_q + g * D, D);
@@ -1502,32 +1497,27 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
         /* attention over the ring (one query per group b * H + h), projection, MLP */
         attend_groups(q_q, q_s, kc, ksc, vc, distance.buf, model.items[1].buf, attn_tab, attn_steps, v_scale,
                       attended, scores, weights, mixed, B * H, H, 1, W, D, W, La);
-        quantize_rows(attended, qf, rscale2, B, C);
-        TO_INT8(B * C);
+        quantize_rows(attended, qi, rscale2, B, C);
         MATMUL(lin[1], C, C);
         residual_add_rows(residual, acc, rscale2, lin[1].scale, res_unit, B, C);
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
             overflow = 1;
             break;
         }
-        TO_INT8(B * C);
         MATMUL(lin[2], C, F);
-        relu_quantize_rows(acc, rscale, lin[2].scale, qf, rscale2, work, B, F);
-        TO_INT8(B * F);
+        relu_quantize_rows(acc, rscale, lin[2].scale, qi, rscale2, work, B, F);
         MATMUL(lin[3], F, C);
         residual_add_rows(residual, acc, rscale2, lin[3].scale, res_unit, B, C);
     }
     if (!overflow) {
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qf, rscale, work, B, C)) {
+        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
             overflow = 1;
         } else {
-            TO_INT8(B * C);
             MATMUL(linears[0], C, V);
             head_lut_rows(acc, rscale, linears[0].scale, out_tab, out_steps, out.buf, B, V, Lo);
         }
     }
 #undef MATMUL
-#undef TO_INT8
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(!overflow);
 done:

@@ -135,24 +135,27 @@ class CompiledOps:
         """The compiled int8 product (``linear.packed``: its AVX-512 VNNI layout), except for more
         than FEW_ROWS rows on a CPU without VNNI, where float32 BLAS is faster. All give the same
         exact integers."""
-        rows = _rows(q, np.float32)
+        rows = _rows(q, np.int8 if q.dtype == np.int8 else np.float32)
         if len(rows) > FEW_ROWS and _kernels.matmul_kind() != "avx512-vnni":
-            return int_matmul(q, linear.weight_t)
+            return int_matmul(q.astype(np.float32, copy=False), linear.weight_t)
         count, width = linear.weight.shape
         out = np.empty((len(rows), count), np.float32)
         _kernels.matmul_i8(rows, linear.weight, *linear.packed, out, len(rows), width, count)
         return out.reshape(*q.shape[:-1], count)
 
+    # the quantizers return int8 arrays (the reference's float32 q holds the same integers), which
+    # ``matmul`` takes as they are
+
     def quantize(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = _rows(x, np.float64)
-        q = np.empty(rows.shape, np.float32)
+        q = np.empty(rows.shape, np.int8)
         scale = np.empty(len(rows), np.float64)
         _kernels.quantize(rows, q, scale, *rows.shape)
         return q.reshape(x.shape), scale.reshape(x.shape[:-1])
 
     def norm_quantize(self, residual: np.ndarray, eps: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
         rows = _rows(residual, np.int64)
-        q = np.empty(rows.shape, np.float32)
+        q = np.empty(rows.shape, np.int8)
         scale = np.empty(len(rows), np.float64)
         if not _kernels.norm_quantize(rows, eps, limit, q, scale, *rows.shape):
             raise ResidualOverflow("residual stream out of range")
@@ -169,7 +172,7 @@ class CompiledOps:
 
     def relu_quantize(self, acc, row_scale, col_scale) -> tuple[np.ndarray, np.ndarray]:
         acc_rows = _rows(acc, np.float32)
-        q = np.empty(acc_rows.shape, np.float32)
+        q = np.empty(acc_rows.shape, np.int8)
         scale = np.empty(len(acc_rows), np.float64)
         _kernels.relu_quantize(
             acc_rows, _rows(row_scale[..., None], np.float64), np.ascontiguousarray(col_scale, np.float64),
