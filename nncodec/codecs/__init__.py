@@ -51,6 +51,12 @@ IMAGE_MODELS = ("nextpixel", "pc")
 IMAGE_CODEC_FOR_MODEL = {"nextpixel": "image", "pc": "image-pc"}
 
 
+def codec_name(codec_id: int) -> str:
+    """The name of a codec id, without importing the codec ("id N" for an unknown one)."""
+    registered = _BY_ID.get(codec_id)
+    return registered.name if registered else f"id {codec_id}"
+
+
 def codec_by_name(name: str) -> type[Codec]:
     try:
         return _BY_NAME[name].load()
@@ -70,5 +76,5 @@ def codec_by_id(codec_id: int) -> type[Codec]:
 
 __all__ = [
     "Codec", "CODEC_CHOICES", "CODEC_FOR_KIND", "IMAGE_MODELS",
-    "IMAGE_CODEC_FOR_MODEL", "REGISTRY", "SPEED", "codec_by_id", "codec_by_name",
+    "IMAGE_CODEC_FOR_MODEL", "REGISTRY", "SPEED", "codec_by_id", "codec_by_name", "codec_name",
 ]  # fmt: skip

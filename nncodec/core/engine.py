@@ -22,7 +22,14 @@ from typing import BinaryIO
 
 from threadpoolctl import threadpool_limits
 
-from nncodec.codecs import CODEC_FOR_KIND, IMAGE_CODEC_FOR_MODEL, Codec, codec_by_id, codec_by_name
+from nncodec.codecs import (
+    CODEC_FOR_KIND,
+    IMAGE_CODEC_FOR_MODEL,
+    Codec,
+    codec_by_id,
+    codec_by_name,
+    codec_name,
+)
 from nncodec.codecs.base import BlockDeclined
 from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.raw import RawCodec
@@ -56,7 +63,7 @@ class FrameStats:
 
     @property
     def codec_name(self) -> str:
-        return _codec_name(self.header.codec_id)
+        return codec_name(self.header.codec_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,18 +550,11 @@ def scan_frames(src: BinaryIO) -> list[FrameStats]:
         for _, block_header, _ in _read_blocks(src, stats, skip_payloads=True):
             stats.blocks += 1
             stats.original_size += block_header.original_size
-            stats.block_codecs[_codec_name(block_header.codec_id)] += 1
+            stats.block_codecs[codec_name(block_header.codec_id)] += 1
         stats.content_checksum = container.read_content_checksum(src)
         stats.compressed_size += 1 + len(stats.content_checksum)
         frames.append(stats)
     return frames
-
-
-def _codec_name(codec_id: int) -> str:
-    try:
-        return codec_by_id(codec_id).name
-    except CodecUnavailableError:
-        return f"id {codec_id}"
 
 
 # ---------------------------------------------------------------------------------------------
