@@ -90,26 +90,37 @@ class MatchModel:
         self._used = []
         history = self.history
         history[:active, t] = tokens
-        for s in range(active):
-            if self.length[s]:
-                source_stream, position = self.source[s]
-                if history[source_stream, position] == tokens[s] and position + 1 <= t:
-                    self.source[s, 1] = position + 1
-                    self.length[s] += 1
-                else:
-                    self.length[s] = 0
+        # matches that go on grow by one, the others end (each stream on its own: vectorized)
+        going = np.flatnonzero(self.length[:active])
+        if len(going):
+            source = self.source[going]
+            on = (history[source[:, 0], source[:, 1]] == tokens[going]) & (source[:, 1] + 1 <= t)
+            self.source[going[on], 1] += 1
+            self.length[going[on]] += 1
+            self.length[going[~on]] = 0
         if t + 1 < MATCH_MIN:
             return
+        # then, in stream order (a stream finds what the streams before it stored at this step),
+        # streams without a match look up their last MATCH_MIN tokens, and every stream stores them
+        last = history[:active, t + 1 - MATCH_MIN : t + 1]
+        if self.vocab_size**MATCH_MIN < 1 << 63:  # the keys fit in int64
+            keys = last[:, 0].copy()
+            for column in range(1, MATCH_MIN):
+                keys = keys * self.vocab_size + last[:, column]
+            key_list = keys.tolist()
+        else:
+            key_list = [_key(row, self.vocab_size) for row in last.tolist()]
+        without = (self.length[:active] == 0).tolist()
+        table = self.table
         for s in range(active):
-            key = 0
-            for token in history[s, t + 1 - MATCH_MIN : t + 1].tolist():
-                key = key * self.vocab_size + token
-            if not self.length[s]:
-                found = self.table.get(key)
+            key = key_list[s]
+            if without[s]:
+                found = table.get(key)
                 if found is not None:
-                    self.source[s] = found >> 32, found & 0xFFFFFFFF
-                    self.length[s] = self._verified_length(s, t, (found >> 32, found & 0xFFFFFFFF))
-            self.table[key] = s << 32 | (t + 1)
+                    source = (found >> 32, found & 0xFFFFFFFF)
+                    self.source[s] = source
+                    self.length[s] = self._verified_length(s, t, source)
+            table[key] = s << 32 | (t + 1)
 
     def _verified_length(self, s: int, t: int, found: tuple[int, int]) -> int:
         """How many tokens before ``found`` equal those ending at (s, t), up to MAX_VERIFY."""
@@ -123,3 +134,10 @@ class MatchModel:
         ):
             length += 1
         return length
+
+
+def _key(tokens: list[int], vocab_size: int) -> int:
+    key = 0
+    for token in tokens:
+        key = key * vocab_size + token
+    return key
