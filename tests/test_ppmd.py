@@ -133,3 +133,30 @@ def test_coding_many_log_blocks_does_not_grow_the_heap() -> None:
     gc.collect()
     growth = _heap_in_use() - before
     assert growth < 256 << 10, f"heap grew by {growth:,} bytes over 8 blocks"
+
+
+@pytest.mark.parametrize("order", backends.PPMD8_ORDERS)
+def test_ppmd_variant_i_streams_round_trip(order: int) -> None:
+    """Tag 4 (PPMd variant I, pyppmd's Ppmd8 with the restart method) decodes to what it coded, and
+    the classical codec uses it where it is smallest (code: the jquery.js/elf.h case of issue 19)."""
+    lines = (b"function f%d(a, b) { return a.x%d + b.y%d; }\n" % (i, i % 17, i % 5) for i in range(3000))
+    data = b"".join(lines)
+    coded = backends._encode_with(data, ("ppmd8", order))
+    assert coded[0] == backends.PPMD8 and coded[1] == order
+    assert backends.decode_stream(coded, len(data), "test") == data
+    assert backends.decode_stream(backends.encode_stream(data, ("ppmd8",)), len(data), "test") == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    garbage=st.binary(max_size=64), order=st.sampled_from(backends.PPMD8_ORDERS), size=st.integers(0, 5000)
+)
+def test_damaged_variant_i_streams_give_a_clean_error_or_bytes_of_the_asked_size(
+    garbage: bytes, order: int, size: int
+) -> None:
+    coded = bytes([backends.PPMD8, order]) + backends.encode_varint(size) + garbage
+    try:
+        out = backends.decode_stream(coded, 5000, "test")
+    except (CorruptError, TruncatedError):
+        return
+    assert len(out) == size

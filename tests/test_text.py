@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
+from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
 from nncodec.core.modelstore import find_model
 from nncodec.nn import rowops
@@ -388,6 +389,22 @@ def test_one_block_input_the_model_does_not_win_gets_a_classical_frame():
     packed = nncodec.compress(data, codec="text")
     frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
     assert frame.codec_name == "classical" and frame.blocks == 1
+    assert nncodec.decompress(packed) == data
+
+
+def test_small_text_the_model_loses_may_become_a_log_frame():
+    """A small line-structured text input (a CSV of random hex numbers, like numpy's mt19937 test
+    set, where brotli beat every classical coder) is also tried as a log frame, whose columns code
+    the numbers apart: it is written as one when smaller than the classical frame, and decodes."""
+    rng = np.random.default_rng(21)
+    values = rng.integers(0, 2**32, 900)
+    data = b"seed, 0xdeadbeaf\n" + b"".join(b"%d, 0x%08x\n" % (i, v) for i, v in enumerate(values))
+    assert len(data) < nncodec.core.engine.SMALL_TEXT_LOG_TRIAL
+    packed = nncodec.compress(data, codec="text")
+    frame = nncodec.core.engine.scan_frames(__import__("io").BytesIO(packed))[0]
+    assert frame.codec_name == "log"
+    assert len(packed) < len(nncodec.compress(data, codec="log")) + 1
+    assert len(packed) < min(len(ClassicalCodec().encode_block(data)), len(data))
     assert nncodec.decompress(packed) == data
 
 

@@ -1,4 +1,5 @@
-"""The ``classical`` codec: a block coded by the best of zstd -19, xz -9e and PPMd (orders 3-32).
+"""The ``classical`` codec: a block coded by the best of zstd -19, xz -9e and PPMd (variant H, orders
+3-32; variant I, orders 6-16).
 
 It is the fallback for text blocks the language model does not win (issue 19: never worse than
 the best classical coder): a text frame's blocks may be ``classical`` besides the frame codec,
@@ -22,7 +23,7 @@ class ClassicalCodec(Codec):
     memory_per_byte = (12.0, 3.0)
 
     def encode_block(self, data: bytes) -> bytes:
-        return encode_stream(data, ("ppmd", "xz", "zstd"))
+        return encode_stream(data, ("ppmd", "ppmd8", "xz", "zstd"))
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         data = decode_stream(payload, original_size, "classical block")
