@@ -40,6 +40,7 @@ half the cost. The probe only decides; it writes nothing.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -301,33 +302,73 @@ class TextCodec(Codec):
                 starting = range(first, min(active, first + self.mix_group))
                 matcher.update(tokens[starting.start : starting.stop, orders].astype(np.int64), 0)
         parts = self._row_parts(active) if split_rows else [slice(0, active)]
-        states = [(part, self.lm.decoder(part.stop - part.start)) for part in parts]
-        run = self.map_parallel if len(states) > 1 else lambda f, items: [f(x) for x in items]
+        ranges = [_Rows(part, self.lm.decoder(part.stop - part.start)) for part in parts]
+        pool = self.pool if len(ranges) > 1 else None
         size = self.mix_group
+        active_at = [sum(1 for n in lengths if n > t) for t in range(longest + 1)]  # non-increasing
 
-        def advance(part: slice, state, t: int, history: np.ndarray) -> None:
-            """Step t of a range of streams: the model, each mix group's counts and match model
-            (both only read here), and the range decoders; on a worker, beside the other ranges."""
-            model_rows = state.step(history[part, -1])
+        def decode(rows: _Rows, t: int, history: np.ndarray) -> None:
+            """Step t of a range of streams from the model's rows: each mix group's counts and match
+            model (both only read here) and the range decoders."""
+            part = rows.part
             for g in range(part.start // size, (part.stop - 1) // size + 1):
                 first, stop = max(part.start, g * size), min(part.stop, (g + 1) * size)
-                own = model_rows[first - part.start : stop - part.start]
-                rows = mixers[g].frequencies(own, history[first:stop])
+                own = rows.ahead[first - part.start : stop - part.start]
+                mixed = mixers[g].frequencies(own, history[first:stop])
                 if matchers[g] is not None:
-                    matchers[g].adjust(rows, stop - g * size, first - g * size)
+                    matchers[g].adjust(mixed, stop - g * size, first - g * size)
                 for i, s in enumerate(range(first, stop)):
-                    tokens[s, orders + t] = decoders[s].decode_row(rows[i : i + 1])
+                    tokens[s, orders + t] = decoders[s].decode_row(mixed[i : i + 1])
 
+        def predict(rows: _Rows, t: int) -> None:
+            """The model's rows for step t of the range's streams still active then (the others
+            are dropped from its state first), fed with their tokens t - 1."""
+            keep = min(rows.part.stop, active_at[t]) - rows.part.start
+            if keep < rows.part.stop - rows.part.start:
+                if keep > 0:
+                    rows.state.select(np.arange(keep))
+                rows.part = slice(rows.part.start, rows.part.start + max(keep, 0))
+            rows.ahead = rows.state.step(tokens[rows.part, orders + t - 1]) if keep > 0 else None
+
+        def work(rows: _Rows, t: int, history: np.ndarray, decoded: threading.Event, failed: list) -> None:
+            """On a worker: decode step t, say so (the updates of step t may then start on the
+            calling thread), then run the model for step t + 1 meanwhile."""
+            try:
+                decode(rows, t, history)
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+            finally:
+                decoded.set()
+            if t + 1 < longest:
+                predict(rows, t + 1)
+
+        if pool is None:
+            for rows in ranges:
+                predict(rows, 1)
+        else:
+            for future in [pool.submit(predict, rows, 1) for rows in ranges]:
+                future.result()
         for t in range(1, longest):
-            now_active = sum(1 for n in lengths if n > t)
-            if now_active < active:
-                states = _shrink(states, now_active)
-                active = now_active
+            active = active_at[t]
             history = tokens[:active, t : t + orders]  # tokens t-orders .. t-1
             if t % PROGRESS_STEPS == 0:
                 self.report_progress(active * PROGRESS_STEPS / self._block_tokens)
-            run(lambda ps, t=t, history=history: advance(*ps, t, history), states)
-            for g, mixer in enumerate(mixers):  # then the updates, in stream order
+            live = [rows for rows in ranges if rows.part.stop > rows.part.start]
+            futures = []
+            if pool is None:
+                for rows in live:
+                    decode(rows, t, history)
+            else:
+                failed: list[BaseException] = []
+                events = [threading.Event() for _ in live]
+                jobs = zip(live, events, strict=True)
+                futures = [pool.submit(work, rows, t, history, event, failed) for rows, event in jobs]
+                for event in events:
+                    event.wait()
+                if failed:
+                    raise failed[0]
+            for g, mixer in enumerate(mixers):  # the updates, in stream order
                 group = range(g * size, min(active, (g + 1) * size))
                 if not group:
                     break
@@ -335,6 +376,13 @@ class TextCodec(Codec):
                 if matchers[g] is not None:
                     matchers[g].update(coded.astype(np.int64), t)
                 mixer.update(history[group.start : group.stop], coded)
+            if pool is None:
+                if t + 1 < longest:
+                    for rows in live:
+                        predict(rows, t + 1)
+            else:
+                for future in futures:
+                    future.result()
         return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
 
 
@@ -348,15 +396,11 @@ class _Done:
         return self.value
 
 
-def _shrink(states: list, active: int) -> list:
-    """Keep the model states of the first ``active`` rows (each state holds a contiguous range)."""
-    kept = []
-    for part, state in states:
-        keep = min(part.stop, active) - part.start
-        if keep <= 0:
-            continue
-        if keep < part.stop - part.start:
-            state.select(np.arange(keep))
-            part = slice(part.start, part.start + keep)
-        kept.append((part, state))
-    return kept
+class _Rows:
+    """A contiguous range of a batch's streams that one worker steps: its model state, and the
+    model's rows for the next step once computed."""
+
+    def __init__(self, part: slice, state) -> None:
+        self.part = part
+        self.state = state
+        self.ahead: np.ndarray | None = None
