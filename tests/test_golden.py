@@ -21,6 +21,13 @@ def test_old_files_still_decode(name):
     assert nncodec.decompress((GOLDEN / name).read_bytes()) == original
 
 
+def test_classical_ppmd_variant_i_files_still_decode():
+    """A classical frame whose stream is backend tag 4 (PPMd variant I, pyppmd's Ppmd8)."""
+    packed = (GOLDEN / "sample-code.classical-ppmd8.nnc").read_bytes()
+    assert packed[25:27] == bytes([4, 10])  # tag byte and PPMd order, after the headers
+    assert nncodec.decompress(packed) == (GOLDEN / "sample-code.txt").read_bytes()
+
+
 def test_old_image_files_still_decode():
     import io
 
