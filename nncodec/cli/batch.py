@@ -10,14 +10,11 @@ once per file. Outputs never depend on where a job ran: a job's bytes depend onl
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from nncodec.cli import fileops
@@ -223,12 +220,18 @@ def run(
 
 
 def _internal_error(job: Job, exc: BaseException) -> Outcome:
+    from concurrent.futures.process import BrokenProcessPool  # (imported here: start-up time)
+
     if isinstance(exc, BrokenProcessPool):
         return Outcome(job, error="not done: a worker process died (killed, or out of memory?)")
     return Outcome(job, error=f"internal error (please report it): {type(exc).__name__}: {exc}")
 
 
 def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator[Outcome]:
+    # imported here: multiprocessing and the process pool cost a single-file run ~15 ms of start-up
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
