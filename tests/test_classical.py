@@ -70,3 +70,23 @@ def test_a_classical_block_is_refused_outside_text_frames():
     grafted = bytes(raw[:raw_header]) + classical[classical_header:]
     with pytest.raises(NncodecError, match="not allowed"):
         nncodec.decompress(grafted)
+
+
+def test_a_text_input_the_model_loses_is_coded_classically_once(monkeypatch):
+    """Rewriting a lost text frame as a classical frame reuses the block's classical trial (the
+    same bytes, compared in full) instead of coding the block again."""
+    from nncodec.codecs.classical import ClassicalCodec
+
+    calls = []
+    encode = ClassicalCodec.encode_block
+
+    def counted(self, data):
+        calls.append(len(data))
+        return encode(self, data)
+
+    monkeypatch.setattr(ClassicalCodec, "encode_block", counted)
+    data = _json(3000)
+    packed = nncodec.compress(data)
+    assert engine.scan_frames(io.BytesIO(packed))[0].header.codec_id in (5, 7)
+    assert calls == [len(data)]
+    assert nncodec.decompress(packed) == data

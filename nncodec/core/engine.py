@@ -187,7 +187,28 @@ class _BlockProgress:
         return self.units - self.reported
 
 
-def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]:
+#: trials of model-free codecs on blocks, kept while one input is coded (see ``_trial``)
+Trials = dict[tuple[str, bytes, int], tuple[bytes, bytes, bytes]]
+
+
+def _trial(candidate: Codec, data: bytes, trials: Trials | None) -> tuple[bytes, bytes]:
+    """``candidate.encode_block_with_output(data)``, remembered in ``trials`` for a codec without a
+    model: a text input the model loses is coded again as a classical frame, and its blocks'
+    classical trials are the same work (the bytes are compared, not only a key)."""
+    if trials is None or candidate.model is not None:
+        return candidate.encode_block_with_output(data)
+    key = (candidate.name, candidate.params(), len(data))
+    known = trials.get(key)
+    if known is not None and known[0] == data:
+        return known[1], known[2]
+    payload, output = candidate.encode_block_with_output(data)
+    trials[key] = (data, payload, output)
+    return payload, output
+
+
+def _encode_block(
+    codec: Codec, data: bytes, trials: Trials | None = None
+) -> tuple[BlockHeader, bytes, bytes]:
     """Code one block with the frame codec, zstd and stored (a text frame: the best classical coder
     instead of zstd, as it includes zstd -19); keep the smallest. Returns the block header, the
     payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
@@ -204,7 +225,7 @@ def _encode_block(codec: Codec, data: bytes) -> tuple[BlockHeader, bytes, bytes]
         if candidate is not codec and skip_trial:
             continue
         try:
-            payload, output = candidate.encode_block_with_output(data)
+            payload, output = _trial(candidate, data, trials)
         except BlockDeclined:
             continue
         if len(payload) < len(best_payload):
@@ -263,6 +284,8 @@ def compress_stream(
         # The whole input is in hand and at most one block. If the learned codec wins no block, a
         # classical or raw frame is smaller by the model id and hash it would record: write that.
         buffer = io.BytesIO()
+        trials: Trials = {}
+        options["trials"] = trials
         stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
         if not stats.block_codecs[frame_codec.name] and stats.blocks:
             fallback = ClassicalCodec() if stats.block_codecs["classical"] else RawCodec()
@@ -316,8 +339,10 @@ def _write_frame(
     content_size: int | None,
     metadata: FileMetadata | None,
     progress: Callable[[int], None] | None = None,
+    trials: Trials | None = None,
 ) -> FrameStats:
-    """Write one frame holding ``sample`` followed by the rest of ``src``."""
+    """Write one frame holding ``sample`` followed by the rest of ``src``; ``trials``: model-free
+    codecs' results on blocks, kept across frames written for the same input (``_trial``)."""
     if frame_codec.needs_whole_input:
         block_size = container.MAX_BLOCK_SIZE
     block_size = min(block_size or frame_codec.block_size, frame_codec.max_block_size)
@@ -352,7 +377,7 @@ def _write_frame(
     def encode(data: bytes) -> tuple[int, BlockHeader, bytes, bytes, bool]:
         if inside is not None:
             inside.start(len(data))
-        block_header, payload, output = _encode_block(frame_codec, data)
+        block_header, payload, output = _encode_block(frame_codec, data, trials)
         return len(data), block_header, payload, output, output is data or output == data
 
     input_size = 0
