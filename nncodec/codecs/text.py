@@ -190,7 +190,7 @@ class TextCodec(Codec):
             if split_rows and self.pool is not None:
                 frequencies = self.lm.frequencies
                 return [self.pool.submit(frequencies, residual[p, start - 1 : stop - 1]) for p in parts]
-            return [_Done(self.lm.frequencies(residual[:, start - 1 : stop - 1]))]
+            return [_run_here(self.lm.frequencies, residual[:, start - 1 : stop - 1])]
 
         pending = predict(*chunks[0])
         for index, (start, stop) in enumerate(chunks):
@@ -303,7 +303,7 @@ class TextCodec(Codec):
                 matcher.update(tokens[starting.start : starting.stop, orders].astype(np.int64), 0)
         parts = self._row_parts(active) if split_rows else [slice(0, active)]
         ranges = [_Rows(part, self.lm.decoder(part.stop - part.start)) for part in parts]
-        pool = self.pool if len(ranges) > 1 else None
+        submit = self.pool.submit if len(ranges) > 1 else _run_here
         size = self.mix_group
         active_at = [sum(1 for n in lengths if n > t) for t in range(longest + 1)]  # non-increasing
 
@@ -331,8 +331,9 @@ class TextCodec(Codec):
             rows.ahead = rows.state.step(tokens[rows.part, orders + t - 1]) if keep > 0 else None
 
         def work(rows: _Rows, t: int, history: np.ndarray, decoded: threading.Event, failed: list) -> None:
-            """On a worker: decode step t, say so (the updates of step t may then start on the
-            calling thread), then run the model for step t + 1 meanwhile."""
+            """Decode step t, say so (the updates of step t may then start on the calling thread),
+            then run the model for step t + 1 (on a worker: meanwhile; here: before the updates,
+            which the model does not read)."""
             try:
                 decode(rows, t, history)
             except BaseException as exc:
@@ -343,31 +344,22 @@ class TextCodec(Codec):
             if t + 1 < longest:
                 predict(rows, t + 1)
 
-        if pool is None:
-            for rows in ranges:
-                predict(rows, 1)
-        else:
-            for future in [pool.submit(predict, rows, 1) for rows in ranges]:
-                future.result()
+        for future in [submit(predict, rows, 1) for rows in ranges]:
+            future.result()
         for t in range(1, longest):
             active = active_at[t]
             history = tokens[:active, t : t + orders]  # tokens t-orders .. t-1
             if t % PROGRESS_STEPS == 0:
                 self.report_progress(active * PROGRESS_STEPS / self._block_tokens)
             live = [rows for rows in ranges if rows.part.stop > rows.part.start]
-            futures = []
-            if pool is None:
-                for rows in live:
-                    decode(rows, t, history)
-            else:
-                failed: list[BaseException] = []
-                events = [threading.Event() for _ in live]
-                jobs = zip(live, events, strict=True)
-                futures = [pool.submit(work, rows, t, history, event, failed) for rows, event in jobs]
-                for event in events:
-                    event.wait()
-                if failed:
-                    raise failed[0]
+            failed: list[BaseException] = []
+            events = [threading.Event() for _ in live]
+            jobs = zip(live, events, strict=True)
+            futures = [submit(work, rows, t, history, event, failed) for rows, event in jobs]
+            for event in events:
+                event.wait()
+            if failed:
+                raise failed[0]
             for g, mixer in enumerate(mixers):  # the updates, in stream order
                 group = range(g * size, min(active, (g + 1) * size))
                 if not group:
@@ -376,24 +368,24 @@ class TextCodec(Codec):
                 if matchers[g] is not None:
                     matchers[g].update(coded.astype(np.int64), t)
                 mixer.update(history[group.start : group.stop], coded)
-            if pool is None:
-                if t + 1 < longest:
-                    for rows in live:
-                        predict(rows, t + 1)
-            else:
-                for future in futures:
-                    future.result()
+            for future in futures:
+                future.result()
         return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
 
 
 class _Done:
     """A value where a future may stand (``result()`` returns it)."""
 
-    def __init__(self, value: np.ndarray) -> None:
+    def __init__(self, value: object) -> None:
         self.value = value
 
-    def result(self) -> np.ndarray:
+    def result(self) -> object:
         return self.value
+
+
+def _run_here(func, *args) -> _Done:
+    """``func(*args)`` on this thread, as a finished future (the one-worker form of ``pool.submit``)."""
+    return _Done(func(*args))
 
 
 class _Rows:

@@ -50,6 +50,7 @@ from nncodec.core.modelstore import LoadedModel, require_model
 #: a text input below this size that the model wins nowhere is also tried as a ``log`` frame
 SMALL_TEXT_LOG_TRIAL = 64 << 10
 
+
 @dataclass
 class FrameStats:
     """What one frame held: used by the CLI's verbose output, ``info`` and tests."""

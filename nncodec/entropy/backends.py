@@ -116,18 +116,7 @@ def _unppmd(body: bytes, order: int, size: int) -> bytes:
             raise _PpmdFailure(str(exc)) from exc
     import pyppmd  # only where nncodec/entropy/_ppmd.c was not built
 
-    decoder = pyppmd.Ppmd7Decoder(order, ppmd_memory(size))
-    try:
-        data = decoder.decode(body + bytes(16), size)
-        for _ in range(8):
-            if len(data) >= size or decoder.eof:
-                break
-            data += decoder.decode(bytes(4 * (size - len(data)) + 16), size - len(data))
-    except Exception as exc:  # noqa: BLE001 - pyppmd raises ValueError, SystemError, ... on garbage
-        raise _PpmdFailure(str(exc) or type(exc).__name__) from exc
-    if len(data) != size:
-        raise _PpmdFailure("PPMd data ends early")
-    return data
+    return _pyppmd_decode(pyppmd.Ppmd7Decoder(order, ppmd_memory(size)), body, size)
 
 
 def _unppmd8(body: bytes, order: int, size: int) -> bytes:
@@ -135,6 +124,11 @@ def _unppmd8(body: bytes, order: int, size: int) -> bytes:
     import pyppmd
 
     decoder = pyppmd.Ppmd8Decoder(order, ppmd_memory(size), pyppmd.PPMD8_RESTORE_METHOD_RESTART)
+    return _pyppmd_decode(decoder, body, size)
+
+
+def _pyppmd_decode(decoder, body: bytes, size: int) -> bytes:
+    """``size`` bytes from a pyppmd decoder fed ``body`` and then zeros (see ``_unppmd``)."""
     try:
         data = decoder.decode(body + bytes(16), size)
         for _ in range(8):

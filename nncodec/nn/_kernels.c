@@ -149,6 +149,25 @@ MULTIVERSION static int attend_groups_any(ATTEND_ARGS) {
 #include <immintrin.h>
 #define HAVE_AVX2_ATTEND 1
 
+/* The value mix of the AVX loops multiplies int16 pairs: a weight above 2^15 - 1 (at most 2^15, the
+ * table's peak) enters as 2^15 - 1, and the rest of it times the value row goes to ``extra`` (zeroed
+ * on first use, as ``have_extra`` says). Integer sums: the same result in any split. */
+static inline void split_weights(int32_t *w0, int32_t *w1, const int8_t *v0, const int8_t *v1, int32_t *extra,
+                                 int *have_extra) {
+    if (!*have_extra) {
+        for (int e = 0; e < 64; e++) extra[e] = 0;
+        *have_extra = 1;
+    }
+    if (*w0 > 32767) {
+        for (int e = 0; e < 64; e++) extra[e] += (*w0 - 32767) * v0[e];
+        *w0 = 32767;
+    }
+    if (*w1 > 32767) {
+        for (int e = 0; e < 64; e++) extra[e] += (*w1 - 32767) * v1[e];
+        *w1 = 32767;
+    }
+}
+
 /* attend_groups for head size 64 with AVX2 integer instructions (same values as attend_body: every
  * sum here is an exact int32 sum, only the order of additions differs). Dots: four vpmaddwd per key.
  * Value mix: keys in pairs, vpmaddwd of interleaved int16 values with the two weights; a weight of
@@ -196,20 +215,7 @@ __attribute__((target("avx2"))) static int attend_avx2_64(ATTEND_ARGS) {
                 int32_t w0 = weights[j], w1 = second ? weights[j + 1] : 0;
                 if (!(w0 | w1)) continue;
                 const int8_t *v0 = vg + j * 64, *v1 = second ? v0 + 64 : v0;
-                if (w0 > 32767 || w1 > 32767) {
-                    if (!have_extra) {
-                        for (int e = 0; e < 64; e++) extra[e] = 0;
-                        have_extra = 1;
-                    }
-                    if (w0 > 32767) {
-                        for (int e = 0; e < 64; e++) extra[e] += (w0 - 32767) * v0[e];
-                        w0 = 32767;
-                    }
-                    if (w1 > 32767) {
-                        for (int e = 0; e < 64; e++) extra[e] += (w1 - 32767) * v1[e];
-                        w1 = 32767;
-                    }
-                }
+                if (w0 > 32767 || w1 > 32767) split_weights(&w0, &w1, v0, v1, extra, &have_extra);
                 const __m256i pair = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
                 for (int c = 0; c < 4; c++) {
                     const __m256i x0 = load_i16x16(v0 + 16 * c), x1 = load_i16x16(v1 + 16 * c);
@@ -379,20 +385,7 @@ VNNI_TARGET static int attend_vnni_64(ATTEND_ARGS) {
             for (Py_ssize_t n = 0; n < count; n += 2) {
                 int32_t w0 = held[n], w1 = n + 1 < count ? held[n + 1] : 0;
                 const int8_t *v0 = vg + (Py_ssize_t)keys[n] * 64, *v1 = n + 1 < count ? vg + (Py_ssize_t)keys[n + 1] * 64 : v0;
-                if (w0 > 32767 || w1 > 32767) {
-                    if (!have_extra) {
-                        for (int e = 0; e < 64; e++) extra[e] = 0;
-                        have_extra = 1;
-                    }
-                    if (w0 > 32767) {
-                        for (int e = 0; e < 64; e++) extra[e] += (w0 - 32767) * v0[e];
-                        w0 = 32767;
-                    }
-                    if (w1 > 32767) {
-                        for (int e = 0; e < 64; e++) extra[e] += (w1 - 32767) * v1[e];
-                        w1 = 32767;
-                    }
-                }
+                if (w0 > 32767 || w1 > 32767) split_weights(&w0, &w1, v0, v1, extra, &have_extra);
                 const __m512i pair = _mm512_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
                 for (int c = 0; c < 2; c++) {
                     const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(v0 + 32 * c)));
