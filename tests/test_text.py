@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import nncodec
 from nncodec.codecs.classical import ClassicalCodec
-from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
+from nncodec.codecs import text as text_module
+from nncodec.codecs.text import MIX_GROUP, TEXT_MODEL_ID, TextCodec
 from nncodec.core.modelstore import find_model
 from nncodec.nn import rowops
 from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
@@ -279,6 +280,58 @@ def test_decode_batch_arrangement_does_not_change_output(codec):
             other = TextCodec.from_header(old.params(), codec.model)
             other.decode_groups = groups
             assert with_workers(other, pool).decode_block(payload, len(data)) == data
+
+
+def loop_data() -> bytes:
+    """Text with long repeats (the match model predicts) over segments of unequal length."""
+    return natural_text(5_001) + b"the same line again, and again;\n" * 40 + natural_text(1_503)
+
+
+def decode_both(coder: TextCodec, payload: bytes, size: int, monkeypatch) -> tuple[object, object]:
+    """The block decoded by the compiled loop and by the Python loop: data, or the error's type."""
+    results = []
+    for native in (True, False):
+        with monkeypatch.context() as patch:
+            if not native:
+                patch.setattr(text_module, "TextDecoder", None)
+            assert coder._native_decoding() == native
+            try:
+                results.append(coder.decode_block(payload, size))
+            except nncodec.NncodecError as exc:
+                results.append(type(exc))
+    return results[0], results[1]
+
+
+@KERNEL_LEVELS
+@pytest.mark.parametrize("version", [1, 2], ids=["format-1", "format-2"])
+def test_compiled_decode_loop_equals_the_python_loop(codec, version, level, monkeypatch):
+    """The compiled decode loop (nncodec/nn/_kernels.c, TextDecoder) decodes what the Python loop
+    (its reference) decodes: format 1 (order-1..3 mixing, no match model) and format 2 (orders 1..5
+    and the match model), segments of unequal length, at every kernel level."""
+    data = loop_data()
+    coder = TextCodec(codec.model, mix_group=8 if version == 1 else MIX_GROUP, version=version)
+    payload = coder.encode_block(data)
+    with kernel_level(level):
+        native, python = decode_both(coder, payload, len(data), monkeypatch)
+    assert native == python == data
+
+
+def test_compiled_decode_loop_fails_like_the_python_loop_on_damage(codec, monkeypatch):
+    """Damaged text payloads: the compiled loop gives what the Python loop gives, the same bytes or
+    the same clean error."""
+    import random
+
+    data = natural_text(3_000)
+    payload = codec.encode_block(data)
+    rng = random.Random(11)
+    outcomes = set()
+    for _ in range(12):
+        damaged = bytearray(payload)
+        damaged[rng.randrange(4, len(damaged))] ^= 1 << rng.randrange(8)
+        native, python = decode_both(codec, bytes(damaged), len(data), monkeypatch)
+        assert native == python
+        outcomes.add(native if isinstance(native, type) else bytes)
+    assert nncodec.core.errors.CorruptError in outcomes
 
 
 @pytest.mark.slow

@@ -52,10 +52,27 @@ from nncodec.core.framing import decode_varint, encode_varint, join_streams, spl
 from nncodec.core.modelstore import LoadedModel, find_model
 from nncodec.entropy.backends import ppmd_size
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
-from nncodec.nn.matching import MatchModel
+from nncodec.nn.matching import (
+    APM_PRIOR,
+    LENGTH_BUCKETS,
+    MATCH_MIN,
+    MAX_VERIFY,
+    P_MAX,
+    P_MIN,
+    PROB_EDGES,
+    MatchModel,
+)
 from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
+from nncodec.nn.rowops import KERNELS
 from nncodec.text.model import IntGPT, ResidualOverflow
 from nncodec.text.tokenizer import ByteTokenizer
+
+try:  # the compiled decode loop (nncodec/nn/_kernels.c); the Python loop below is its reference
+    from nncodec.nn._kernels import TextDecoder
+except ImportError:  # pragma: no cover - built by `pip install`
+    TextDecoder = None
+if KERNELS == "numpy":
+    TextDecoder = None
 
 TEXT_MODEL_ID = "text-v2"
 FORMAT_VERSION = 2  # written; version 1 still decodes
@@ -280,13 +297,16 @@ class TextCodec(Codec):
         """Decode whole mix groups in lockstep; lengths are non-increasing, so the active streams
         are always a prefix of the batch. ``split_rows``: the model steps a share of the rows on
         each worker (never from inside a worker)."""
-        decoders = [SymbolDecoder(s) for s in streams]
         longest = max(lengths, default=0)
         orders = self.orders
         # column orders + t holds token t; the orders columns before it hold -1 ("no token")
         tokens = np.full((len(streams), orders + longest), -1, dtype=np.int32)
-        uniform = np.ones((1, self.lm.vocab_size))
         active = sum(1 for n in lengths if n > 0)
+        parts = self._row_parts(active) if split_rows else [slice(0, active)]
+        if len(parts) == 1 and len(streams) <= self.mix_group and self._native_decoding():
+            return self._decode_native(streams, lengths, tokens)
+        decoders = [SymbolDecoder(s) for s in streams]
+        uniform = np.ones((1, self.lm.vocab_size))
         for s in range(active):
             tokens[s, orders] = decoders[s].decode(uniform)[0]
         mixers = [
@@ -301,7 +321,6 @@ class TextCodec(Codec):
                 first = g * self.mix_group
                 starting = range(first, min(active, first + self.mix_group))
                 matcher.update(tokens[starting.start : starting.stop, orders].astype(np.int64), 0)
-        parts = self._row_parts(active) if split_rows else [slice(0, active)]
         ranges = [_Rows(part, self.lm.decoder(part.stop - part.start)) for part in parts]
         submit = self.pool.submit if len(ranges) > 1 else _run_here
         size = self.mix_group
@@ -371,6 +390,40 @@ class TextCodec(Codec):
             for future in futures:
                 future.result()
         return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
+
+
+    def _native_decoding(self) -> bool:
+        """Whether the compiled decode loop can run this codec's streams (compiled kernels, and the
+        match model's keys in int64)."""
+        return (
+            TextDecoder is not None
+            and self.lm.ops.compiled
+            and (not self.matching or self.lm.vocab_size**MATCH_MIN < 1 << 63)
+        )
+
+    def _decode_native(
+        self, streams: list[bytes], lengths: list[int], tokens: np.ndarray
+    ) -> list[np.ndarray]:
+        """``_decode_streams`` for one mix group on this thread, in the compiled loop
+        (nncodec/nn/_kernels.c, TextDecoder: the same tables and updates in the same order)."""
+        mixer = ContextMixer(self.lm.vocab_size, self.priors, compiled=True)
+        match = None
+        if self.matching:
+            match = (LENGTH_BUCKETS.astype(np.int64), PROB_EDGES.astype(np.float64), APM_PRIOR, P_MIN, P_MAX,
+                     MATCH_MIN, MAX_VERIFY)  # fmt: skip
+        scalars, dims = self.lm.step_constants()
+        native = TextDecoder(
+            self.lm.step_tensors(), scalars, dims, tuple(streams), np.asarray(lengths, np.int64), tokens,
+            mixer._compiled, match,
+        )  # fmt: skip
+        longest = max(lengths, default=0)
+        for start in range(0, longest, PROGRESS_STEPS):
+            stop = min(longest, start + PROGRESS_STEPS)
+            if not native.run(stop):
+                raise ResidualOverflow("residual stream out of range")
+            if self._block_tokens:
+                self.report_progress(sum(min(n, stop) - min(n, start) for n in lengths) / self._block_tokens)
+        return [tokens[s, self.orders : self.orders + n] for s, n in enumerate(lengths)]
 
 
 class _Done:

@@ -966,7 +966,7 @@ static Context *table_find(ContextTable *t, int64_t key) {
 
 static int table_grow(ContextTable *t) {
     Py_ssize_t size = t->size ? t->size * 2 : 1024;
-    Context *slots = PyMem_Calloc(size, sizeof(Context));
+    Context *slots = PyMem_RawCalloc(size, sizeof(Context));
     if (!slots) return -1;
     for (Py_ssize_t i = 0; i < size; i++) slots[i].key = -1;
     for (Py_ssize_t i = 0; i < t->size; i++) {
@@ -975,7 +975,7 @@ static int table_grow(ContextTable *t) {
         while (slots[j].key != -1) j = (j + 1) & (size - 1);
         slots[j] = t->slots[i];
     }
-    PyMem_Free(t->slots);
+    PyMem_RawFree(t->slots);
     t->slots = slots;
     t->size = size;
     return 0;
@@ -1002,7 +1002,7 @@ static int context_add(Context *c, int32_t token) {
     }
     if (c->distinct == c->capacity) {
         int32_t capacity = c->capacity ? c->capacity * 2 : 2;
-        TokenCount *items = PyMem_Realloc(c->items, sizeof(TokenCount) * capacity);
+        TokenCount *items = PyMem_RawRealloc(c->items, sizeof(TokenCount) * capacity);
         if (!items) return -1;
         c->items = items;
         c->capacity = capacity;
@@ -1062,34 +1062,20 @@ static void Mixer_dealloc(MixerObject *self) {
     for (int k = 0; k < MAX_ORDERS; k++) {
         ContextTable *t = &self->tables[k];
         for (Py_ssize_t i = 0; i < t->size; i++)
-            if (t->slots[i].key != -1) PyMem_Free(t->slots[i].items);
-        PyMem_Free(t->slots);
+            if (t->slots[i].key != -1) PyMem_RawFree(t->slots[i].items);
+        PyMem_RawFree(t->slots);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* frequencies(model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V], S); only reads the
- * mixer, so several threads may call it at once (on different rows), never during an update */
+/* The mixed rows of S streams: model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V]; work
+ * int32 [(orders + 1) * V], zero on entry and on return. Only reads the mixer, so several threads may
+ * call it at once (on different rows), never during an update. Needs no GIL. */
 MULTIVERSION
-static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
-    Py_buffer rows, history, out;
-    Py_ssize_t S;
-    if (!PyArg_ParseTuple(args, "y*y*w*n", &rows, &history, &out, &S)) return NULL;
-    PyObject *result = NULL;
+static void mixer_rows(const MixerObject *self, const double *rb, const int64_t *hb, double *ob, Py_ssize_t S,
+                       int32_t *work) {
     const Py_ssize_t V = self->vocab;
-    int32_t *work = NULL; /* per call (counts per order, then marks), so that calls may run at once */
-    if (S < 0 || !check_size(&rows, S * V, 8, "model_rows") ||
-        !check_size(&history, S * self->orders, 8, "history") || !check_size(&out, S * V, 8, "out"))
-        goto done;
-    if (!(work = PyMem_Calloc((size_t)(self->orders + 1) * V, sizeof(int32_t)))) {
-        PyErr_NoMemory();
-        goto done;
-    }
     int32_t stamp = 0;
-    Py_BEGIN_ALLOW_THREADS
-    const double *rb = rows.buf;
-    const int64_t *hb = history.buf;
-    double *ob = out.buf;
     int64_t keys[MAX_ORDERS];
     for (Py_ssize_t s = 0; s < S; s++) {
         const double *row = rb + s * V;
@@ -1111,7 +1097,7 @@ static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
         int n = 0;
         for (int k = 0; k < self->orders; k++) {
             if (keys[k] < 0 || !self->tables[k].size) continue;
-            const Context *c = table_find(&self->tables[k], keys[k]);
+            const Context *c = table_find((ContextTable *)&self->tables[k], keys[k]);
             if (!c || !c->distinct) continue;
             const double seen = (double)c->seen;
             const double weight = seen / (seen + self->priors[k] * (double)c->distinct);
@@ -1167,6 +1153,42 @@ static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
             for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = 0;
         }
     }
+    if (stamp) /* the marks back to zero */
+        for (Py_ssize_t j = 0; j < V; j++) work[(Py_ssize_t)self->orders * V + j] = 0;
+}
+
+/* Count each of S streams' token (int64 [S], checked < vocab) under its contexts, in stream order.
+ * -1 when memory ran out. Needs no GIL (raw allocations). */
+static int mixer_add(MixerObject *self, const int64_t *hb, const int64_t *tb, Py_ssize_t S) {
+    int64_t keys[MAX_ORDERS];
+    for (Py_ssize_t s = 0; s < S; s++) {
+        context_keys(self, hb + s * self->orders, keys);
+        for (int k = 0; k < self->orders; k++) {
+            if (keys[k] < 0) break;
+            Context *c = table_insert(&self->tables[k], keys[k]);
+            if (!c || context_add(c, (int32_t)tb[s]) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* frequencies(model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V], S): mixer_rows */
+static PyObject *Mixer_frequencies(MixerObject *self, PyObject *args) {
+    Py_buffer rows, history, out;
+    Py_ssize_t S;
+    if (!PyArg_ParseTuple(args, "y*y*w*n", &rows, &history, &out, &S)) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t V = self->vocab;
+    int32_t *work = NULL; /* per call, so that calls may run at once */
+    if (S < 0 || !check_size(&rows, S * V, 8, "model_rows") ||
+        !check_size(&history, S * self->orders, 8, "history") || !check_size(&out, S * V, 8, "out"))
+        goto done;
+    if (!(work = PyMem_Calloc((size_t)(self->orders + 1) * V, sizeof(int32_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    mixer_rows(self, rows.buf, history.buf, out.buf, S, work);
     Py_END_ALLOW_THREADS
     result = Py_None;
 done:
@@ -1182,22 +1204,15 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (S < 0 || !check_size(&history, S * self->orders, 8, "history") || !check_size(&tokens, S, 8, "tokens"))
         goto done;
-    const int64_t *hb = history.buf, *tb = tokens.buf;
-    int64_t keys[MAX_ORDERS];
-    for (Py_ssize_t s = 0; s < S; s++) {
+    const int64_t *tb = tokens.buf;
+    for (Py_ssize_t s = 0; s < S; s++)
         if (tb[s] < 0 || tb[s] >= self->vocab) {
             PyErr_SetString(PyExc_ValueError, "Mixer.update: token out of range");
             goto done;
         }
-        context_keys(self, hb + s * self->orders, keys);
-        for (int k = 0; k < self->orders; k++) {
-            if (keys[k] < 0) break;
-            Context *c = table_insert(&self->tables[k], keys[k]);
-            if (!c || context_add(c, (int32_t)tb[s]) < 0) {
-                PyErr_NoMemory();
-                goto done;
-            }
-        }
+    if (mixer_add(self, history.buf, tb, S) < 0) {
+        PyErr_NoMemory();
+        goto done;
     }
     result = Py_None;
 done:
@@ -1375,36 +1390,47 @@ static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssi
     return o;
 }
 
-static PyObject *decoder_step(PyObject *self, PyObject *args) {
-    Py_buffer tokens, distance, out;
-    PyObject *model_tuple, *cache_tuple;
+/* The model's arrays and constants, read from decoder_step's ``model`` tuple and scalars */
+typedef struct {
+    Py_ssize_t C, H, D, F, V, W, NL, La, Lo;
     double eps, res_unit, inv_sqrt_hd, attn_steps, out_steps;
-    long long limit;
-    Py_ssize_t B, C, H, F, V, W, NL, slot;
-    if (!PyArg_ParseTuple(args, "y*y*w*O!O!(dLdddd)(nnnnnnnn)", &tokens, &distance, &out, &PyTuple_Type,
-                          &model_tuple, &PyTuple_Type, &cache_tuple, &eps, &limit, &res_unit, &inv_sqrt_hd,
-                          &attn_steps, &out_steps, &B, &C, &H, &F, &V, &W, &NL, &slot))
-        return NULL;
-    PyObject *result = NULL;
-    BufferList model = {NULL, 0}, caches = {NULL, 0};
-    Py_ssize_t *sizes = NULL, *itemsizes = NULL;
-    char *writable = NULL, *work_block = NULL;
-    StepLinear *linears = NULL; /* head, then 4 per layer */
-    if (B <= 0 || C <= 0 || H <= 0 || C % H || F <= 0 || V <= 0 || W <= 0 || W > 512 || NL < 0 || NL > 1024 ||
-        slot < 0 || slot >= W || C > 1040 || F > 1040) {
+    int64_t limit;
+    const int64_t *embed;
+    const double *alibi, *attn_tab, *out_tab;
+    StepLinear *linears;     /* head, then qkv, proj, up, down per layer */
+    const double **v_scales; /* per layer */
+} StepModel;
+
+static void step_model_free(StepModel *m, BufferList *buffers) {
+    buffers_release(buffers);
+    PyMem_Free(m->linears);
+    PyMem_Free((void *)m->v_scales);
+    m->linears = NULL;
+    m->v_scales = NULL;
+}
+
+/* Fill ``m`` from the model tuple (buffers held in ``buffers`` until step_model_free); dims C, H, F, V,
+ * W, NL and the scalars must be set. 0 with an exception on a malformed model. */
+static int step_model_get(PyObject *model_tuple, StepModel *m, BufferList *buffers) {
+    const Py_ssize_t C = m->C, H = m->H, F = m->F, V = m->V, W = m->W, NL = m->NL;
+    buffers->items = NULL;
+    buffers->count = 0;
+    m->linears = NULL;
+    m->v_scales = NULL;
+    if (C <= 0 || H <= 0 || C % H || F <= 0 || V <= 0 || W <= 0 || W > 512 || NL < 0 || NL > 1024 || C > 1040 ||
+        F > 1040) {
         PyErr_SetString(PyExc_ValueError, "decoder_step: bad dimensions");
-        goto done;
+        return 0;
     }
-    const Py_ssize_t D = C / H;
-    if (!check_size(&tokens, B, 8, "tokens") || !check_size(&distance, W, 4, "distance") ||
-        !check_size(&out, B * V, 8, "out"))
-        goto done;
-    const Py_ssize_t n_model = STEP_MODEL_FIXED + STEP_PER_LAYER * NL, n_cache = 3 * NL;
-    sizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
-    itemsizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_model + n_cache));
-    writable = PyMem_Calloc(n_model + n_cache, 1);
-    linears = PyMem_Calloc(1 + 4 * NL, sizeof(StepLinear));
-    if (!sizes || !itemsizes || !writable || !linears) {
+    m->D = C / H;
+    const Py_ssize_t n_model = STEP_MODEL_FIXED + STEP_PER_LAYER * NL;
+    Py_ssize_t *sizes = PyMem_Malloc(sizeof(Py_ssize_t) * n_model);
+    Py_ssize_t *itemsizes = PyMem_Malloc(sizeof(Py_ssize_t) * n_model);
+    char *writable = PyMem_Calloc(n_model, 1);
+    m->linears = PyMem_Calloc(1 + 4 * NL, sizeof(StepLinear));
+    m->v_scales = PyMem_Calloc(NL ? NL : 1, sizeof(double *));
+    int ok = 0;
+    if (!sizes || !itemsizes || !writable || !m->linears || !m->v_scales) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1419,43 +1445,44 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
         sizes[first + 4 * STEP_LINEAR] = H; /* v_scale */
     }
 #undef LINEAR_ITEMS
-    if (!buffers_get(model_tuple, &model, sizes, itemsizes, writable, n_model, "model")) goto done;
+    if (!buffers_get(model_tuple, buffers, sizes, itemsizes, writable, n_model, "model")) goto done;
+    if (!step_linear(buffers->items + 4, V, C, &m->linears[0])) goto done;
     for (Py_ssize_t l = 0; l < NL; l++) {
-        sizes[3 * l] = B * H * W * D, itemsizes[3 * l] = 1;
-        sizes[3 * l + 1] = B * H * W, itemsizes[3 * l + 1] = 8;
-        sizes[3 * l + 2] = B * H * W * D, itemsizes[3 * l + 2] = 1;
-        writable[3 * l] = writable[3 * l + 1] = writable[3 * l + 2] = 1;
-    }
-    if (!buffers_get(cache_tuple, &caches, sizes, itemsizes, writable, n_cache, "caches")) goto done;
-    if (!step_linear(model.items + 4, V, C, &linears[0])) goto done;
-    for (Py_ssize_t l = 0; l < NL; l++) {
-        Py_buffer *m = model.items + STEP_MODEL_FIXED + l * STEP_PER_LAYER;
-        StepLinear *lin = linears + 1 + 4 * l;
-        if (!step_linear(m, 3 * C, C, &lin[0]) || !step_linear(m + STEP_LINEAR, C, C, &lin[1]) ||
-            !step_linear(m + 2 * STEP_LINEAR, F, C, &lin[2]) || !step_linear(m + 3 * STEP_LINEAR, C, F, &lin[3]))
+        Py_buffer *b = buffers->items + STEP_MODEL_FIXED + l * STEP_PER_LAYER;
+        StepLinear *lin = m->linears + 1 + 4 * l;
+        if (!step_linear(b, 3 * C, C, &lin[0]) || !step_linear(b + STEP_LINEAR, C, C, &lin[1]) ||
+            !step_linear(b + 2 * STEP_LINEAR, F, C, &lin[2]) || !step_linear(b + 3 * STEP_LINEAR, C, F, &lin[3]))
             goto done;
+        m->v_scales[l] = b[4 * STEP_LINEAR].buf;
     }
-    const Py_ssize_t La = model.items[2].len / 8, Lo = model.items[3].len / 8;
-    if (La <= 0 || Lo <= 0 || La > (1 << 30) || Lo > (1 << 30)) {
+    m->La = buffers->items[2].len / 8, m->Lo = buffers->items[3].len / 8;
+    if (m->La <= 0 || m->Lo <= 0 || m->La > (1 << 30) || m->Lo > (1 << 30)) {
         PyErr_SetString(PyExc_ValueError, "decoder_step: lookup tables malformed");
         goto done;
     }
-    const double *attn_tab = model.items[2].buf, *out_tab = model.items[3].buf;
-    if (attn_tab[La - 1] != 0.0 || out_tab[Lo - 1] != 0.0) {
+    m->embed = buffers->items[0].buf;
+    m->alibi = buffers->items[1].buf;
+    m->attn_tab = buffers->items[2].buf, m->out_tab = buffers->items[3].buf;
+    if (m->attn_tab[m->La - 1] != 0.0 || m->out_tab[m->Lo - 1] != 0.0) {
         PyErr_SetString(PyExc_ValueError, "decoder_step: tables must end in 0");
         goto done;
     }
-    const int64_t *tok = tokens.buf;
-    for (Py_ssize_t b = 0; b < B; b++)
-        if (tok[b] < 0 || tok[b] >= V) {
-            PyErr_SetString(PyExc_ValueError, "decoder_step: token out of range");
-            goto done;
-        }
+    ok = 1;
+done:
+    PyMem_Free(sizes);
+    PyMem_Free(itemsizes);
+    PyMem_Free(writable);
+    if (!ok) step_model_free(m, buffers);
+    return ok;
+}
 
+/* One step for B streams (tokens checked by the caller): caches per layer k[l], ks[l], v[l] hold
+ * [at least B][H][W][D]; out f64 [B][V]; work a step_scratch(B, ...) block. Runs without the GIL.
+ * Returns 1 when the residual stream left the exact range (out not written), else 0. */
+static int step_run(const StepModel *m, const int64_t *tok, Py_ssize_t B, const int32_t *distance, Py_ssize_t slot,
+                    int8_t *const *kcs, double *const *kscs, int8_t *const *vcs, double *out, char *work_block) {
+    const Py_ssize_t C = m->C, H = m->H, D = m->D, F = m->F, V = m->V, W = m->W;
     const StepScratch at = step_scratch(B, C, H, F, V, W);
-    if (!(work_block = scratch(at.total))) goto done;
-    int overflow = 0;
-    Py_BEGIN_ALLOW_THREADS
     int64_t *residual = (int64_t *)(work_block + at.residual);
     float *acc = (float *)(work_block + at.acc);
     int8_t *qi = (int8_t *)(work_block + at.qi);
@@ -1466,63 +1493,565 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
            *v_q = (int8_t *)(work_block + at.v_q);
     double *scores = (double *)(work_block + at.scores);
     int32_t *weights = (int32_t *)(work_block + at.weights), *mixed = (int32_t *)(work_block + at.mixed);
-    const int64_t *embed = model.items[0].buf;
     for (Py_ssize_t b = 0; b < B; b++)
-        for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = embed[tok[b] * C + c];
+        for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = m->embed[tok[b] * C + c];
 #define MATMUL(linear, K, N) matmul_i8_rows(qi, (linear).w, (linear).packed, (linear).colsum, acc, B, K, N)
-    for (Py_ssize_t l = 0; l < NL && !overflow; l++) {
-        const StepLinear *lin = linears + 1 + 4 * l;
-        const double *v_scale = model.items[STEP_MODEL_FIXED + l * STEP_PER_LAYER + 4 * STEP_LINEAR].buf;
-        int8_t *kc = caches.items[3 * l].buf, *vc = caches.items[3 * l + 2].buf;
-        double *ksc = caches.items[3 * l + 1].buf;
+    for (Py_ssize_t l = 0; l < m->NL; l++) {
+        const StepLinear *lin = m->linears + 1 + 4 * l;
+        const double *v_scale = m->v_scales[l];
+        int8_t *kc = kcs[l], *vc = vcs[l];
+        double *ksc = kscs[l];
         /* queries, keys and values of the new token; keys and values into the ring slot */
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
-            overflow = 1;
-            break;
-        }
+        if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
         MATMUL(lin[0], C, 3 * C);
-        qkv_split_rows(acc, rscale, lin[0].scale, inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, B, H, D);
+        qkv_split_rows(acc, rscale, lin[0].scale, m->inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, B, H, D);
         for (Py_ssize_t g = 0; g < B * H; g++) {
             memcpy(kc + (g * W + slot) * D, k_q + g * D, D);
             memcpy(vc + (g * W + slot) * D, v_q + g * D, D);
             ksc[g * W + slot] = k_s[g];
         }
         /* attention over the ring (one query per group b * H + h), projection, MLP */
-        attend_groups(q_q, q_s, kc, ksc, vc, distance.buf, model.items[1].buf, attn_tab, attn_steps, v_scale,
-                      attended, scores, weights, mixed, B * H, H, 1, W, D, W, La);
+        attend_groups(q_q, q_s, kc, ksc, vc, distance, m->alibi, m->attn_tab, m->attn_steps, v_scale, attended,
+                      scores, weights, mixed, B * H, H, 1, W, D, W, m->La);
         quantize_rows(attended, qi, rscale2, B, C);
         MATMUL(lin[1], C, C);
-        residual_add_rows(residual, acc, rscale2, lin[1].scale, res_unit, B, C);
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
-            overflow = 1;
-            break;
-        }
+        residual_add_rows(residual, acc, rscale2, lin[1].scale, m->res_unit, B, C);
+        if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
         MATMUL(lin[2], C, F);
         relu_quantize_rows(acc, rscale, lin[2].scale, qi, rscale2, work, B, F);
         MATMUL(lin[3], F, C);
-        residual_add_rows(residual, acc, rscale2, lin[3].scale, res_unit, B, C);
+        residual_add_rows(residual, acc, rscale2, lin[3].scale, m->res_unit, B, C);
     }
-    if (!overflow) {
-        if (norm_quantize_rows(residual, eps, (int64_t)limit, qi, rscale, work, B, C)) {
-            overflow = 1;
-        } else {
-            MATMUL(linears[0], C, V);
-            head_lut_rows(acc, rscale, linears[0].scale, out_tab, out_steps, out.buf, B, V, Lo);
-        }
-    }
+    if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
+    MATMUL(m->linears[0], C, V);
+    head_lut_rows(acc, rscale, m->linears[0].scale, m->out_tab, m->out_steps, out, B, V, m->Lo);
 #undef MATMUL
+    return 0;
+}
+
+static PyObject *decoder_step(PyObject *self, PyObject *args) {
+    Py_buffer tokens, distance, out;
+    PyObject *model_tuple, *cache_tuple;
+    long long limit;
+    Py_ssize_t B, slot;
+    StepModel m = {0};
+    if (!PyArg_ParseTuple(args, "y*y*w*O!O!(dLdddd)(nnnnnnnn)", &tokens, &distance, &out, &PyTuple_Type,
+                          &model_tuple, &PyTuple_Type, &cache_tuple, &m.eps, &limit, &m.res_unit, &m.inv_sqrt_hd,
+                          &m.attn_steps, &m.out_steps, &B, &m.C, &m.H, &m.F, &m.V, &m.W, &m.NL, &slot))
+        return NULL;
+    m.limit = (int64_t)limit;
+    PyObject *result = NULL;
+    BufferList model = {NULL, 0}, caches = {NULL, 0};
+    Py_ssize_t *sizes = NULL, *itemsizes = NULL;
+    char *writable = NULL, *work_block = NULL;
+    int8_t **kcs = NULL, **vcs = NULL;
+    double **kscs = NULL;
+    if (!step_model_get(model_tuple, &m, &model)) goto done;
+    const Py_ssize_t H = m.H, W = m.W, D = m.D, NL = m.NL;
+    if (B <= 0 || slot < 0 || slot >= W) {
+        PyErr_SetString(PyExc_ValueError, "decoder_step: bad dimensions");
+        goto done;
+    }
+    if (!check_size(&tokens, B, 8, "tokens") || !check_size(&distance, W, 4, "distance") ||
+        !check_size(&out, B * m.V, 8, "out"))
+        goto done;
+    const Py_ssize_t n_cache = 3 * NL;
+    sizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_cache + 1));
+    itemsizes = PyMem_Malloc(sizeof(Py_ssize_t) * (n_cache + 1));
+    writable = PyMem_Calloc(n_cache + 1, 1);
+    kcs = PyMem_Calloc(NL + 1, sizeof(int8_t *));
+    vcs = PyMem_Calloc(NL + 1, sizeof(int8_t *));
+    kscs = PyMem_Calloc(NL + 1, sizeof(double *));
+    if (!sizes || !itemsizes || !writable || !kcs || !vcs || !kscs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        sizes[3 * l] = B * H * W * D, itemsizes[3 * l] = 1;
+        sizes[3 * l + 1] = B * H * W, itemsizes[3 * l + 1] = 8;
+        sizes[3 * l + 2] = B * H * W * D, itemsizes[3 * l + 2] = 1;
+        writable[3 * l] = writable[3 * l + 1] = writable[3 * l + 2] = 1;
+    }
+    if (!buffers_get(cache_tuple, &caches, sizes, itemsizes, writable, n_cache, "caches")) goto done;
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        kcs[l] = caches.items[3 * l].buf;
+        kscs[l] = caches.items[3 * l + 1].buf;
+        vcs[l] = caches.items[3 * l + 2].buf;
+    }
+    const int64_t *tok = tokens.buf;
+    for (Py_ssize_t b = 0; b < B; b++)
+        if (tok[b] < 0 || tok[b] >= m.V) {
+            PyErr_SetString(PyExc_ValueError, "decoder_step: token out of range");
+            goto done;
+        }
+    if (!(work_block = scratch(step_scratch(B, m.C, H, m.F, m.V, W).total))) goto done;
+    int overflow;
+    Py_BEGIN_ALLOW_THREADS
+    overflow = step_run(&m, tok, B, distance.buf, slot, kcs, kscs, vcs, out.buf, work_block);
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(!overflow);
 done:
-    buffers_release(&model);
+    step_model_free(&m, &model);
     buffers_release(&caches);
     PyMem_Free(sizes);
     PyMem_Free(itemsizes);
     PyMem_Free(writable);
-    PyMem_Free(linears);
+    PyMem_Free(kcs);
+    PyMem_Free(vcs);
+    PyMem_Free(kscs);
     PyMem_Free(work_block);
     return RELEASE(result, &tokens, &distance, &out);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * TextDecoder: the text codec's decode loop (nncodec/codecs/text.py, TextCodec._decode_streams, for
+ * one mix group stepped by one thread) without returning to Python per token. Each step t runs, as
+ * there: the model for the active streams fed with their tokens t - 1 (step_run), the mixer's rows
+ * (mixer_rows), the match model's adjustment (MatchModel.adjust), the range decoding of every stream
+ * (constriction's RangeDecoder with its leaky categorical model, below), then the match model's and
+ * the mixer's updates in stream order. The Python loop stays the reference: tests decode the same
+ * streams both ways.
+ *
+ * Range decoding reproduces constriction 0.5's queue RangeDecoder<u32 words, u64 state> with
+ * Categorical(perfect=False), precision 24: for a row of integer frequencies f (exact float64 sums),
+ * scale = (2^24 - V) / sum(f), symbol s covers [floor(F_s * scale) + s, floor(F_{s+1} * scale) + s + 1)
+ * with F_s = f_0 + ... + f_{s-1}, and the last symbol ends at 2^24. */
+
+typedef struct {
+    uint32_t *words;
+    Py_ssize_t n, pos;
+    uint64_t lower, range, point;
+} RangeDec;
+
+static void range_dec_start(RangeDec *d) {
+    d->pos = 0;
+    d->lower = 0;
+    d->range = UINT64_MAX;
+    uint64_t point = 0;
+    int read = 0;
+    while (read < 2 && d->pos < d->n) {
+        point = point << 32 | d->words[d->pos++];
+        read++;
+    }
+    d->point = read == 1 ? point << 32 : point;
+}
+
+/* Decode one symbol against an integer frequency row (every entry >= 1); -1 on invalid data. */
+static int32_t range_dec_symbol(RangeDec *d, const double *row, Py_ssize_t V) {
+    const uint64_t scale = d->range >> 24;
+    const uint64_t quantile = (d->point - d->lower) / scale;
+    if (quantile >= (1u << 24)) return -1;
+    double norm = 0.0;
+    for (Py_ssize_t j = 0; j < V; j++) norm += row[j]; /* exact: integers, sum < 2^53 */
+    const double fscale = (double)((1u << 24) - (uint32_t)V) / norm;
+    uint32_t left = 0, right = 1u << 24;
+    double cum = 0.0;
+    Py_ssize_t s = 0;
+    for (; s < V - 1; s++) {
+        cum += row[s];
+        const uint32_t next = (uint32_t)(cum * fscale) + (uint32_t)s + 1;
+        if (next > quantile) {
+            right = next;
+            break;
+        }
+        left = next;
+    }
+    d->lower += scale * left;
+    d->range = scale * (uint64_t)(right - left);
+    if (d->range < ((uint64_t)1 << 32)) {
+        d->lower <<= 32;
+        d->range <<= 32;
+        d->point <<= 32;
+        if (d->pos < d->n) d->point |= d->words[d->pos++];
+    }
+    return (int32_t)s;
+}
+
+/* The match model (nncodec/nn/matching.py) of one mix group: a hash table from the last match_min
+ * tokens (as one int64 key) to stream << 32 | position, the current matches, and hit counts. Its
+ * history is the decoder's token array (column orders + p holds position p, -1 until decoded). */
+typedef struct {
+    int64_t key, value; /* key -1: empty */
+} MatchSlot;
+
+typedef struct {
+    int on;
+    Py_ssize_t n_len, n_prob; /* LENGTH_BUCKETS has n_len + 1 lower bounds, PROB_EDGES n_prob - 1 edges */
+    int64_t *len_bounds;
+    double *prob_edges;
+    double prior, p_min, p_max;
+    Py_ssize_t match_min, max_verify;
+    MatchSlot *slots;
+    Py_ssize_t size, used;
+    int64_t *source, *length; /* [S][2], [S] */
+    int64_t *hits, *tries;    /* [n_len][n_prob] */
+    Py_ssize_t n_used;        /* predictions of this step: stream, predicted, cell */
+    int64_t *used_stream, *used_pred, *used_cell;
+} Match;
+
+static int match_table_put(Match *mt, int64_t key, int64_t value) {
+    if ((mt->used + 1) * 2 > mt->size) {
+        const Py_ssize_t size = mt->size ? mt->size * 2 : 4096;
+        MatchSlot *slots = PyMem_RawMalloc(sizeof(MatchSlot) * size);
+        if (!slots) return -1;
+        for (Py_ssize_t i = 0; i < size; i++) slots[i].key = -1;
+        for (Py_ssize_t i = 0; i < mt->size; i++) {
+            if (mt->slots[i].key == -1) continue;
+            Py_ssize_t j = (Py_ssize_t)(hash_key(mt->slots[i].key) & (uint64_t)(size - 1));
+            while (slots[j].key != -1) j = (j + 1) & (size - 1);
+            slots[j] = mt->slots[i];
+        }
+        PyMem_RawFree(mt->slots);
+        mt->slots = slots;
+        mt->size = size;
+    }
+    Py_ssize_t i = (Py_ssize_t)(hash_key(key) & (uint64_t)(mt->size - 1));
+    while (mt->slots[i].key != -1 && mt->slots[i].key != key) i = (i + 1) & (mt->size - 1);
+    if (mt->slots[i].key == -1) mt->used++;
+    mt->slots[i].key = key;
+    mt->slots[i].value = value;
+    return 0;
+}
+
+static int64_t match_table_get(const Match *mt, int64_t key) {
+    if (!mt->size) return -1;
+    Py_ssize_t i = (Py_ssize_t)(hash_key(key) & (uint64_t)(mt->size - 1));
+    while (mt->slots[i].key != -1) {
+        if (mt->slots[i].key == key) return mt->slots[i].value;
+        i = (i + 1) & (mt->size - 1);
+    }
+    return -1;
+}
+
+typedef struct {
+    PyObject_HEAD
+    StepModel model;
+    BufferList model_buffers;
+    Py_buffer tokens; /* int32 [S][orders + longest], -1 where no token */
+    int have_tokens;
+    MixerObject *mixer;
+    Py_ssize_t S, orders, longest, t;
+    int64_t *active_at; /* [longest + 1] */
+    RangeDec *decoders;
+    int8_t **kcs, **vcs;
+    double **kscs;
+    int64_t *slot_position, *tok, *history, *coded;
+    int32_t *distance, *mix_work;
+    double *model_rows, *mixed;
+    char *work_block;
+    Match match;
+} TextDecoderObject;
+
+#define TOKEN_AT(self, s, p) (((int32_t *)(self)->tokens.buf)[(s) * ((self)->orders + (self)->longest) + (self)->orders + (p)])
+
+/* MatchModel.adjust for the B active streams' rows (in place) */
+static void match_adjust(TextDecoderObject *self, double *rows, Py_ssize_t B) {
+    Match *mt = &self->match;
+    const Py_ssize_t V = self->model.V;
+    int64_t hits_all = 0, tries_all = 0;
+    for (Py_ssize_t c = 0; c < mt->n_len * mt->n_prob; c++) hits_all += mt->hits[c], tries_all += mt->tries[c];
+    mt->n_used = 0;
+    for (Py_ssize_t s = 0; s < B; s++) {
+        if (mt->length[s] <= 0) continue;
+        const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
+        const int64_t predicted = pos < self->longest ? TOKEN_AT(self, src, pos) : -1;
+        if (predicted < 0) continue;
+        double *row = rows + s * V;
+        double total = 0.0;
+        for (Py_ssize_t j = 0; j < V; j++) total += row[j]; /* exact */
+        const double own = row[predicted], x = own / total;
+        Py_ssize_t lb = 0, pb = 0;
+        while (lb + 1 <= mt->n_len && mt->len_bounds[lb + 1] <= mt->length[s]) lb++;
+        if (lb >= mt->n_len) lb = mt->n_len - 1;
+        while (pb < mt->n_prob - 1 && mt->prob_edges[pb] <= x) pb++;
+        int64_t hits_len = 0, tries_len = 0;
+        for (Py_ssize_t c = 0; c < mt->n_prob; c++)
+            hits_len += mt->hits[lb * mt->n_prob + c], tries_len += mt->tries[lb * mt->n_prob + c];
+        double q = ((double)hits_all + mt->prior * x) / ((double)tries_all + mt->prior);
+        q = ((double)hits_len + mt->prior * q) / ((double)tries_len + mt->prior);
+        const Py_ssize_t cell = lb * mt->n_prob + pb;
+        double p = ((double)mt->hits[cell] + mt->prior * q) / ((double)mt->tries[cell] + mt->prior);
+        p = p > mt->p_min ? p : mt->p_min;
+        p = p < mt->p_max ? p : mt->p_max;
+        row[predicted] = floor(p / (1.0 - p) * (total - own)) + 1.0;
+        mt->used_stream[mt->n_used] = s;
+        mt->used_pred[mt->n_used] = predicted;
+        mt->used_cell[mt->n_used] = cell;
+        mt->n_used++;
+    }
+}
+
+/* MatchModel.update after step t decoded the B active streams (their tokens are in the array) */
+static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
+    Match *mt = &self->match;
+    for (Py_ssize_t i = 0; i < mt->n_used; i++) {
+        mt->tries[mt->used_cell[i]]++;
+        mt->hits[mt->used_cell[i]] += TOKEN_AT(self, mt->used_stream[i], t) == mt->used_pred[i];
+    }
+    mt->n_used = 0;
+    for (Py_ssize_t s = 0; s < B; s++) {
+        if (!mt->length[s]) continue;
+        const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
+        const int on = pos + 1 <= t && TOKEN_AT(self, src, pos) == TOKEN_AT(self, s, t);
+        if (on) {
+            mt->source[2 * s + 1]++;
+            mt->length[s]++;
+        } else {
+            mt->length[s] = 0;
+        }
+    }
+    if (t + 1 < mt->match_min) return 0;
+    const int64_t V = self->model.V;
+    for (Py_ssize_t s = 0; s < B; s++) {
+        int64_t key = 0;
+        for (Py_ssize_t c = t + 1 - mt->match_min; c <= t; c++) key = key * V + TOKEN_AT(self, s, c);
+        if (!mt->length[s]) {
+            const int64_t found = match_table_get(mt, key);
+            if (found >= 0) {
+                const int64_t src = found >> 32, pos = found & 0xFFFFFFFF;
+                mt->source[2 * s] = src;
+                mt->source[2 * s + 1] = pos;
+                int64_t length = 0;
+                while (length < mt->max_verify && pos - 1 - length >= 0 && t - length >= 0 &&
+                       TOKEN_AT(self, src, pos - 1 - length) == TOKEN_AT(self, s, t - length))
+                    length++;
+                mt->length[s] = length;
+            }
+        }
+        if (match_table_put(mt, key, (int64_t)s << 32 | (t + 1)) < 0) return -1;
+    }
+    return 0;
+}
+
+static void TextDecoder_dealloc(TextDecoderObject *self) {
+    step_model_free(&self->model, &self->model_buffers);
+    if (self->have_tokens) PyBuffer_Release(&self->tokens);
+    Py_XDECREF(self->mixer);
+    if (self->decoders)
+        for (Py_ssize_t s = 0; s < self->S; s++) PyMem_Free(self->decoders[s].words);
+    PyMem_Free(self->decoders);
+    for (Py_ssize_t l = 0; self->kcs && l < self->model.NL; l++) {
+        PyMem_Free(self->kcs[l]);
+        PyMem_Free(self->vcs[l]);
+        PyMem_Free(self->kscs[l]);
+    }
+    PyMem_Free(self->kcs);
+    PyMem_Free(self->vcs);
+    PyMem_Free(self->kscs);
+    void *blocks[] = {self->active_at, self->slot_position, self->tok, self->history, self->coded, self->distance,
+                      self->mix_work, self->model_rows, self->mixed, self->work_block, self->match.len_bounds,
+                      self->match.prob_edges, self->match.source, self->match.length, self->match.hits,
+                      self->match.tries, self->match.used_stream, self->match.used_pred, self->match.used_cell};
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_Free(blocks[i]);
+    PyMem_RawFree(self->match.slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* TextDecoder(model, scalars, (C, H, F, V, W, n_layer), streams, lengths, tokens, mixer, match)
+ *   model, scalars: as decoder_step; streams: tuple of S bytes (range-coded, 4-byte words);
+ *   lengths: int64 [S], non-increasing; tokens: int32 [S][orders + longest], -1 filled (written);
+ *   mixer: a Mixer (its orders are ``orders``); match: None or (length bounds int64 [n + 1],
+ *   probability edges f64 [m], prior, p_min, p_max, match_min, max_verify). */
+static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *kwds) {
+    PyObject *model_tuple, *streams, *match_args;
+    Py_buffer lengths;
+    long long limit;
+    StepModel *m = &self->model;
+    if (!PyArg_ParseTuple(args, "O!(dLdddd)(nnnnnn)O!y*w*O!O", &PyTuple_Type, &model_tuple, &m->eps, &limit,
+                          &m->res_unit, &m->inv_sqrt_hd, &m->attn_steps, &m->out_steps, &m->C, &m->H, &m->F, &m->V,
+                          &m->W, &m->NL, &PyTuple_Type, &streams, &lengths, &self->tokens, &MixerType,
+                          &self->mixer, &match_args))
+        return -1;
+    m->limit = (int64_t)limit;
+    self->have_tokens = 1;
+    Py_INCREF(self->mixer);
+    int ok = 0;
+    const Py_ssize_t S = PyTuple_GET_SIZE(streams);
+    self->S = S;
+    self->orders = self->mixer->orders;
+    if (!step_model_get(model_tuple, m, &self->model_buffers)) goto done;
+    const Py_ssize_t V = m->V, C = m->C, H = m->H, W = m->W, D = m->D, NL = m->NL, orders = self->orders;
+    if (S < 1 || self->mixer->vocab != V || !check_size(&lengths, S, 8, "lengths")) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "TextDecoder: bad streams or mixer");
+        goto done;
+    }
+    const int64_t *len = lengths.buf;
+    for (Py_ssize_t s = 0; s < S; s++)
+        if (len[s] < 0 || len[s] > (1 << 30) || (s && len[s] > len[s - 1])) {
+            PyErr_SetString(PyExc_ValueError, "TextDecoder: lengths must be non-increasing");
+            goto done;
+        }
+    self->longest = len[0];
+    if (!check_size(&self->tokens, S * (orders + self->longest), 4, "tokens")) goto done;
+    const Py_ssize_t longest = self->longest;
+#define ALLOC(field, type, n)                                                     \
+    if (!(self->field = (type *)PyMem_Calloc((size_t)(n) ? (size_t)(n) : 1, sizeof(type)))) { \
+        PyErr_NoMemory();                                                         \
+        goto done;                                                                \
+    }
+    ALLOC(active_at, int64_t, longest + 1);
+    for (Py_ssize_t t = 0; t <= longest; t++) {
+        Py_ssize_t a = 0;
+        while (a < S && len[a] > t) a++;
+        self->active_at[t] = a;
+    }
+    ALLOC(decoders, RangeDec, S);
+    for (Py_ssize_t s = 0; s < S; s++) {
+        PyObject *item = PyTuple_GET_ITEM(streams, s);
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) % 4) {
+            PyErr_SetString(PyExc_ValueError, "range-coded stream has a length that is not a multiple of 4");
+            goto done;
+        }
+        const Py_ssize_t n = PyBytes_GET_SIZE(item) / 4;
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(item);
+        ALLOC(decoders[s].words, uint32_t, n);
+        for (Py_ssize_t i = 0; i < n; i++)
+            self->decoders[s].words[i] = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 |
+                                         (uint32_t)bytes[4 * i + 2] << 16 | (uint32_t)bytes[4 * i + 3] << 24;
+        self->decoders[s].n = n;
+        range_dec_start(&self->decoders[s]);
+    }
+    ALLOC(kcs, int8_t *, NL + 1);
+    ALLOC(vcs, int8_t *, NL + 1);
+    ALLOC(kscs, double *, NL + 1);
+    for (Py_ssize_t l = 0; l < NL; l++) {
+        ALLOC(kcs[l], int8_t, S * H * W * D);
+        ALLOC(vcs[l], int8_t, S * H * W * D);
+        ALLOC(kscs[l], double, S * H * W);
+        for (Py_ssize_t i = 0; i < S * H * W; i++) self->kscs[l][i] = 1.0;
+    }
+    ALLOC(slot_position, int64_t, W);
+    for (Py_ssize_t i = 0; i < W; i++) self->slot_position[i] = -1;
+    ALLOC(tok, int64_t, S);
+    ALLOC(history, int64_t, S * orders);
+    ALLOC(coded, int64_t, S);
+    ALLOC(distance, int32_t, W);
+    ALLOC(mix_work, int32_t, (orders + 1) * V);
+    ALLOC(model_rows, double, S * V);
+    ALLOC(mixed, double, S * V);
+    ALLOC(work_block, char, step_scratch(S, C, H, m->F, V, W).total);
+    Match *mt = &self->match;
+    mt->on = match_args != Py_None;
+    if (mt->on) {
+        PyObject *bounds, *edges;
+        if (!PyArg_ParseTuple(match_args, "OOdddnn", &bounds, &edges, &mt->prior, &mt->p_min, &mt->p_max,
+                              &mt->match_min, &mt->max_verify))
+            goto done;
+        Py_buffer b, e;
+        if (PyObject_GetBuffer(bounds, &b, PyBUF_C_CONTIGUOUS) < 0) goto done;
+        if (PyObject_GetBuffer(edges, &e, PyBUF_C_CONTIGUOUS) < 0) {
+            PyBuffer_Release(&b);
+            goto done;
+        }
+        mt->n_len = b.len / 8 - 1, mt->n_prob = e.len / 8 + 1;
+        double largest = 1.0;
+        for (Py_ssize_t i = 0; i < mt->match_min; i++) largest *= (double)V;
+        int bad = mt->n_len < 1 || b.itemsize != 8 || e.itemsize != 8 || mt->match_min < 1 || largest >= 9.0e18;
+        if (!bad && (mt->len_bounds = PyMem_Malloc(b.len)) && (mt->prob_edges = PyMem_Malloc(e.len ? e.len : 1))) {
+            memcpy(mt->len_bounds, b.buf, b.len);
+            memcpy(mt->prob_edges, e.buf, e.len);
+        }
+        PyBuffer_Release(&b);
+        PyBuffer_Release(&e);
+        if (bad) {
+            PyErr_SetString(PyExc_ValueError, "TextDecoder: bad match model parameters");
+            goto done;
+        }
+        if (!mt->len_bounds || !mt->prob_edges) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        ALLOC(match.source, int64_t, 2 * S);
+        ALLOC(match.length, int64_t, S);
+        ALLOC(match.hits, int64_t, mt->n_len * mt->n_prob);
+        ALLOC(match.tries, int64_t, mt->n_len * mt->n_prob);
+        ALLOC(match.used_stream, int64_t, S);
+        ALLOC(match.used_pred, int64_t, S);
+        ALLOC(match.used_cell, int64_t, S);
+    }
+#undef ALLOC
+    ok = 1;
+done:
+    PyBuffer_Release(&lengths);
+    return ok ? 0 : -1;
+}
+
+/* run(stop): decode steps self.t .. stop - 1 (step 0: every stream's first token, uniform). Returns
+ * True, or False when the model's residual stream left the exact range; ValueError on invalid data. */
+static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
+    Py_ssize_t stop;
+    if (!PyArg_ParseTuple(args, "n", &stop)) return NULL;
+    if (!self->decoders) {
+        PyErr_SetString(PyExc_ValueError, "TextDecoder: not initialized");
+        return NULL;
+    }
+    if (stop > self->longest) stop = self->longest;
+    const StepModel *m = &self->model;
+    const Py_ssize_t V = m->V, W = m->W, orders = self->orders;
+    int status = 0; /* 1: overflow, -1: invalid data, -2: no memory */
+    Py_BEGIN_ALLOW_THREADS
+    for (; self->t < stop && !status; self->t++) {
+        const Py_ssize_t t = self->t, B = self->active_at[t];
+        if (t == 0) {
+            for (Py_ssize_t j = 0; j < V; j++) self->mixed[j] = 1.0;
+            for (Py_ssize_t s = 0; s < B && !status; s++) {
+                const int32_t symbol = range_dec_symbol(&self->decoders[s], self->mixed, V);
+                if (symbol < 0) status = -1;
+                else TOKEN_AT(self, s, 0) = symbol;
+            }
+            if (!status && self->match.on && match_update(self, B, 0) < 0) status = -2;
+            continue;
+        }
+        /* the model, fed with tokens t - 1 (its position t - 1) */
+        const Py_ssize_t position = t - 1, slot = position % W;
+        self->slot_position[slot] = position;
+        for (Py_ssize_t i = 0; i < W; i++)
+            self->distance[i] = self->slot_position[i] >= 0 ? (int32_t)(position - self->slot_position[i]) : -1;
+        for (Py_ssize_t s = 0; s < B; s++) self->tok[s] = TOKEN_AT(self, s, t - 1);
+        if (step_run(m, self->tok, B, self->distance, slot, self->kcs, self->kscs, self->vcs, self->model_rows,
+                     self->work_block)) {
+            status = 1;
+            break;
+        }
+        /* mixing, the match model, the range decoders */
+        for (Py_ssize_t s = 0; s < B; s++)
+            for (Py_ssize_t j = 0; j < orders; j++) self->history[s * orders + j] = TOKEN_AT(self, s, t - orders + j);
+        mixer_rows(self->mixer, self->model_rows, self->history, self->mixed, B, self->mix_work);
+        if (self->match.on) match_adjust(self, self->mixed, B);
+        for (Py_ssize_t s = 0; s < B && !status; s++) {
+            const int32_t symbol = range_dec_symbol(&self->decoders[s], self->mixed + s * V, V);
+            if (symbol < 0) status = -1;
+            else TOKEN_AT(self, s, t) = symbol, self->coded[s] = symbol;
+        }
+        if (status) break;
+        /* the updates, in stream order */
+        if (self->match.on && match_update(self, B, t) < 0) status = -2;
+        else if (mixer_add(self->mixer, self->history, self->coded, B) < 0) status = -2;
+    }
+    Py_END_ALLOW_THREADS
+    if (status == -1) {
+        PyErr_SetString(PyExc_ValueError, "range-coded data invalid");
+        return NULL;
+    }
+    if (status == -2) return PyErr_NoMemory();
+    return PyBool_FromLong(status != 1);
+}
+
+static PyMethodDef TextDecoder_methods[] = {
+    {"run", (PyCFunction)TextDecoder_run, METH_VARARGS, "Decode the steps up to ``stop``."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TextDecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nncodec.nn._kernels.TextDecoder",
+    .tp_basicsize = sizeof(TextDecoderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The text codec's decode loop for one mix group (see nncodec/nn/_kernels.c).",
+    .tp_methods = TextDecoder_methods,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)TextDecoder_init,
+    .tp_dealloc = (destructor)TextDecoder_dealloc,
+};
 
 static PyObject *set_level(PyObject *self, PyObject *args) {
     int level;
@@ -1563,12 +2092,10 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) {
-    if (PyType_Ready(&MixerType) < 0) return NULL;
+    if (PyType_Ready(&MixerType) < 0 || PyType_Ready(&TextDecoderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    Py_INCREF(&MixerType);
-    if (PyModule_AddObject(m, "Mixer", (PyObject *)&MixerType) < 0) {
-        Py_DECREF(&MixerType);
+    if (PyModule_AddType(m, &MixerType) < 0 || PyModule_AddType(m, &TextDecoderType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

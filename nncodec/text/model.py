@@ -149,6 +149,14 @@ class IntGPT:
             self._step_tensors = tuple(np.ascontiguousarray(a) for a in arrays)
         return self._step_tensors
 
+    def step_constants(self) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """The compiled step's scalars (eps, residual limit, residual unit, 1/sqrt(head dim), the two
+        lookup tables' steps) and dims (C, H, hidden, V, window, layers)."""
+        hidden = self.layers[0].up.weight.shape[0] if self.layers else 1
+        scalars = (self.eps_units, MAX_RESIDUAL, self.res_unit, self.inv_sqrt_hd)
+        scalars += (self.attn_steps, self.out_steps)
+        return scalars, (self.n_embd, self.n_head, hidden, self.vocab_size, self.window, len(self.layers))
+
     # -- pieces shared by both paths -------------------------------------------------------------
 
     def _norm_quantize(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,12 +276,10 @@ class Decoder:
         model = self.model
         out = np.empty((len(tokens), model.vocab_size), np.float64)
         caches = tuple(a for i in range(len(model.layers)) for a in (self.k_q[i], self.k_s[i], self.v_i[i]))
-        hidden = model.layers[0].up.weight.shape[0] if model.layers else 1
-        dims = (len(tokens), model.n_embd, model.n_head, hidden, model.vocab_size, model.window)
-        scalars = (model.eps_units, MAX_RESIDUAL, model.res_unit, model.inv_sqrt_hd)
+        scalars, dims = model.step_constants()
         if not model.ops.decoder_step(
-            tokens, distance.astype(np.int32).ravel(), out, model.step_tensors(), caches,
-            (*scalars, model.attn_steps, model.out_steps), (*dims, len(model.layers), slot),
+            tokens, distance.astype(np.int32).ravel(), out, model.step_tensors(), caches, scalars,
+            (len(tokens), *dims, slot),
         ):  # fmt: skip
             raise ResidualOverflow("residual stream out of range")
         self.position += 1
