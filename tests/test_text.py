@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs import text as text_module
+from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.text import MIX_GROUP, TEXT_MODEL_ID, TextCodec
 from nncodec.core.modelstore import find_model
 from nncodec.nn import rowops

@@ -304,7 +304,8 @@ class TextCodec(Codec):
         active = sum(1 for n in lengths if n > 0)
         parts = self._row_parts(active) if split_rows else [slice(0, active)]
         if len(parts) == 1 and len(streams) <= self.mix_group and self._native_decoding():
-            return self._decode_native(streams, lengths, tokens)
+            helper = split_rows and self.pool is not None and self.workers > 1
+            return self._decode_native(streams, lengths, tokens, threads=2 if helper else 1)
         decoders = [SymbolDecoder(s) for s in streams]
         uniform = np.ones((1, self.lm.vocab_size))
         for s in range(active):
@@ -402,10 +403,11 @@ class TextCodec(Codec):
         )
 
     def _decode_native(
-        self, streams: list[bytes], lengths: list[int], tokens: np.ndarray
+        self, streams: list[bytes], lengths: list[int], tokens: np.ndarray, threads: int = 1
     ) -> list[np.ndarray]:
-        """``_decode_streams`` for one mix group on this thread, in the compiled loop
-        (nncodec/nn/_kernels.c, TextDecoder: the same tables and updates in the same order)."""
+        """``_decode_streams`` for one mix group in the compiled loop (nncodec/nn/_kernels.c,
+        TextDecoder: the same tables and updates in the same order); ``threads`` 2: a helper thread
+        shares each step's products and attention."""
         mixer = ContextMixer(self.lm.vocab_size, self.priors, compiled=True)
         match = None
         if self.matching:
@@ -414,7 +416,7 @@ class TextCodec(Codec):
         scalars, dims = self.lm.step_constants()
         native = TextDecoder(
             self.lm.step_tensors(), scalars, dims, tuple(streams), np.asarray(lengths, np.int64), tokens,
-            mixer._compiled, match,
+            mixer._compiled, match, threads,
         )  # fmt: skip
         longest = max(lengths, default=0)
         for start in range(0, longest, PROGRESS_STEPS):

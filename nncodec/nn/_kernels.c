@@ -505,8 +505,8 @@ done:
  * with no intermediate rounding or saturation (vpdpbusd), and subtracts 128 * colsum: exact. */
 
 static void matmul_i8_portable(const int8_t *qi, const int8_t *w, float *ob, Py_ssize_t R, Py_ssize_t K,
-                               Py_ssize_t N) {
-    for (Py_ssize_t n = 0; n < N; n++)
+                               Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1) {
+    for (Py_ssize_t n = n0; n < n1; n++)
         for (Py_ssize_t r = 0; r < R; r++) ob[r * N + n] = (float)dot_i8(qi + r * K, w + n * K, K);
 }
 
@@ -514,10 +514,11 @@ static void matmul_i8_portable(const int8_t *qi, const int8_t *w, float *ob, Py_
 /* four weight rows against one query row, 32 bytes at a time: vpmaddubsw of |q| with sign(q)-adjusted
  * weights (pairs stay below 2 * 127^2 < 2^15: no saturation), vpmaddwd into int32 lanes */
 __attribute__((target("avx2"))) static void matmul_i8_avx2(const int8_t *qi, const int8_t *w, float *ob,
-                                                           Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+                                                           Py_ssize_t R, Py_ssize_t K, Py_ssize_t N,
+                                                           Py_ssize_t n0, Py_ssize_t n1) {
     const __m256i ones = _mm256_set1_epi16(1);
-    Py_ssize_t n = 0;
-    for (; n + 4 <= N; n += 4) {
+    Py_ssize_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
         const int8_t *w0 = w + n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
         for (Py_ssize_t r = 0; r < R; r++) {
             const int8_t *qr = qi + r * K;
@@ -540,7 +541,7 @@ __attribute__((target("avx2"))) static void matmul_i8_avx2(const int8_t *qi, con
             _mm_storeu_ps(ob + r * N + n, _mm_cvtepi32_ps(sums));
         }
     }
-    for (; n < N; n++)
+    for (; n < n1; n++)
         for (Py_ssize_t r = 0; r < R; r++) ob[r * N + n] = (float)dot_i8(qi + r * K, w + n * K, K);
 }
 
@@ -574,10 +575,10 @@ static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const in
 }
 
 VNNI_TARGET static void matmul_i8_vnni(const int8_t *qi, const int8_t *packed, const int32_t *colsum, float *ob,
-                                       Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+                                       Py_ssize_t R, Py_ssize_t K, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1) {
     for (Py_ssize_t r0 = 0; r0 < R; r0 += VNNI_CHUNK) {
         const Py_ssize_t r1 = r0 + VNNI_CHUNK < R ? r0 + VNNI_CHUNK : R;
-        for (Py_ssize_t n = 0; n < N; n += 16 * VNNI_BLOCKS) {
+        for (Py_ssize_t n = n0; n < n1; n += 16 * VNNI_BLOCKS) {
             const int8_t *pk = packed + n * K;
             Py_ssize_t r = r0;
             for (; r + VNNI_ROWS <= r1; r += VNNI_ROWS) vnni_tile(qi + r * K, pk, colsum + n, ob + r * N + n, K, N, 4);
@@ -592,20 +593,26 @@ VNNI_TARGET static void matmul_i8_vnni(const int8_t *qi, const int8_t *packed, c
 }
 #endif
 
-/* the best loop for this CPU and kernel_level; ``packed`` NULL: no VNNI layout given */
-static void matmul_i8_rows(const int8_t *qi, const int8_t *w, const int8_t *packed, const int32_t *colsum,
-                           float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+/* output columns n0 .. n1 - 1 (multiples of 64 when the VNNI loop may run) of the product, with the
+ * best loop for this CPU and kernel_level; ``packed`` NULL: no VNNI layout given */
+static void matmul_i8_cols(const int8_t *qi, const int8_t *w, const int8_t *packed, const int32_t *colsum,
+                           float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1) {
 #ifdef HAVE_AVX2_ATTEND
     if (packed && kernel_level == 0 && N % (16 * VNNI_BLOCKS) == 0 && K % 4 == 0 && have_vnni()) {
-        matmul_i8_vnni(qi, packed, colsum, ob, R, K, N);
+        matmul_i8_vnni(qi, packed, colsum, ob, R, K, N, n0, n1);
         return;
     }
     if (K % 32 == 0 && kernel_level <= 1 && __builtin_cpu_supports("avx2")) {
-        matmul_i8_avx2(qi, w, ob, R, K, N);
+        matmul_i8_avx2(qi, w, ob, R, K, N, n0, n1);
         return;
     }
 #endif
-    matmul_i8_portable(qi, w, ob, R, K, N);
+    matmul_i8_portable(qi, w, ob, R, K, N, n0, n1);
+}
+
+static void matmul_i8_rows(const int8_t *qi, const int8_t *w, const int8_t *packed, const int32_t *colsum,
+                           float *ob, Py_ssize_t R, Py_ssize_t K, Py_ssize_t N) {
+    matmul_i8_cols(qi, w, packed, colsum, ob, R, K, N, 0, N);
 }
 
 /* q[j] = x[j] for float values that are integers in [-127, 127]; 0 if any is not (branch-free, so the
@@ -1390,6 +1397,157 @@ static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssi
     return o;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Helper: a second thread that shares a step's work (TextDecoder with two threads). A job is a
+ * number of independent tasks; the posting thread and the helper claim tasks from one atomic word
+ * (generation << 40 | tasks << 20 | next task), so a task runs exactly once whichever thread takes it
+ * and the poster never depends on the helper (it takes every task the helper does not). Each task
+ * writes its own outputs with the same loops as the one-thread step: the results do not depend on
+ * which thread ran what. An idle helper spins briefly, then sleeps until the next job. */
+
+#include <pthread.h>
+#include <time.h>
+
+typedef void (*TaskFn)(void *ctx, Py_ssize_t task, int who);
+
+#define HELPER_SPINS 20000 /* idle polls before the helper sleeps */
+
+typedef struct {
+    pthread_t thread;
+    int started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    uint64_t word;     /* atomic: generation << 40 | tasks << 20 | next */
+    int64_t finished;  /* atomic: tasks of the current job done */
+    int sleeping, quit; /* atomic */
+    TaskFn fn;
+    void *ctx;
+    /* the helper's own scratch: one row's values, one query's attention */
+    double *work, *scores;
+    int32_t *weights, *mixed;
+} Helper;
+
+/* claim and run tasks of the job in ``word`` until none is left */
+static void helper_work(Helper *h, int who) {
+    for (;;) {
+        const uint64_t w = __atomic_load_n(&h->word, __ATOMIC_ACQUIRE);
+        if ((w & 0xFFFFF) >= ((w >> 20) & 0xFFFFF)) return;
+        const uint64_t c = __atomic_fetch_add(&h->word, 1, __ATOMIC_ACQ_REL);
+        const uint64_t task = c & 0xFFFFF, tasks = (c >> 20) & 0xFFFFF;
+        if (task >= tasks) return;
+        h->fn(h->ctx, (Py_ssize_t)task, who);
+        __atomic_fetch_add(&h->finished, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+static void *helper_main(void *arg) {
+    Helper *h = arg;
+    int idle = 0;
+    while (!__atomic_load_n(&h->quit, __ATOMIC_ACQUIRE)) {
+        const uint64_t w = __atomic_load_n(&h->word, __ATOMIC_ACQUIRE);
+        if ((w & 0xFFFFF) < ((w >> 20) & 0xFFFFF)) {
+            helper_work(h, 1);
+            idle = 0;
+            continue;
+        }
+        if (++idle < HELPER_SPINS) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        pthread_mutex_lock(&h->lock);
+        __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
+        const uint64_t again = __atomic_load_n(&h->word, __ATOMIC_SEQ_CST);
+        if ((again & 0xFFFFF) >= ((again >> 20) & 0xFFFFF) && !__atomic_load_n(&h->quit, __ATOMIC_SEQ_CST))
+            pthread_cond_wait(&h->wake, &h->lock);
+        __atomic_store_n(&h->sleeping, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&h->lock);
+        idle = 0;
+    }
+    return NULL;
+}
+
+/* start the helper (scratch for rows of ``width`` values and attention over W keys of D values); 0 with
+ * an exception on failure */
+static int helper_start(Helper *h, Py_ssize_t width, Py_ssize_t W, Py_ssize_t D) {
+    memset(h, 0, sizeof(*h));
+    h->work = PyMem_RawMalloc(sizeof(double) * width);
+    h->scores = PyMem_RawMalloc(sizeof(double) * W);
+    h->weights = PyMem_RawMalloc(sizeof(int32_t) * W);
+    h->mixed = PyMem_RawMalloc(sizeof(int32_t) * D);
+    if (!h->work || !h->scores || !h->weights || !h->mixed) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    if (pthread_create(&h->thread, NULL, helper_main, h) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "could not start a decoder thread");
+        return 0;
+    }
+    h->started = 1;
+    return 1;
+}
+
+static void helper_stop(Helper *h) {
+    if (h->started) {
+        __atomic_store_n(&h->quit, 1, __ATOMIC_SEQ_CST);
+        pthread_mutex_lock(&h->lock);
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->thread, NULL);
+        pthread_mutex_destroy(&h->lock);
+        pthread_cond_destroy(&h->wake);
+        h->started = 0;
+    }
+    PyMem_RawFree(h->work);
+    PyMem_RawFree(h->scores);
+    PyMem_RawFree(h->weights);
+    PyMem_RawFree(h->mixed);
+    h->work = NULL, h->scores = NULL, h->weights = NULL, h->mixed = NULL;
+}
+
+/* run fn(ctx, task, who) for task 0 .. tasks - 1 on this thread (who 0) and the helper (who 1) */
+static void helper_run(Helper *h, TaskFn fn, void *ctx, Py_ssize_t tasks) {
+    h->fn = fn;
+    h->ctx = ctx;
+    __atomic_store_n(&h->finished, 0, __ATOMIC_RELAXED);
+    const uint64_t generation = (__atomic_load_n(&h->word, __ATOMIC_RELAXED) >> 40) + 1;
+    __atomic_store_n(&h->word, generation << 40 | (uint64_t)tasks << 20, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&h->lock);
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+    }
+    helper_work(h, 0);
+    while (__atomic_load_n(&h->finished, __ATOMIC_ACQUIRE) < tasks) __builtin_ia32_pause();
+}
+
+
+typedef struct {
+    const int8_t *qi;
+    const StepLinear *lin;
+    float *acc;
+    Py_ssize_t B, K, N, cols;
+} MatmulJob;
+
+static void matmul_task(void *ctx, Py_ssize_t task, int who) {
+    const MatmulJob *j = ctx;
+    const Py_ssize_t n0 = task * j->cols, n1 = n0 + j->cols < j->N ? n0 + j->cols : j->N;
+    matmul_i8_cols(j->qi, j->lin->w, j->lin->packed, j->lin->colsum, j->acc, j->B, j->K, j->N, n0, n1);
+}
+
+/* a linear layer's product for B rows: on this thread, or in column tiles shared with the helper */
+static void step_matmul(Helper *h, const int8_t *qi, const StepLinear *lin, float *acc, Py_ssize_t B, Py_ssize_t K,
+                        Py_ssize_t N) {
+    const Py_ssize_t cols = N % 128 == 0 ? 128 : N % 64 == 0 ? 64 : N;
+    if (!h || cols == N) {
+        matmul_i8_rows(qi, lin->w, lin->packed, lin->colsum, acc, B, K, N);
+        return;
+    }
+    MatmulJob job = {qi, lin, acc, B, K, N, cols};
+    helper_run(h, matmul_task, &job, N / cols);
+}
+
 /* The model's arrays and constants, read from decoder_step's ``model`` tuple and scalars */
 typedef struct {
     Py_ssize_t C, H, D, F, V, W, NL, La, Lo;
@@ -1476,55 +1634,124 @@ done:
     return ok;
 }
 
+/* A step's row-wise work between its matrix products, one phase at a time: each row's part of a phase
+ * depends only on that row, so rows may run on either thread with the same results. */
+enum { PHASE_NORM, PHASE_ATTEND, PHASE_PROJ, PHASE_RELU, PHASE_DOWN, PHASE_HEAD };
+
+typedef struct {
+    const StepModel *m;
+    int phase;
+    Py_ssize_t l, slot;
+    int64_t *residual;
+    float *acc;
+    int8_t *qi, *q_q, *k_q, *v_q;
+    double *attended, *rscale, *rscale2, *q_s, *k_s, *out;
+    double *work, *scores; /* this thread's scratch (the helper has its own) */
+    int32_t *weights, *mixed;
+    Helper *h;
+    int8_t *const *kcs, *const *vcs;
+    double *const *kscs;
+    const int32_t *distance;
+    int overflow; /* set (to 1) by any row whose residual stream left the exact range */
+} StepJob;
+
+static void step_row(void *ctx, Py_ssize_t b, int who) {
+    StepJob *j = ctx;
+    const StepModel *m = j->m;
+    const Py_ssize_t C = m->C, H = m->H, D = m->D, F = m->F, V = m->V, W = m->W, l = j->l;
+    double *work = who ? j->h->work : j->work, *scores = who ? j->h->scores : j->scores;
+    int32_t *weights = who ? j->h->weights : j->weights, *mixed = who ? j->h->mixed : j->mixed;
+    const StepLinear *lin = m->linears + 1 + 4 * l;
+    int64_t *residual = j->residual + b * C;
+    switch (j->phase) {
+    case PHASE_NORM: /* the layer's input (the residual stream was just set from the embedding) */
+        if (norm_quantize_rows(residual, m->eps, m->limit, j->qi + b * C, j->rscale + b, work, 1, C)) j->overflow = 1;
+        break;
+    case PHASE_ATTEND: { /* queries, keys and values; the keys and values into the ring; attention */
+        const double *v_scale = m->v_scales[l];
+        const Py_ssize_t g = b * H;
+        qkv_split_rows(j->acc + b * 3 * C, j->rscale + b, lin[0].scale, m->inv_sqrt_hd, v_scale, j->q_q + b * C,
+                       j->q_s + g, j->k_q + b * C, j->k_s + g, j->v_q + b * C, work, 1, H, D);
+        int8_t *kc = j->kcs[l], *vc = j->vcs[l];
+        double *ksc = j->kscs[l];
+        for (Py_ssize_t e = g; e < g + H; e++) {
+            memcpy(kc + (e * W + j->slot) * D, j->k_q + e * D, D);
+            memcpy(vc + (e * W + j->slot) * D, j->v_q + e * D, D);
+            ksc[e * W + j->slot] = j->k_s[e];
+        }
+        attend_groups(j->q_q + g * D, j->q_s + g, kc + g * W * D, ksc + g * W, vc + g * W * D, j->distance, m->alibi,
+                      m->attn_tab, m->attn_steps, v_scale, j->attended + b * C, scores, weights, mixed, H, H, 1, W,
+                      D, W, m->La);
+        quantize_rows(j->attended + b * C, j->qi + b * C, j->rscale2 + b, 1, C);
+        break;
+    }
+    case PHASE_PROJ: /* the projection added, then the MLP's input */
+        residual_add_rows(residual, j->acc + b * C, j->rscale2 + b, lin[1].scale, m->res_unit, 1, C);
+        if (norm_quantize_rows(residual, m->eps, m->limit, j->qi + b * C, j->rscale + b, work, 1, C)) j->overflow = 1;
+        break;
+    case PHASE_RELU:
+        relu_quantize_rows(j->acc + b * F, j->rscale + b, lin[2].scale, j->qi + b * F, j->rscale2 + b, work, 1, F);
+        break;
+    case PHASE_DOWN: /* the MLP's output added, then the next layer's (or the head's) input */
+        residual_add_rows(residual, j->acc + b * C, j->rscale2 + b, lin[3].scale, m->res_unit, 1, C);
+        if (norm_quantize_rows(residual, m->eps, m->limit, j->qi + b * C, j->rscale + b, work, 1, C)) j->overflow = 1;
+        break;
+    case PHASE_HEAD:
+        head_lut_rows(j->acc + b * V, j->rscale + b, m->linears[0].scale, m->out_tab, m->out_steps, j->out + b * V, 1,
+                      V, m->Lo);
+        break;
+    }
+}
+
+/* run one phase for rows 0 .. B - 1; 1 if a row overflowed */
+static int step_phase(StepJob *j, int phase, Py_ssize_t B) {
+    j->phase = phase;
+    if (j->h && B > 1) {
+        helper_run(j->h, step_row, j, B);
+    } else {
+        for (Py_ssize_t b = 0; b < B; b++) step_row(j, b, 0);
+    }
+    return j->overflow;
+}
+
 /* One step for B streams (tokens checked by the caller): caches per layer k[l], ks[l], v[l] hold
- * [at least B][H][W][D]; out f64 [B][V]; work a step_scratch(B, ...) block. Runs without the GIL.
+ * [at least B][H][W][D]; out f64 [B][V]; work a step_scratch(B, ...) block; helper NULL or a started
+ * helper (it takes column tiles of the products and rows of the rest). Runs without the GIL.
  * Returns 1 when the residual stream left the exact range (out not written), else 0. */
 static int step_run(const StepModel *m, const int64_t *tok, Py_ssize_t B, const int32_t *distance, Py_ssize_t slot,
-                    int8_t *const *kcs, double *const *kscs, int8_t *const *vcs, double *out, char *work_block) {
-    const Py_ssize_t C = m->C, H = m->H, D = m->D, F = m->F, V = m->V, W = m->W;
+                    int8_t *const *kcs, double *const *kscs, int8_t *const *vcs, double *out, char *work_block,
+                    Helper *helper) {
+    const Py_ssize_t C = m->C, H = m->H, F = m->F, V = m->V, W = m->W;
     const StepScratch at = step_scratch(B, C, H, F, V, W);
-    int64_t *residual = (int64_t *)(work_block + at.residual);
-    float *acc = (float *)(work_block + at.acc);
-    int8_t *qi = (int8_t *)(work_block + at.qi);
-    double *attended = (double *)(work_block + at.attended), *work = (double *)(work_block + at.work);
-    double *rscale = (double *)(work_block + at.rscale), *rscale2 = (double *)(work_block + at.rscale2);
-    double *q_s = (double *)(work_block + at.q_s), *k_s = (double *)(work_block + at.k_s);
-    int8_t *q_q = (int8_t *)(work_block + at.q_q), *k_q = (int8_t *)(work_block + at.k_q),
-           *v_q = (int8_t *)(work_block + at.v_q);
-    double *scores = (double *)(work_block + at.scores);
-    int32_t *weights = (int32_t *)(work_block + at.weights), *mixed = (int32_t *)(work_block + at.mixed);
+    StepJob j = {
+        .m = m, .slot = slot, .residual = (int64_t *)(work_block + at.residual), .acc = (float *)(work_block + at.acc),
+        .qi = (int8_t *)(work_block + at.qi), .q_q = (int8_t *)(work_block + at.q_q),
+        .k_q = (int8_t *)(work_block + at.k_q), .v_q = (int8_t *)(work_block + at.v_q),
+        .attended = (double *)(work_block + at.attended), .rscale = (double *)(work_block + at.rscale),
+        .rscale2 = (double *)(work_block + at.rscale2), .q_s = (double *)(work_block + at.q_s),
+        .k_s = (double *)(work_block + at.k_s), .out = out, .work = (double *)(work_block + at.work),
+        .scores = (double *)(work_block + at.scores), .weights = (int32_t *)(work_block + at.weights),
+        .mixed = (int32_t *)(work_block + at.mixed), .h = helper, .kcs = kcs, .vcs = vcs, .kscs = kscs,
+        .distance = distance, .overflow = 0,
+    };
     for (Py_ssize_t b = 0; b < B; b++)
-        for (Py_ssize_t c = 0; c < C; c++) residual[b * C + c] = m->embed[tok[b] * C + c];
-#define MATMUL(linear, K, N) matmul_i8_rows(qi, (linear).w, (linear).packed, (linear).colsum, acc, B, K, N)
+        for (Py_ssize_t c = 0; c < C; c++) j.residual[b * C + c] = m->embed[tok[b] * C + c];
+#define MATMUL(linear, K, N) step_matmul(helper, j.qi, &(linear), j.acc, B, K, N)
+    if (step_phase(&j, PHASE_NORM, B)) return 1;
     for (Py_ssize_t l = 0; l < m->NL; l++) {
         const StepLinear *lin = m->linears + 1 + 4 * l;
-        const double *v_scale = m->v_scales[l];
-        int8_t *kc = kcs[l], *vc = vcs[l];
-        double *ksc = kscs[l];
-        /* queries, keys and values of the new token; keys and values into the ring slot */
-        if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
+        j.l = l;
         MATMUL(lin[0], C, 3 * C);
-        qkv_split_rows(acc, rscale, lin[0].scale, m->inv_sqrt_hd, v_scale, q_q, q_s, k_q, k_s, v_q, work, B, H, D);
-        for (Py_ssize_t g = 0; g < B * H; g++) {
-            memcpy(kc + (g * W + slot) * D, k_q + g * D, D);
-            memcpy(vc + (g * W + slot) * D, v_q + g * D, D);
-            ksc[g * W + slot] = k_s[g];
-        }
-        /* attention over the ring (one query per group b * H + h), projection, MLP */
-        attend_groups(q_q, q_s, kc, ksc, vc, distance, m->alibi, m->attn_tab, m->attn_steps, v_scale, attended,
-                      scores, weights, mixed, B * H, H, 1, W, D, W, m->La);
-        quantize_rows(attended, qi, rscale2, B, C);
+        step_phase(&j, PHASE_ATTEND, B);
         MATMUL(lin[1], C, C);
-        residual_add_rows(residual, acc, rscale2, lin[1].scale, m->res_unit, B, C);
-        if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
+        if (step_phase(&j, PHASE_PROJ, B)) return 1;
         MATMUL(lin[2], C, F);
-        relu_quantize_rows(acc, rscale, lin[2].scale, qi, rscale2, work, B, F);
+        step_phase(&j, PHASE_RELU, B);
         MATMUL(lin[3], F, C);
-        residual_add_rows(residual, acc, rscale2, lin[3].scale, m->res_unit, B, C);
+        if (step_phase(&j, PHASE_DOWN, B)) return 1;
     }
-    if (norm_quantize_rows(residual, m->eps, m->limit, qi, rscale, work, B, C)) return 1;
     MATMUL(m->linears[0], C, V);
-    head_lut_rows(acc, rscale, m->linears[0].scale, m->out_tab, m->out_steps, out, B, V, m->Lo);
+    step_phase(&j, PHASE_HEAD, B);
 #undef MATMUL
     return 0;
 }
@@ -1587,7 +1814,7 @@ static PyObject *decoder_step(PyObject *self, PyObject *args) {
     if (!(work_block = scratch(step_scratch(B, m.C, H, m.F, m.V, W).total))) goto done;
     int overflow;
     Py_BEGIN_ALLOW_THREADS
-    overflow = step_run(&m, tok, B, distance.buf, slot, kcs, kscs, vcs, out.buf, work_block);
+    overflow = step_run(&m, tok, B, distance.buf, slot, kcs, kscs, vcs, out.buf, work_block, NULL);
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(!overflow);
 done:
@@ -1685,8 +1912,8 @@ typedef struct {
     Py_ssize_t size, used;
     int64_t *source, *length; /* [S][2], [S] */
     int64_t *hits, *tries;    /* [n_len][n_prob] */
-    Py_ssize_t n_used;        /* predictions of this step: stream, predicted, cell */
-    int64_t *used_stream, *used_pred, *used_cell;
+    int64_t hits_all, tries_all; /* sums of hits and tries before this step */
+    int64_t *used_pred, *used_cell; /* this step's prediction per stream (-1: none) and its cell */
 } Match;
 
 static int match_table_put(Match *mt, int64_t key, int64_t value) {
@@ -1736,59 +1963,55 @@ typedef struct {
     int8_t **kcs, **vcs;
     double **kscs;
     int64_t *slot_position, *tok, *history, *coded;
-    int32_t *distance, *mix_work;
+    int32_t *distance, *mix_work, *mix_work2, *symbols;
     double *model_rows, *mixed;
     char *work_block;
     Match match;
+    Helper helper; /* started when decoding with two threads */
 } TextDecoderObject;
 
 #define TOKEN_AT(self, s, p) (((int32_t *)(self)->tokens.buf)[(s) * ((self)->orders + (self)->longest) + (self)->orders + (p)])
 
-/* MatchModel.adjust for the B active streams' rows (in place) */
-static void match_adjust(TextDecoderObject *self, double *rows, Py_ssize_t B) {
+/* MatchModel.adjust of stream s's row (in place); hits_all and tries_all set for this step */
+static void match_adjust(TextDecoderObject *self, double *row, Py_ssize_t s) {
     Match *mt = &self->match;
     const Py_ssize_t V = self->model.V;
-    int64_t hits_all = 0, tries_all = 0;
-    for (Py_ssize_t c = 0; c < mt->n_len * mt->n_prob; c++) hits_all += mt->hits[c], tries_all += mt->tries[c];
-    mt->n_used = 0;
-    for (Py_ssize_t s = 0; s < B; s++) {
-        if (mt->length[s] <= 0) continue;
-        const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
-        const int64_t predicted = pos < self->longest ? TOKEN_AT(self, src, pos) : -1;
-        if (predicted < 0) continue;
-        double *row = rows + s * V;
-        double total = 0.0;
-        for (Py_ssize_t j = 0; j < V; j++) total += row[j]; /* exact */
-        const double own = row[predicted], x = own / total;
-        Py_ssize_t lb = 0, pb = 0;
-        while (lb + 1 <= mt->n_len && mt->len_bounds[lb + 1] <= mt->length[s]) lb++;
-        if (lb >= mt->n_len) lb = mt->n_len - 1;
-        while (pb < mt->n_prob - 1 && mt->prob_edges[pb] <= x) pb++;
-        int64_t hits_len = 0, tries_len = 0;
-        for (Py_ssize_t c = 0; c < mt->n_prob; c++)
-            hits_len += mt->hits[lb * mt->n_prob + c], tries_len += mt->tries[lb * mt->n_prob + c];
-        double q = ((double)hits_all + mt->prior * x) / ((double)tries_all + mt->prior);
-        q = ((double)hits_len + mt->prior * q) / ((double)tries_len + mt->prior);
-        const Py_ssize_t cell = lb * mt->n_prob + pb;
-        double p = ((double)mt->hits[cell] + mt->prior * q) / ((double)mt->tries[cell] + mt->prior);
-        p = p > mt->p_min ? p : mt->p_min;
-        p = p < mt->p_max ? p : mt->p_max;
-        row[predicted] = floor(p / (1.0 - p) * (total - own)) + 1.0;
-        mt->used_stream[mt->n_used] = s;
-        mt->used_pred[mt->n_used] = predicted;
-        mt->used_cell[mt->n_used] = cell;
-        mt->n_used++;
-    }
+    mt->used_pred[s] = -1;
+    if (mt->length[s] <= 0) return;
+    const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
+    const int64_t predicted = pos < self->longest ? TOKEN_AT(self, src, pos) : -1;
+    if (predicted < 0) return;
+    double total = 0.0;
+    for (Py_ssize_t j = 0; j < V; j++) total += row[j]; /* exact */
+    const double own = row[predicted], x = own / total;
+    Py_ssize_t lb = 0, pb = 0;
+    while (lb + 1 <= mt->n_len && mt->len_bounds[lb + 1] <= mt->length[s]) lb++;
+    if (lb >= mt->n_len) lb = mt->n_len - 1;
+    while (pb < mt->n_prob - 1 && mt->prob_edges[pb] <= x) pb++;
+    int64_t hits_len = 0, tries_len = 0;
+    for (Py_ssize_t c = 0; c < mt->n_prob; c++)
+        hits_len += mt->hits[lb * mt->n_prob + c], tries_len += mt->tries[lb * mt->n_prob + c];
+    double q = ((double)mt->hits_all + mt->prior * x) / ((double)mt->tries_all + mt->prior);
+    q = ((double)hits_len + mt->prior * q) / ((double)tries_len + mt->prior);
+    const Py_ssize_t cell = lb * mt->n_prob + pb;
+    double p = ((double)mt->hits[cell] + mt->prior * q) / ((double)mt->tries[cell] + mt->prior);
+    p = p > mt->p_min ? p : mt->p_min;
+    p = p < mt->p_max ? p : mt->p_max;
+    row[predicted] = floor(p / (1.0 - p) * (total - own)) + 1.0;
+    mt->used_pred[s] = predicted;
+    mt->used_cell[s] = cell;
 }
 
 /* MatchModel.update after step t decoded the B active streams (their tokens are in the array) */
 static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
     Match *mt = &self->match;
-    for (Py_ssize_t i = 0; i < mt->n_used; i++) {
-        mt->tries[mt->used_cell[i]]++;
-        mt->hits[mt->used_cell[i]] += TOKEN_AT(self, mt->used_stream[i], t) == mt->used_pred[i];
+    for (Py_ssize_t s = 0; s < B; s++) {
+        if (mt->used_pred[s] < 0) continue;
+        mt->tries[mt->used_cell[s]]++, mt->tries_all++;
+        const int hit = TOKEN_AT(self, s, t) == mt->used_pred[s];
+        mt->hits[mt->used_cell[s]] += hit, mt->hits_all += hit;
+        mt->used_pred[s] = -1;
     }
-    mt->n_used = 0;
     for (Py_ssize_t s = 0; s < B; s++) {
         if (!mt->length[s]) continue;
         const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
@@ -1824,6 +2047,7 @@ static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
 }
 
 static void TextDecoder_dealloc(TextDecoderObject *self) {
+    helper_stop(&self->helper);
     step_model_free(&self->model, &self->model_buffers);
     if (self->have_tokens) PyBuffer_Release(&self->tokens);
     Py_XDECREF(self->mixer);
@@ -1839,9 +2063,9 @@ static void TextDecoder_dealloc(TextDecoderObject *self) {
     PyMem_Free(self->vcs);
     PyMem_Free(self->kscs);
     void *blocks[] = {self->active_at, self->slot_position, self->tok, self->history, self->coded, self->distance,
-                      self->mix_work, self->model_rows, self->mixed, self->work_block, self->match.len_bounds,
+                      self->mix_work, self->mix_work2, self->symbols, self->model_rows, self->mixed, self->work_block, self->match.len_bounds,
                       self->match.prob_edges, self->match.source, self->match.length, self->match.hits,
-                      self->match.tries, self->match.used_stream, self->match.used_pred, self->match.used_cell};
+                      self->match.tries, self->match.used_pred, self->match.used_cell};
     for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_Free(blocks[i]);
     PyMem_RawFree(self->match.slots);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1851,16 +2075,18 @@ static void TextDecoder_dealloc(TextDecoderObject *self) {
  *   model, scalars: as decoder_step; streams: tuple of S bytes (range-coded, 4-byte words);
  *   lengths: int64 [S], non-increasing; tokens: int32 [S][orders + longest], -1 filled (written);
  *   mixer: a Mixer (its orders are ``orders``); match: None or (length bounds int64 [n + 1],
- *   probability edges f64 [m], prior, p_min, p_max, match_min, max_verify). */
+ *   probability edges f64 [m], prior, p_min, p_max, match_min, max_verify); threads: 2 shares each
+ *   step's products and attention with a helper thread (the same values). */
 static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *kwds) {
     PyObject *model_tuple, *streams, *match_args;
     Py_buffer lengths;
     long long limit;
     StepModel *m = &self->model;
-    if (!PyArg_ParseTuple(args, "O!(dLdddd)(nnnnnn)O!y*w*O!O", &PyTuple_Type, &model_tuple, &m->eps, &limit,
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "O!(dLdddd)(nnnnnn)O!y*w*O!O|i", &PyTuple_Type, &model_tuple, &m->eps, &limit,
                           &m->res_unit, &m->inv_sqrt_hd, &m->attn_steps, &m->out_steps, &m->C, &m->H, &m->F, &m->V,
                           &m->W, &m->NL, &PyTuple_Type, &streams, &lengths, &self->tokens, &MixerType,
-                          &self->mixer, &match_args))
+                          &self->mixer, &match_args, &threads))
         return -1;
     m->limit = (int64_t)limit;
     self->have_tokens = 1;
@@ -1927,6 +2153,8 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
     ALLOC(coded, int64_t, S);
     ALLOC(distance, int32_t, W);
     ALLOC(mix_work, int32_t, (orders + 1) * V);
+    ALLOC(mix_work2, int32_t, (orders + 1) * V);
+    ALLOC(symbols, int32_t, S);
     ALLOC(model_rows, double, S * V);
     ALLOC(mixed, double, S * V);
     ALLOC(work_block, char, step_scratch(S, C, H, m->F, V, W).total);
@@ -1965,15 +2193,28 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
         ALLOC(match.length, int64_t, S);
         ALLOC(match.hits, int64_t, mt->n_len * mt->n_prob);
         ALLOC(match.tries, int64_t, mt->n_len * mt->n_prob);
-        ALLOC(match.used_stream, int64_t, S);
         ALLOC(match.used_pred, int64_t, S);
         ALLOC(match.used_cell, int64_t, S);
+        for (Py_ssize_t i = 0; i < S; i++) mt->used_pred[i] = -1;
     }
 #undef ALLOC
+    if (threads > 1 && !helper_start(&self->helper, 3 * C > m->F ? 3 * C : m->F, W, D)) goto done;
     ok = 1;
 done:
     PyBuffer_Release(&lengths);
     return ok ? 0 : -1;
+}
+
+/* stream s's part of a step: the mixer's row, the match model's adjustment, the range decoder; only
+ * reads the mixer and the match model, so streams may run on both threads (who: which one) */
+static void decode_task(void *ctx, Py_ssize_t s, int who) {
+    TextDecoderObject *self = ctx;
+    const Py_ssize_t V = self->model.V;
+    double *row = self->mixed + s * V;
+    mixer_rows(self->mixer, self->model_rows + s * V, self->history + s * self->orders, row, 1,
+               who ? self->mix_work2 : self->mix_work);
+    if (self->match.on) match_adjust(self, row, s);
+    self->symbols[s] = range_dec_symbol(&self->decoders[s], row, V);
 }
 
 /* run(stop): decode steps self.t .. stop - 1 (step 0: every stream's first token, uniform). Returns
@@ -2009,19 +2250,21 @@ static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
             self->distance[i] = self->slot_position[i] >= 0 ? (int32_t)(position - self->slot_position[i]) : -1;
         for (Py_ssize_t s = 0; s < B; s++) self->tok[s] = TOKEN_AT(self, s, t - 1);
         if (step_run(m, self->tok, B, self->distance, slot, self->kcs, self->kscs, self->vcs, self->model_rows,
-                     self->work_block)) {
+                     self->work_block, self->helper.started ? &self->helper : NULL)) {
             status = 1;
             break;
         }
         /* mixing, the match model, the range decoders */
         for (Py_ssize_t s = 0; s < B; s++)
             for (Py_ssize_t j = 0; j < orders; j++) self->history[s * orders + j] = TOKEN_AT(self, s, t - orders + j);
-        mixer_rows(self->mixer, self->model_rows, self->history, self->mixed, B, self->mix_work);
-        if (self->match.on) match_adjust(self, self->mixed, B);
+        if (self->helper.started && B > 1) {
+            helper_run(&self->helper, decode_task, self, B);
+        } else {
+            for (Py_ssize_t s = 0; s < B; s++) decode_task(self, s, 0);
+        }
         for (Py_ssize_t s = 0; s < B && !status; s++) {
-            const int32_t symbol = range_dec_symbol(&self->decoders[s], self->mixed + s * V, V);
-            if (symbol < 0) status = -1;
-            else TOKEN_AT(self, s, t) = symbol, self->coded[s] = symbol;
+            if (self->symbols[s] < 0) status = -1;
+            else TOKEN_AT(self, s, t) = self->symbols[s], self->coded[s] = self->symbols[s];
         }
         if (status) break;
         /* the updates, in stream order */

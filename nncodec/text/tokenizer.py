@@ -39,12 +39,8 @@ def byte_to_char() -> tuple[str, ...]:
     return tuple(chars[b] for b in range(256))
 
 
-@lru_cache(maxsize=1)
-def char_to_byte() -> dict[str, int]:
-    return {c: b for b, c in enumerate(byte_to_char())}
-
-
 _TRANSLATE = {b: ord(c) for b, c in enumerate(byte_to_char())}
+_UNTRANSLATE = {ord(c): b for b, c in enumerate(byte_to_char())}  # the BPE alphabet -> Latin-1 chars
 
 
 def bytes_to_text(data: bytes) -> str:
@@ -59,10 +55,9 @@ class ByteTokenizer:
         self._json = tokenizer_json
         self._tokenizer = None  # the BPE encoder is built on first use: decoding never needs it
         vocab = json.loads(tokenizer_json)["model"]["vocab"]
-        table = char_to_byte()
         self.token_bytes: list[bytes] = [b""] * len(vocab)
-        for token, index in vocab.items():
-            self.token_bytes[index] = bytes(table[c] for c in token)
+        for token, index in vocab.items():  # (the file is a verified model file: every char is in the table)
+            self.token_bytes[index] = token.translate(_UNTRANSLATE).encode("latin-1")
         self.vocab_size = len(vocab)
 
     @classmethod
