@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: plain `torch` would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,dev,bench,dask]'
+	# compat: the checkout on sys.path by a .pth line (the default import hook costs every start ~20 ms)
+	$(BIN)/pip install -q -e '.[train,dev,bench,dask]' --config-settings editable_mode=compat
 	touch $@
 
 lint: venv
@@ -25,6 +26,9 @@ demo: venv
 	$(BIN)/python scripts/demo.py testdata
 
 bench: venv
+	# byte-compiled as pip leaves an installed package (where PYTHONDONTWRITEBYTECODE is set, as on
+	# the dev machines, every run would compile the modules again: ~45 ms of each start-up)
+	$(BIN)/python -m compileall -q nncodec
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_image.py
 	$(BIN)/python scripts/bench_log.py

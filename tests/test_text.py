@@ -191,7 +191,11 @@ def test_compiled_int8_matmul_equals_the_blas_product(level):
             q[0] = -127
             q[-1] = 127
             out = np.empty((rows, n), np.float32)
-            kernels.matmul_i8(q, weight, *pack_vnni(weight), out, rows, k, n)
+            packed = pack_vnni(weight)
+            reference = pack_vnni(weight, compiled=False)  # the numpy layout the C packing must give
+            for ours, numpy_layout in zip(packed, reference, strict=True):
+                assert np.array_equal(ours, numpy_layout) and ours.dtype == numpy_layout.dtype
+            kernels.matmul_i8(q, weight, *packed, out, rows, k, n)
             assert np.array_equal(out, int_matmul(q, np.ascontiguousarray(weight.astype(np.float32).T)))
         none = (np.zeros(0, np.int8), np.zeros(0, np.int32))
         for bad in (128.0, 0.5, np.nan):
@@ -287,38 +291,41 @@ def loop_data() -> bytes:
     return natural_text(5_001) + b"the same line again, and again;\n" * 40 + natural_text(1_503)
 
 
-def decode_both(coder: TextCodec, payload: bytes, size: int, monkeypatch) -> tuple[object, object]:
-    """The block decoded by the compiled loop and by the Python loop: data, or the error's type."""
+def decode_three_ways(coder: TextCodec, payload: bytes, size: int, monkeypatch) -> list[object]:
+    """The block decoded by the compiled loop on one thread, by the compiled loop with its helper
+    thread (two workers), and by the Python loop: data, or the error's type, for each."""
     results = []
-    for native in (True, False):
-        with monkeypatch.context() as patch:
-            if not native:
-                patch.setattr(text_module, "TextDecoder", None)
-            assert coder._native_decoding() == native
-            try:
-                results.append(coder.decode_block(payload, size))
-            except nncodec.NncodecError as exc:
-                results.append(type(exc))
-    return results[0], results[1]
+    with ThreadPoolExecutor(2) as pool:
+        for native, workers in ((True, None), (True, pool), (False, None)):
+            with monkeypatch.context() as patch:
+                if not native:
+                    patch.setattr(text_module, "TextDecoder", None)
+                assert coder._native_decoding() == native
+                try:
+                    results.append(with_workers(coder, workers).decode_block(payload, size))
+                except nncodec.NncodecError as exc:
+                    results.append(type(exc))
+    with_workers(coder, None)
+    return results
 
 
 @KERNEL_LEVELS
 @pytest.mark.parametrize("version", [1, 2], ids=["format-1", "format-2"])
 def test_compiled_decode_loop_equals_the_python_loop(codec, version, level, monkeypatch):
-    """The compiled decode loop (nncodec/nn/_kernels.c, TextDecoder) decodes what the Python loop
-    (its reference) decodes: format 1 (order-1..3 mixing, no match model) and format 2 (orders 1..5
-    and the match model), segments of unequal length, at every kernel level."""
+    """The compiled decode loop (nncodec/nn/_kernels.c, TextDecoder), on one thread and with its
+    helper thread, decodes what the Python loop (its reference) decodes: format 1 (order-1..3 mixing,
+    no match model) and format 2 (orders 1..5 and the match model), segments of unequal length, at
+    every kernel level."""
     data = loop_data()
     coder = TextCodec(codec.model, mix_group=8 if version == 1 else MIX_GROUP, version=version)
     payload = coder.encode_block(data)
     with kernel_level(level):
-        native, python = decode_both(coder, payload, len(data), monkeypatch)
-    assert native == python == data
+        assert decode_three_ways(coder, payload, len(data), monkeypatch) == [data] * 3
 
 
 def test_compiled_decode_loop_fails_like_the_python_loop_on_damage(codec, monkeypatch):
-    """Damaged text payloads: the compiled loop gives what the Python loop gives, the same bytes or
-    the same clean error."""
+    """Damaged text payloads: the compiled loop (one thread or two) gives what the Python loop gives,
+    the same bytes or the same clean error."""
     import random
 
     data = natural_text(3_000)
@@ -328,8 +335,8 @@ def test_compiled_decode_loop_fails_like_the_python_loop_on_damage(codec, monkey
     for _ in range(12):
         damaged = bytearray(payload)
         damaged[rng.randrange(4, len(damaged))] ^= 1 << rng.randrange(8)
-        native, python = decode_both(codec, bytes(damaged), len(data), monkeypatch)
-        assert native == python
+        native, helped, python = decode_three_ways(codec, bytes(damaged), len(data), monkeypatch)
+        assert native == helped == python
         outcomes.add(native if isinstance(native, type) else bytes)
     assert nncodec.core.errors.CorruptError in outcomes
 

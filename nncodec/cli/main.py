@@ -825,6 +825,11 @@ def bench_command(
 def run(implied: tuple[str, ...] = (), prog_name: str = "nncodec") -> None:
     """Console entry point: usage errors exit 2, an interrupt exits 130, never with a traceback.
     ``implied`` flags come before the user's arguments (``unnc`` is ``nncodec -d``)."""
+    # the engine runs BLAS on one thread per worker (-T N: N busy cores), so the CLI needs no BLAS
+    # thread pool: without this, OpenBLAS starts one thread per core when numpy is imported, which
+    # then competes with the workers (set before the codecs import numpy)
+    for name in engine.BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
     try:
         code = main.main([*implied, *sys.argv[1:]], standalone_mode=False, prog_name=prog_name)
     except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort

@@ -615,6 +615,37 @@ static void matmul_i8_rows(const int8_t *qi, const int8_t *w, const int8_t *pack
     matmul_i8_cols(qi, w, packed, colsum, ob, R, K, N, 0, N);
 }
 
+/* pack_vnni(weight i8 [N][K], packed i8 [N/16][K/4][16][4], colsum i32 [N], N, K): the VNNI layout of
+ * a weight matrix and its row sums (nncodec/text/model.py's pack_vnni is the reference) */
+static PyObject *pack_vnni(PyObject *self, PyObject *args) {
+    Py_buffer weight, packed, colsum;
+    Py_ssize_t N, K;
+    if (!PyArg_ParseTuple(args, "y*w*w*nn", &weight, &packed, &colsum, &N, &K)) return NULL;
+    PyObject *result = NULL;
+    if (N <= 0 || K <= 0 || N % 16 || K % 4) {
+        PyErr_SetString(PyExc_ValueError, "pack_vnni: N must be a multiple of 16 and K of 4");
+        goto done;
+    }
+    if (!check_size(&weight, N * K, 1, "weight") || !check_size(&packed, N * K, 1, "packed") ||
+        !check_size(&colsum, N, 4, "colsum"))
+        goto done;
+    const int8_t *w = weight.buf;
+    int8_t *p = packed.buf;
+    int32_t *sums = colsum.buf;
+    for (Py_ssize_t nb = 0; nb < N / 16; nb++)
+        for (Py_ssize_t kb = 0; kb < K / 4; kb++)
+            for (Py_ssize_t i = 0; i < 16; i++)
+                memcpy(p + ((nb * (K / 4) + kb) * 16 + i) * 4, w + (nb * 16 + i) * K + kb * 4, 4);
+    for (Py_ssize_t n = 0; n < N; n++) {
+        int32_t sum = 0;
+        for (Py_ssize_t k = 0; k < K; k++) sum += w[n * K + k];
+        sums[n] = sum;
+    }
+    result = Py_None;
+done:
+    return RELEASE(result, &weight, &packed, &colsum);
+}
+
 /* q[j] = x[j] for float values that are integers in [-127, 127]; 0 if any is not (branch-free, so the
  * loop vectorizes; out-of-range values and NaN are clamped to 128 before the cast, then refused) */
 MULTIVERSION static int floats_to_int8(const float *x, int8_t *q, Py_ssize_t n) {
@@ -1292,7 +1323,7 @@ done:
  * per-operation entry points above, in the same order, so the tables are the same bits).
  *
  * decoder_step(tokens i64 [B], distance i32 [W], out f64 [B][V], model, caches, scalars, dims)
- *   model:  (embed i64 [V][C], alibi f64 [H][W], attn_exp f64 [La], out_exp f64 [Lo], head, then per
+ *   model:  (embed i32 [V][C], alibi f64 [H][W], attn_exp f64 [La], out_exp f64 [Lo], head, then per
  *            layer qkv [3C][C], proj [C][C], up [F][C], down [C][F], v_scale f64 [H]), where each
  *            linear layer [N][K] is four arrays: w i8 [N][K], packed i8 (matmul_i8's VNNI layout, or
  *            empty), colsum i32 [N] (or empty), s f64 [N]
@@ -1406,7 +1437,7 @@ static StepScratch step_scratch(Py_ssize_t B, Py_ssize_t C, Py_ssize_t H, Py_ssi
  * which thread ran what. An idle helper spins briefly, then sleeps until the next job. */
 
 #include <pthread.h>
-#include <time.h>
+#include <sched.h>
 
 typedef void (*TaskFn)(void *ctx, Py_ssize_t task, int who);
 
@@ -1519,7 +1550,12 @@ static void helper_run(Helper *h, TaskFn fn, void *ctx, Py_ssize_t tasks) {
         pthread_mutex_unlock(&h->lock);
     }
     helper_work(h, 0);
-    while (__atomic_load_n(&h->finished, __ATOMIC_ACQUIRE) < tasks) __builtin_ia32_pause();
+    /* the helper holds the last tasks: wait (yielding the core after a while, in case the helper
+     * thread is not running, e.g. more threads than cores) */
+    for (int spins = 0; __atomic_load_n(&h->finished, __ATOMIC_ACQUIRE) < tasks; spins++) {
+        if (spins < HELPER_SPINS) __builtin_ia32_pause();
+        else sched_yield();
+    }
 }
 
 
@@ -1553,7 +1589,7 @@ typedef struct {
     Py_ssize_t C, H, D, F, V, W, NL, La, Lo;
     double eps, res_unit, inv_sqrt_hd, attn_steps, out_steps;
     int64_t limit;
-    const int64_t *embed;
+    const int32_t *embed;
     const double *alibi, *attn_tab, *out_tab;
     StepLinear *linears;     /* head, then qkv, proj, up, down per layer */
     const double **v_scales; /* per layer */
@@ -1594,7 +1630,7 @@ static int step_model_get(PyObject *model_tuple, StepModel *m, BufferList *buffe
     }
     /* linear layers are checked by step_linear below: ANY_SIZE here, item sizes i8, i8, i32, f64 */
     for (Py_ssize_t i = 0; i < n_model; i++) sizes[i] = ANY_SIZE, itemsizes[i] = 8;
-    sizes[0] = V * C, sizes[1] = H * W; /* embed, alibi; the tables: any length */
+    sizes[0] = V * C, itemsizes[0] = 4, sizes[1] = H * W; /* embed (i32), alibi; the tables: any length */
 #define LINEAR_ITEMS(at) (itemsizes[(at)] = 1, itemsizes[(at) + 1] = 1, itemsizes[(at) + 2] = 4)
     LINEAR_ITEMS(4); /* head */
     for (Py_ssize_t l = 0; l < NL; l++) {
@@ -1735,7 +1771,7 @@ static int step_run(const StepModel *m, const int64_t *tok, Py_ssize_t B, const 
         .distance = distance, .overflow = 0,
     };
     for (Py_ssize_t b = 0; b < B; b++)
-        for (Py_ssize_t c = 0; c < C; c++) j.residual[b * C + c] = m->embed[tok[b] * C + c];
+        for (Py_ssize_t c = 0; c < C; c++) j.residual[b * C + c] = (int64_t)m->embed[tok[b] * C + c];
 #define MATMUL(linear, K, N) step_matmul(helper, j.qi, &(linear), j.acc, B, K, N)
     if (step_phase(&j, PHASE_NORM, B)) return 1;
     for (Py_ssize_t l = 0; l < m->NL; l++) {
@@ -2321,6 +2357,7 @@ static PyMethodDef methods[] = {
     {"matmul_kind", matmul_kind, METH_NOARGS, "The matmul loops used at the current level."},
     {"attend", attend, METH_VARARGS, "Exact integer attention (see nncodec/nn/_kernels.c)."},
     {"decoder_step", decoder_step, METH_VARARGS, "One step of the text model's decoder (see above)."},
+    {"pack_vnni", pack_vnni, METH_VARARGS, "The VNNI layout of an int8 weight matrix and its row sums."},
     {"matmul_i8", matmul_i8, METH_VARARGS, "Exact int8 matrix product of few rows (int32 sums as float32)."},
     {"lut_rows", lut_rows, METH_VARARGS, "Lookup-table softmax numerators per row, plus one."},
     {"head_lut", head_lut, METH_VARARGS, "lut_rows of a linear layer's scaled output."},

@@ -127,6 +127,11 @@ class CompiledOps:
         return _kernels is not None
 
     @staticmethod
+    def pack_vnni(weight: np.ndarray, packed: np.ndarray, sums: np.ndarray) -> None:
+        """nncodec/text/model.py's pack_vnni, compiled (weight (N, K) int8 C-contiguous)."""
+        _kernels.pack_vnni(weight, packed, sums, *weight.shape)
+
+    @staticmethod
     def decoder_step(*args) -> bool:
         """A whole decoder step of the text model (nncodec/text/model.py's Decoder.step)."""
         return _kernels.decoder_step(*args)

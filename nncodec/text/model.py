@@ -33,12 +33,17 @@ MAX_RESIDUAL = 1 << 27  # sums of 256 squares stay below 2^63 in int64
 FORMAT = "nncodec-intgpt-1"
 
 
-def pack_vnni(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pack_vnni(weight: np.ndarray, compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) int8 -> the (N/16, K/4, 16, 4) layout of ``_kernels.matmul_i8`` and the row sums; empty
-    arrays when N is not a multiple of 64 or K of 4 (the kernels then use another loop)."""
+    arrays when N is not a multiple of 64 or K of 4 (the kernels then use another loop). ``compiled``:
+    packed by the C kernels when built (the numpy lines below are their reference)."""
     n, k = weight.shape
     if n % 64 or k % 4:
         return np.zeros(0, np.int8), np.zeros(0, np.int32)
+    if compiled and CompiledOps.available():
+        packed, sums = np.empty((n // 16, k // 4, 16, 4), np.int8), np.empty(n, np.int32)
+        CompiledOps.pack_vnni(np.ascontiguousarray(weight, np.int8), packed, sums)
+        return packed, sums
     packed = weight.reshape(n // 16, 16, k // 4, 4).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(packed), weight.sum(axis=1, dtype=np.int32)
 
@@ -92,7 +97,7 @@ class IntGPT:
             weight = np.ascontiguousarray(tensors[f"{name}.w"], dtype=np.int8)
             return IntLinear(weight, tensors[f"{name}.s"].astype(np.float64))
 
-        self.embed = tensors["embed"].astype(np.int64)  # (V, C) in residual units
+        self.embed = np.ascontiguousarray(tensors["embed"], np.int32)  # (V, C) in residual units
         self.layers = [
             IntLayer(
                 linear(f"l{i}.qkv"),
@@ -207,7 +212,7 @@ class IntGPT:
         MLP one span of ``chunk`` query positions at a time (row-wise work, so memory stays bounded
         by the span, and the results do not depend on ``chunk``)."""
         T = tokens.shape[1]
-        residual = self.embed[tokens]
+        residual = self.embed[tokens].astype(np.int64)
         positions = np.arange(T)
         for layer in self.layers:
             parts = [self._qkv(layer, residual[:, a : a + chunk]) for a in range(0, T, chunk)]
@@ -258,7 +263,7 @@ class Decoder:
         distance = np.where(self.slot_position >= 0, self.position - self.slot_position, -1)[None, :]
         if model.ops.compiled:
             return self._compiled_step(np.ascontiguousarray(tokens, np.int64), distance, slot)
-        residual = model.embed[tokens]  # (B, C)
+        residual = model.embed[tokens].astype(np.int64)  # (B, C)
         for i, layer in enumerate(model.layers):
             q_q, q_s, k_q, k_s, v_i = model._qkv(layer, residual)  # (B, H, hd), (B, H)
             self.k_q[i][:, :, slot] = k_q
