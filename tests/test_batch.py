@@ -306,7 +306,7 @@ def test_shell_completion_and_help_examples():
 
 def test_progress_bar_only_on_a_terminal_and_not_with_q(tmp_path):
     source = tmp_path / "notes.txt"
-    source.write_bytes(prose(25_000))
+    source.write_bytes(prose(100_000))  # seconds of work: the bar shows after 1 s (25 KB: too little)
 
     def stderr_on_a_terminal(*args: str) -> bytes:
         primary, secondary = pty.openpty()

@@ -23,7 +23,12 @@ class ClassicalCodec(Codec):
     memory_per_byte = (12.0, 3.0)
 
     def encode_block(self, data: bytes) -> bytes:
-        return encode_stream(data, ("ppmd", "ppmd8", "xz", "zstd"))
+        return encode_stream(data, ("ppmd", "ppmd8", "xz", "zstd"), self.map_parallel)
+
+    def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
+        """No: zstd -19 is among this codec's own candidates, with a window as long as the block (the
+        engine's raw trial would only add long-distance matching; levels 10+ still try it)."""
+        return False
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
         data = decode_stream(payload, original_size, "classical block")

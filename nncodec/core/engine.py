@@ -227,7 +227,9 @@ def _encode_block(
     payload and what decoding gives (``data`` unless the frame codec rebuilds files)."""
     candidates: list[Codec] = [] if isinstance(codec, StoredCodec) else [codec]
     if codec.name == "text":
-        candidates.append(ClassicalCodec())
+        classical = ClassicalCodec()  # its backends' trials on the frame codec's workers
+        classical.pool, classical.workers = codec.pool, codec.workers
+        candidates.append(classical)
     elif not isinstance(codec, (RawCodec, StoredCodec)):
         candidates.append(RawCodec())
     best_codec: Codec = StoredCodec()

@@ -25,6 +25,7 @@ produces more than the size the caller says a stream may have.
 from __future__ import annotations
 
 import lzma
+from collections.abc import Callable
 
 import zstandard
 
@@ -190,22 +191,26 @@ def _probe(data: bytes) -> bytes:
     return b"".join(data[i * step : i * step + piece] for i in range(PROBE_PIECES))
 
 
-def encode_stream(data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd")) -> bytes:
+def encode_stream(
+    data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd"), map_coders: Callable | None = None
+) -> bytes:
     """``data`` coded with the best of the candidate backends, as tag byte(s) + coded bytes. A long
     stream is coded in full only with the backend that does best on a sample of it, and the
     runner-up if it came close (the choice is the encoder's: any choice decodes). The result
-    always decodes back to ``data``."""
+    always decodes back to ``data``. ``map_coders`` (like ``map``, e.g. on worker threads) runs the
+    backends' trials; the choice does not depend on it."""
+    run = map_coders or (lambda func, items: [func(item) for item in items])
     stored = bytes([STORED]) + data
     if not data:
         return stored
     coders = _coders(candidates, len(data))
     if len(data) > PROBE_SIZE and len(coders) > 2:
         probe = _probe(data)
-        sizes = {coder: len(_encode_with(probe, coder)) for coder in coders}
+        sizes = dict(zip(coders, run(lambda coder: len(_encode_with(probe, coder)), coders), strict=True))
         coders = sorted(coders, key=sizes.__getitem__)[:2]
         if sizes[coders[1]] > PROBE_CLOSE * sizes[coders[0]]:
             coders = coders[:1]
-    options = sorted((_encode_with(data, coder) for coder in coders), key=len)
+    options = sorted(run(lambda coder: _encode_with(data, coder), coders), key=len)
     for option in options:
         if len(option) >= len(stored):
             break

@@ -205,28 +205,36 @@ class IntGPT:
 
     # -- encoder path: whole sequences ------------------------------------------------------------
 
-    def sequence_residuals(self, tokens: np.ndarray, chunk: int = 128) -> np.ndarray:
+    def sequence_residuals(self, tokens: np.ndarray, chunk: int = 128, map_spans=None) -> np.ndarray:
         """tokens (B, T) -> final residual stream (B, T, C) int64.
 
         Layer by layer: keys and values for all positions first, then attention, projection and
         MLP one span of ``chunk`` query positions at a time (row-wise work, so memory stays bounded
-        by the span, and the results do not depend on ``chunk``)."""
+        by the span, and the results do not depend on ``chunk``). ``map_spans`` (like ``map``, e.g.
+        on worker threads) runs a layer's spans; they are independent, so any order gives the same
+        values."""
+        run = map_spans or (lambda func, items: [func(item) for item in items])
         T = tokens.shape[1]
         residual = self.embed[tokens].astype(np.int64)
         positions = np.arange(T)
+        starts = list(range(0, T, chunk))
         for layer in self.layers:
-            parts = [self._qkv(layer, residual[:, a : a + chunk]) for a in range(0, T, chunk)]
+            parts = run(lambda a, layer=layer: self._qkv(layer, residual[:, a : a + chunk]), starts)
             q_q, q_s, k_q, k_s, v_i = (
                 np.moveaxis(np.concatenate(p, axis=1), 2, 1) for p in zip(*parts, strict=True)
             )
-            for start in range(0, T, chunk):
+
+            def span(start: int, layer=layer, q_q=q_q, q_s=q_s, k_q=k_q, k_s=k_s, v_i=v_i) -> np.ndarray:
                 stop = min(T, start + chunk)
                 first = max(0, start - self.window + 1)
                 distance = positions[start:stop, None] - positions[None, first:stop]
-                residual[:, start:stop] = self._layer_output(
+                return self._layer_output(
                     layer, residual[:, start:stop], q_q[:, :, start:stop], q_s[:, :, start:stop],
                     k_q[:, :, first:stop], k_s[:, :, first:stop], v_i[:, :, first:stop], distance,
                 )  # fmt: skip
+
+            for start, output in zip(starts, run(span, starts), strict=True):
+                residual[:, start : start + chunk] = output
         return residual
 
     def sequence_frequencies(self, tokens: np.ndarray) -> np.ndarray:
