@@ -191,11 +191,12 @@ class TextCodec(Codec):
             return [encoder.finish() for encoder in encoders]
         parts = self._row_parts(len(group)) if split_rows else [slice(0, len(group))]
         run = self.map_parallel if split_rows else lambda f, items: [f(x) for x in items]
-        # few rows (small inputs, the probe): the workers share each layer's position spans instead
-        spans = self.map_parallel if split_rows and len(parts) == 1 and self.pool is not None else None
-        residual = np.concatenate(
-            run(lambda part: self.lm.sequence_residuals(batch[part, :-1], map_spans=spans), parts)
-        )
+        if split_rows and len(parts) == 1 and self.pool is not None:
+            # few rows (small inputs, the probe): the workers share each layer's position spans
+            # instead (submitted from this thread: a worker never waits on the pool)
+            residual = self.lm.sequence_residuals(batch[:, :-1], map_spans=self.map_parallel)
+        else:
+            residual = np.concatenate(run(lambda part: self.lm.sequence_residuals(batch[part, :-1]), parts))
         orders = self.orders
         padded = np.concatenate([np.full((len(group), orders), -1), batch], axis=1)  # -1: no token
         mixer = ContextMixer(self.lm.vocab_size, self.priors)
