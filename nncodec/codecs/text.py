@@ -17,6 +17,9 @@ across worker threads (encoder and decoder), so one mix group costs no paralleli
 The encoder scores all segments in one parallel pass; the decoder runs all segments together as a
 batch, one token per stream per step, with a KV cache. Both compute the same tables bit for bit
 (nncodec/text/model.py), and decoding any arrangement of whole mix groups gives the same output.
+A batch that one thread steps (at most 7 streams, or any batch at -T1) is decoded by the compiled
+loop (nncodec/nn/_kernels.c, TextDecoder: model, mixer, match model and range decoder without a
+return to Python per token); the Python loop in ``_decode_streams`` is its reference.
 
 Frame params: format version (1 or 2), mix group size. Payload::
 
@@ -396,7 +399,6 @@ class TextCodec(Codec):
             for future in futures:
                 future.result()
         return [tokens[s, orders : orders + n] for s, n in enumerate(lengths)]
-
 
     def _native_decoding(self) -> bool:
         """Whether the compiled decode loop can run this codec's streams (compiled kernels, and the

@@ -20,7 +20,9 @@ where rest = total - row[y] (the other entries are unchanged, so y gets probabil
 step, every row with a prediction counts a try, and a hit when its token was y. All of it is integer
 counts, an exact integer sum and elementwise IEEE operations in a fixed order, so the encoder and
 the decoder compute the same rows on any machine. The arithmetic and the order of updates (streams
-in order, after the whole step) are part of text format 2 (docs/FORMAT.md §7.1).
+in order, after the whole step) are part of text format 2 (docs/FORMAT.md §7.1); the compiled decode
+loop (nncodec/nn/_kernels.c, TextDecoder) repeats them in C, and tests/test_text.py decodes the same
+streams both ways.
 """
 
 from __future__ import annotations
