@@ -21,11 +21,10 @@ pyppmd 1.3.1 writes the same bytes, but it leaks memory on every encoder and mis
 every PPMd stream is decoded again at encode time and used only if it gives the data back. Decoding never
 produces more than the size the caller says a stream may have.
 
-Choosing is the encoder's business (any choice decodes): a stream over ``PROBE_SIZE`` is first coded
-by every backend in a 32 KB sample, the backends more than 10% behind the best there are dropped,
-the rest code a 128 KB sample, and the best (and a close runner-up) code the stream. Measured on 20
-streams of 150 KB-1 MB (dev text files: prose by training authors, HTML, markdown, C headers, SBOM
-JSON; loghub2k and other shared logs): the same output as without the 32 KB look, in 27% less time.
+Choosing is the encoder's business (any choice decodes): a stream over ``PROBE_SIZE`` is coded by
+every backend in a 128 KB sample, and the best (and a close runner-up) code the stream. (A first
+look at 32 KB that dropped the backends 10% behind saved 27% of the time on 20 dev streams with the
+same output, but cost nginxplus_json_logs 1.8% in the log codec; at 25% it dropped nothing: removed.)
 PPMd variant H at its highest order (``LONG_CODERS``) also codes every such stream in full: samples
 of 4 x 32 KB underrate it, as its long contexts only pay over a whole stream (the Rust book's 4.7 MB
 search index in 1 MiB blocks: 456,463 -> 430,945 bytes, order 32 best on 4 of 5 blocks; whole shared
@@ -61,8 +60,6 @@ SMALL_STREAM = 64
 #: a longer stream is coded in full only with the backends that code a sample of it best
 PROBE_SIZE = 128 << 10
 PROBE_PIECES = 4
-FIRST_PROBE_SIZE = 32 << 10  # before the probe: backends above FIRST_PROBE_KEEP x the best on this
-FIRST_PROBE_KEEP = 1.10  # smaller sample are not tried further (measured: see the module docstring)
 PROBE_CLOSE = 1.03  # the runner-up is tried in full too if the sample says it is this close
 LONG_CODERS: tuple[tuple[str, int], ...] = (("ppmd", PPMD_ORDERS[-1]),)  # a stream over PROBE_SIZE is
 # also coded in full by these
@@ -198,9 +195,9 @@ def _decodes_back(coded: bytes, data: bytes) -> bool:
         return False
 
 
-def _probe(data: bytes, size: int = PROBE_SIZE) -> bytes:
-    """``size`` bytes taken in ``PROBE_PIECES`` pieces from across ``data``."""
-    piece = size // PROBE_PIECES
+def _probe(data: bytes) -> bytes:
+    """``PROBE_SIZE`` bytes taken in ``PROBE_PIECES`` pieces from across ``data``."""
+    piece = PROBE_SIZE // PROBE_PIECES
     step = (len(data) - piece) // (PROBE_PIECES - 1)
     return b"".join(data[i * step : i * step + piece] for i in range(PROBE_PIECES))
 
@@ -218,10 +215,6 @@ def encode_stream(
     if not data:
         return stored
     coders = _coders(candidates, len(data))
-    if len(data) > PROBE_SIZE and len(coders) > 2:
-        first = _probe(data, FIRST_PROBE_SIZE)  # a quick look drops the backends far behind
-        sizes = dict(zip(coders, run(lambda coder: len(_encode_with(first, coder)), coders), strict=True))
-        coders = [coder for coder in coders if sizes[coder] <= FIRST_PROBE_KEEP * min(sizes.values())]
     if len(data) > PROBE_SIZE and len(coders) > 2:
         probe = _probe(data)
         sizes = dict(zip(coders, run(lambda coder: len(_encode_with(probe, coder)), coders), strict=True))
