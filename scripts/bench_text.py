@@ -135,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         written, skipped = materialize(items, Path(tmp))
         if "nncodec" in wanted:
-            small = small_file_decode(dict(written_names(written)), Path(tmp))
+            small = small_file_decode({item.name: path for item, path in written}, Path(tmp))
         for item, path in written:
             data = path.read_bytes()
             for tool in tools:
@@ -154,10 +154,6 @@ def main() -> None:
         write_section(args.out, "Text: cross-domain validation", f"{BEGIN}\n{section}\n{END}")
 
 
-def written_names(written: list[tuple[Item, Path]]) -> list[tuple[str, Path]]:
-    return [(item.name, path) for item, path in written]
-
-
 def small_file_decode(paths: dict[str, Path], folder: Path) -> dict[int, list[float]]:
     """Wall seconds of ``SMALL_RUNS`` fresh ``nncodec -d`` processes on the first 5,000 bytes of a
     held-out book (compressed once), with -T1 and -T2, runs interleaved."""
@@ -165,7 +161,8 @@ def small_file_decode(paths: dict[str, Path], folder: Path) -> dict[int, list[fl
     if name not in paths:
         return {}
     source = folder / f"small-{size}.txt"
-    source.write_bytes(paths[name].read_bytes()[:size])
+    original = paths[name].read_bytes()[:size]
+    source.write_bytes(original)
     command = [sys.executable, "-m", "nncodec"]
     packed = subprocess.run([*command, "-c", str(source)], capture_output=True, check=True)
     times: dict[int, list[float]] = {1: [], 2: []}
@@ -175,7 +172,7 @@ def small_file_decode(paths: dict[str, Path], folder: Path) -> dict[int, list[fl
             out = subprocess.run([*command, "-d", f"-T{threads}"], input=packed.stdout, capture_output=True,
                                  check=True)  # fmt: skip
             times[threads].append(time.perf_counter() - start)
-            assert out.stdout == source.read_bytes()
+            assert out.stdout == original
     return times
 
 

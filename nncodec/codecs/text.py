@@ -65,7 +65,7 @@ from nncodec.nn.matching import (
     PROB_EDGES,
     MatchModel,
 )
-from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
+from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, CompiledMixer, ContextMixer
 from nncodec.nn.rowops import KERNELS
 from nncodec.text.model import IntGPT, ResidualOverflow
 from nncodec.text.tokenizer import ByteTokenizer
@@ -415,7 +415,7 @@ class TextCodec(Codec):
         """``_decode_streams`` for one mix group in the compiled loop (nncodec/nn/_kernels.c,
         TextDecoder: the same tables and updates in the same order); ``threads`` 2: a helper thread
         shares each step's products and attention."""
-        mixer = ContextMixer(self.lm.vocab_size, self.priors, compiled=True)
+        mixer = CompiledMixer(self.lm.vocab_size, self.priors)  # built wherever TextDecoder is
         match = None
         if self.matching:
             match = (LENGTH_BUCKETS.astype(np.int64), PROB_EDGES.astype(np.float64), APM_PRIOR, P_MIN, P_MAX,
@@ -423,7 +423,7 @@ class TextCodec(Codec):
         scalars, dims = self.lm.step_constants()
         native = TextDecoder(
             self.lm.step_tensors(), scalars, dims, tuple(streams), np.asarray(lengths, np.int64), tokens,
-            mixer._compiled, match, threads,
+            mixer, match, threads,
         )  # fmt: skip
         longest = max(lengths, default=0)
         for start in range(0, longest, PROGRESS_STEPS):

@@ -2107,6 +2107,11 @@ static void TextDecoder_dealloc(TextDecoderObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* n zeroed items (at least one, so that NULL always means no memory) */
+static void *zeroed(size_t n, size_t size) {
+    return PyMem_Calloc(n ? n : 1, size);
+}
+
 /* TextDecoder(model, scalars, (C, H, F, V, W, n_layer), streams, lengths, tokens, mixer, match)
  *   model, scalars: as decoder_step; streams: tuple of S bytes (range-coded, 4-byte words);
  *   lengths: int64 [S], non-increasing; tokens: int32 [S][orders + longest], -1 filled (written);
@@ -2146,10 +2151,10 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
     self->longest = len[0];
     if (!check_size(&self->tokens, S * (orders + self->longest), 4, "tokens")) goto done;
     const Py_ssize_t longest = self->longest;
-#define ALLOC(field, type, n)                                                     \
-    if (!(self->field = (type *)PyMem_Calloc((size_t)(n) ? (size_t)(n) : 1, sizeof(type)))) { \
-        PyErr_NoMemory();                                                         \
-        goto done;                                                                \
+#define ALLOC(field, type, n)                                           \
+    if (!(self->field = (type *)zeroed((size_t)(n), sizeof(type)))) { \
+        PyErr_NoMemory();                                               \
+        goto done;                                                      \
     }
     ALLOC(active_at, int64_t, longest + 1);
     for (Py_ssize_t t = 0; t <= longest; t++) {
