@@ -90,3 +90,50 @@ def test_a_text_input_the_model_loses_is_coded_classically_once(monkeypatch):
     assert engine.scan_frames(io.BytesIO(packed))[0].header.codec_id in (5, 7)
     assert calls == [len(data)]
     assert nncodec.decompress(packed) == data
+
+
+def _repeats_far_apart(seed: int = 5) -> bytes:
+    """Text whose first 40 KB of random words recur 300 KB later (a repeat beyond a sample's reach)."""
+    rng = random.Random(seed)
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    words = [bytes(rng.choice(letters) for _ in range(rng.randrange(2, 9))) for _ in range(5000)]
+    chunk = b" ".join(rng.choice(words) for _ in range(6000))[:40_000]
+    filler = b" ".join(rng.choice(words) for _ in range(50_000))[:300_000]
+    return chunk + filler + chunk
+
+
+@pytest.mark.parametrize("kind", ["json", "long repeats"])
+def test_classical_block_is_never_worse_than_zstd_xz_or_ppmd(kind):
+    """The classical codec runs fewer backends than every one (FORMAT's classical section): its
+    block is still no larger than zstd -19's, xz -9e's or PPMd order 16's stream, plus the tag."""
+    from nncodec.codecs.classical import ClassicalCodec
+    from nncodec.entropy import backends
+
+    data = _json(6000) if kind == "json" else _repeats_far_apart()
+    payload = ClassicalCodec().encode_block(data)
+    assert ClassicalCodec().decode_block(payload, len(data)) == data
+    for coder in (("zstd", 0), ("xz", 0), ("ppmd", 16)):
+        assert len(payload) <= backends.coded_size(data, coder), coder
+
+
+def test_zstd_runs_in_full_only_when_its_sample_beats_xz(monkeypatch):
+    from nncodec.codecs import classical
+    from nncodec.entropy import backends
+
+    ran = []
+    encode_with = backends._encode_with
+
+    def counted(data, coder):
+        if len(data) > classical.ZSTD_SAMPLE:
+            ran.append(coder)
+        return encode_with(data, coder)
+
+    monkeypatch.setattr(backends, "_encode_with", counted)
+    data = _json(6000)
+    monkeypatch.setattr(classical, "ZSTD_KEEP", 0.5)  # zstd's sample is never half of xz's here
+    classical.ClassicalCodec().encode_block(data)
+    assert ("zstd", 0) not in ran and ("xz", 0) in ran and set(classical.PPMD_CODERS) <= set(ran)
+    ran.clear()
+    monkeypatch.setattr(classical, "ZSTD_KEEP", 2.0)
+    classical.ClassicalCodec().encode_block(data)
+    assert ("zstd", 0) in ran

@@ -468,20 +468,22 @@ def test_small_text_the_model_loses_may_become_a_log_frame():
     assert nncodec.decompress(packed) == data
 
 
-def test_probe_declines_structured_text_early_and_lets_prose_through():
-    """Issue 19's quick probe: a block the model cannot win (CSV of numbers) is declined after a
-    16 KB sample, before the model runs over the block; prose is not declined."""
+@pytest.mark.parametrize("rows", [9000, 1000])
+def test_probe_declines_structured_text_early_and_lets_prose_through(rows):
+    """Issue 19's probes: a block the model cannot win (CSV of numbers) is declined after the quick
+    1 KB sample, before the model runs over the block, whether it is long enough for the 8 KB probe
+    or not; prose passes both probes."""
     import random
 
     from nncodec.codecs.base import BlockDeclined
-    from nncodec.codecs.text import PROBE_MIN
+    from nncodec.codecs.text import PROBE_MIN, QUICK_PROBE_BYTES, QUICK_PROBE_MIN
 
     codec = TextCodec(find_model(TEXT_MODEL_ID))
     rng = random.Random(3)
-    rows = (f"{i},{rng.randrange(10**6)},{rng.random():.5f},{rng.choice(['x', 'yy'])}" for i in range(9000))
-    csv = "\n".join(rows)
-    assert len(csv) >= PROBE_MIN
-    with pytest.raises(BlockDeclined, match="probe"):
+    lines = (f"{i},{rng.randrange(10**6)},{rng.random():.5f},{rng.choice(['x', 'yy'])}" for i in range(rows))
+    csv = "\n".join(lines)
+    assert QUICK_PROBE_MIN <= len(csv) and (len(csv) >= PROBE_MIN) == (rows == 9000)
+    with pytest.raises(BlockDeclined, match=f"codes {QUICK_PROBE_BYTES} B"):
         codec.encode_block(csv.encode())
     prose = (REPO / "testdata" / "text" / "dickens_head.txt").read_bytes()
     prose += (REPO / "README.md").read_bytes()[:8000]

@@ -27,18 +27,24 @@ Frame params: format version (1 or 2), mix group size. Payload::
 
 Segment s holds n_tokens // S tokens, plus one if s < n_tokens % S.
 
-**Probe.** A block over ``PROBE_MIN`` bytes is first probed: ``PROBE_BYTES`` from its middle are coded
-by this codec and by PPMd (orders 5, 8, 16, the best kept), and when the model's coding is larger
-than ``PROBE_MARGIN`` times PPMd's the block is declined at once (the engine codes it with the
-classical coders), instead of running the model over the whole block to lose. PPMd gains more than
-the model from the rest of a block, so the margin is below 1. Calibrated (model text-v2) on dev files
-that are neither training nor validation data, as (ratio on the 8 KB sample) -> (whole file, learned
-path / best classical coder): prose by training authors (Alger, Kipling) 0.54-0.61 -> 0.76-0.77;
-Python stdlib sources 0.50-0.57 -> 0.71-0.73; node crypto.html 0.76 -> 0.90, stream.md 0.74 -> 0.89;
-sqlite3.h 0.72 -> 0.93, zlib.h 0.73 -> 0.91, underscore.js 0.78 -> 0.90; and the losers: SBOM JSON
-0.85-0.89 -> 1.06-1.08, curses.h 1.00 -> 1.02, rustdoc search.js 1.01 -> 1.05. The margin lies
-between the two groups. An 8 KB sample separates them as well as 16 KB did (0.82 vs 0.91 there) at
-half the cost. The probe only decides; it writes nothing.
+**Probes.** A block of at least ``QUICK_PROBE_MIN`` bytes is first probed quickly: 1 KB from its middle
+is coded by this codec and by PPMd (orders 5, 8, 16, the best kept), and when the model's coding is
+larger than ``QUICK_PROBE_MARGIN`` times PPMd's the block is declined at once (the engine codes it
+with the classical coders). A block over ``PROBE_MIN`` bytes that passes is then probed with
+``PROBE_BYTES`` from its middle against ``PROBE_MARGIN``, instead of running the model over the whole
+block to lose. PPMd gains more than the model from the rest of a block, so the margins are below 1.
+Calibrated (model text-v2) on dev files that are neither training nor validation data, as (ratio on
+the 8 KB sample) -> (whole file, learned path / best classical coder): prose by training authors
+(Alger, Kipling) 0.54-0.61 -> 0.76-0.77; Python stdlib sources 0.50-0.57 -> 0.71-0.73; node
+crypto.html 0.76 -> 0.90, stream.md 0.74 -> 0.89; sqlite3.h 0.72 -> 0.93, zlib.h 0.73 -> 0.91,
+underscore.js 0.78 -> 0.90; and the losers: SBOM JSON 0.85-0.89 -> 1.06-1.08, curses.h 1.00 -> 1.02,
+rustdoc search.js 1.01 -> 1.05. The margin lies between the two groups. An 8 KB sample separates them
+as well as 16 KB did (0.82 vs 0.91 there) at half the cost. The quick probe costs an eighth of that
+(~0.05 s) and separates less well, so its margin only catches clear losers: on 40 dev files (27 the
+model wins by 0.5-29%, 13 it loses), the 1 KB ratio of every winner was <= 0.854, and 5 losers
+(minified JS, a rustdoc index, a CSV of floats) were above 0.90. Blocks below ``PROBE_MIN`` had no
+probe before; the quick one now spares them a whole model run when they are clear losers. The
+probes only decide; they write nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +94,11 @@ FREQUENCY_ROWS = 512  # encoder: frequency rows (streams x positions) that exist
 PROBE_MIN = 64 << 10  # blocks at least this long are probed first
 PROBE_BYTES = 8 << 10  # the probe's sample, from the middle of the block
 PROBE_MARGIN = 0.81  # decline when the model's sample coding is larger than this times PPMd's
+QUICK_PROBE_MIN = 8 << 10  # blocks at least this long get a quick probe before anything else
+QUICK_PROBE_BYTES = 1 << 10
+QUICK_PROBE_MARGIN = 0.90
+#: (block size at least, sample bytes, margin), in the order they run
+PROBES = ((QUICK_PROBE_MIN, QUICK_PROBE_BYTES, QUICK_PROBE_MARGIN), (PROBE_MIN, PROBE_BYTES, PROBE_MARGIN))
 PROBE_PPMD_ORDERS = (5, 8, 16)
 
 
@@ -242,13 +253,16 @@ class TextCodec(Codec):
         return [encoder.finish() for encoder in encoders]
 
     def encode_block(self, data: bytes) -> bytes:
-        if len(data) >= PROBE_MIN:
-            middle = len(data) // 2
-            sample = data[middle - PROBE_BYTES // 2 : middle + PROBE_BYTES // 2]
-            learned = len(self._encode_tokens(self.tokenizer.encode(sample), report=False))
-            classical = min(ppmd_size(sample, order) for order in PROBE_PPMD_ORDERS)
-            if learned > PROBE_MARGIN * classical:
-                raise BlockDeclined(f"probe: the model codes a sample in {learned} B, PPMd in {classical}")
+        for minimum, size, margin in PROBES:
+            if len(data) >= minimum:
+                middle = len(data) // 2
+                sample = data[middle - size // 2 : middle + size // 2]
+                learned = len(self._encode_tokens(self.tokenizer.encode(sample), report=False))
+                classical = min(ppmd_size(sample, order) for order in PROBE_PPMD_ORDERS)
+                if learned > margin * classical:
+                    raise BlockDeclined(
+                        f"probe: the model codes {size} B in {learned} B, PPMd in {classical}"
+                    )
         return self._encode_tokens(self.tokenizer.encode(data))
 
     def _encode_tokens(self, tokens: np.ndarray, report: bool = True) -> bytes:

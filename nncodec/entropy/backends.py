@@ -42,6 +42,10 @@ try:  # compiled PPMd (nncodec/entropy/_ppmd.c); pyppmd gives the same bytes, sl
     from nncodec.entropy import _ppmd as compiled_ppmd
 except ImportError:  # pragma: no cover - built by `pip install` wherever a C compiler is found
     compiled_ppmd = None
+try:  # compiled PPMd variant I (nncodec/entropy/_ppmd8.c); pyppmd's holds the GIL between bytes
+    from nncodec.entropy import _ppmd8 as compiled_ppmd8
+except ImportError:  # pragma: no cover - built by `pip install` wherever a C compiler is found
+    compiled_ppmd8 = None
 
 from nncodec.core.errors import CorruptError, TruncatedError
 from nncodec.core.framing import decode_varint, encode_varint
@@ -100,7 +104,9 @@ def _ppmd(data: bytes, order: int) -> bytes:
 
 
 def _ppmd8(data: bytes, order: int) -> bytes:
-    import pyppmd  # PPMd variant I exists only there
+    if compiled_ppmd8 is not None:
+        return compiled_ppmd8.encode(data, order, ppmd_memory(len(data)))
+    import pyppmd  # only where nncodec/entropy/_ppmd8.c was not built
 
     encoder = pyppmd.Ppmd8Encoder(order, ppmd_memory(len(data)), pyppmd.PPMD8_RESTORE_METHOD_RESTART)
     return encoder.encode(data) + encoder.flush(endmark=False)
@@ -132,8 +138,13 @@ def _unppmd(body: bytes, order: int, size: int) -> bytes:
 
 
 def _unppmd8(body: bytes, order: int, size: int) -> bytes:
-    """PPMd variant I decoding of ``size`` bytes, as ``_unppmd`` does with pyppmd."""
-    import pyppmd
+    """PPMd variant I decoding of ``size`` bytes, as ``_unppmd`` does."""
+    if compiled_ppmd8 is not None:
+        try:
+            return compiled_ppmd8.decode(body, order, ppmd_memory(size), size)
+        except ValueError as exc:
+            raise _PpmdFailure(str(exc)) from exc
+    import pyppmd  # only where nncodec/entropy/_ppmd8.c was not built
 
     decoder = pyppmd.Ppmd8Decoder(order, ppmd_memory(size), pyppmd.PPMD8_RESTORE_METHOD_RESTART)
     return _pyppmd_decode(decoder, body, size)
@@ -195,13 +206,6 @@ def _decodes_back(coded: bytes, data: bytes) -> bool:
         return False
 
 
-def _probe(data: bytes) -> bytes:
-    """``PROBE_SIZE`` bytes taken in ``PROBE_PIECES`` pieces from across ``data``."""
-    piece = PROBE_SIZE // PROBE_PIECES
-    step = (len(data) - piece) // (PROBE_PIECES - 1)
-    return b"".join(data[i * step : i * step + piece] for i in range(PROBE_PIECES))
-
-
 def encode_stream(
     data: bytes, candidates: tuple[str, ...] = ("ppmd", "xz", "zstd"), map_coders: Callable | None = None
 ) -> bytes:
@@ -216,13 +220,22 @@ def encode_stream(
         return stored
     coders = _coders(candidates, len(data))
     if len(data) > PROBE_SIZE and len(coders) > 2:
-        probe = _probe(data)
+        probe = sample_of(data, PROBE_SIZE)
         sizes = dict(zip(coders, run(lambda coder: len(_encode_with(probe, coder)), coders), strict=True))
         coders = sorted(coders, key=sizes.__getitem__)[:2]
         if sizes[coders[1]] > PROBE_CLOSE * sizes[coders[0]]:
             coders = coders[:1]
     if len(data) > PROBE_SIZE:  # what gains more from a whole stream than the samples show
         coders += [coder for coder in LONG_CODERS if coder[0] in candidates and coder not in coders]
+    return encode_with_best(data, coders, run)
+
+
+def encode_with_best(data: bytes, coders: list[Coder], run: Callable = map) -> bytes:
+    """``data`` coded in full by each of ``coders`` (through ``run``, like ``map``), as tag byte(s) +
+    coded bytes: the smallest that decodes back to ``data``, or stored."""
+    stored = bytes([STORED]) + data
+    if not data:
+        return stored
     options = sorted(run(lambda coder: _encode_with(data, coder), coders), key=len)
     for option in options:
         if len(option) >= len(stored):
@@ -232,6 +245,20 @@ def encode_stream(
     if not any(option[0] == XZ for option in options):  # PPMd failed its check: xz instead
         return min(_encode_with(data, ("xz", 0)), stored, key=len)
     return stored
+
+
+def sample_of(data: bytes, size: int, pieces: int = PROBE_PIECES) -> bytes:
+    """``size`` bytes of ``data`` taken in ``pieces`` pieces from across it (all of a shorter ``data``)."""
+    if len(data) <= size:
+        return data
+    piece = size // pieces
+    step = (len(data) - piece) // (pieces - 1)
+    return b"".join(data[i * step : i * step + piece] for i in range(pieces))
+
+
+def coded_size(data: bytes, coder: Coder) -> int:
+    """Bytes ``coder`` takes for ``data``, its tag included."""
+    return len(_encode_with(data, coder))
 
 
 def decode_stream(coded: bytes, max_size: int, what: str) -> bytes:
