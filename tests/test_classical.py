@@ -102,14 +102,16 @@ def _repeats_far_apart(seed: int = 5) -> bytes:
     return chunk + filler + chunk
 
 
-@pytest.mark.parametrize("kind", ["json", "long repeats"])
+@pytest.mark.parametrize("kind", ["json", "long json", "long repeats"])
 def test_classical_block_is_never_worse_than_zstd_xz_or_ppmd(kind):
     """The classical codec runs fewer backends than every one (FORMAT's classical section): its
-    block is still no larger than zstd -19's, xz -9e's or PPMd order 16's stream, plus the tag."""
-    from nncodec.codecs.classical import ClassicalCodec
+    block is still no larger than zstd -19's, xz -9e's or PPMd order 16's stream, plus the tag.
+    A block over FULL_LIMIT chooses its backends on a sample first."""
+    from nncodec.codecs.classical import FULL_LIMIT, ClassicalCodec
     from nncodec.entropy import backends
 
-    data = _json(6000) if kind == "json" else _repeats_far_apart()
+    data = {"json": _json(3000), "long json": _json(6000), "long repeats": _repeats_far_apart()}[kind]
+    assert (len(data) > FULL_LIMIT) == kind.startswith("long")
     payload = ClassicalCodec().encode_block(data)
     assert ClassicalCodec().decode_block(payload, len(data)) == data
     for coder in (("zstd", 0), ("xz", 0), ("ppmd", 16)):
@@ -129,7 +131,7 @@ def test_zstd_runs_in_full_only_when_its_sample_beats_xz(monkeypatch):
         return encode_with(data, coder)
 
     monkeypatch.setattr(backends, "_encode_with", counted)
-    data = _json(6000)
+    data = _json(3000)
     monkeypatch.setattr(classical, "ZSTD_KEEP", 0.5)  # zstd's sample is never half of xz's here
     classical.ClassicalCodec().encode_block(data)
     assert ("zstd", 0) not in ran and ("xz", 0) in ran and set(classical.PPMD_CODERS) <= set(ran)
@@ -137,3 +139,19 @@ def test_zstd_runs_in_full_only_when_its_sample_beats_xz(monkeypatch):
     monkeypatch.setattr(classical, "ZSTD_KEEP", 2.0)
     classical.ClassicalCodec().encode_block(data)
     assert ("zstd", 0) in ran
+
+
+def test_long_blocks_choose_their_backends_on_a_sample(monkeypatch):
+    from nncodec.codecs import classical
+
+    data = _json(6000)
+    assert len(data) > classical.FULL_LIMIT
+    coders = classical.ClassicalCodec().coders(data)
+    assert ("ppmd", 32) in coders and len(coders) < 2 + len(classical.PPMD_CODERS)
+    monkeypatch.setattr(classical, "LZ_KEEP", 10.0)
+    monkeypatch.setattr(classical, "ZSTD_KEEP", 10.0)
+    monkeypatch.setattr(classical, "PPMD_CLOSE", 10.0)
+    assert set(classical.ClassicalCodec().coders(data)) == {("xz", 0), ("zstd", 0), *classical.PPMD_CODERS}
+    monkeypatch.setattr(classical, "LZ_KEEP", 0.5)
+    monkeypatch.setattr(classical, "PPMD_CLOSE", 1.0)
+    assert not {("xz", 0), ("zstd", 0)} & set(classical.ClassicalCodec().coders(data))
