@@ -90,8 +90,8 @@ def test_tokenizer_inverts_any_bytes(codec, data):
 @pytest.mark.parametrize("name", list(EDGE_CASES))
 def test_codec_round_trips_edge_cases(codec, name):
     data = EDGE_CASES[name]
-    if data:
-        assert codec.decode_block(codec.encode_block(data), len(data)) == data
+    if data:  # the model's path even where a probe would decline the block (the huge line)
+        assert codec.decode_block(codec.encode_learned(data), len(data)) == data
     assert nncodec.decompress(nncodec.compress(data, codec="text")) == data
 
 

@@ -263,6 +263,10 @@ class TextCodec(Codec):
                     raise BlockDeclined(
                         f"probe: the model codes {size} B in {learned} B, PPMd in {classical}"
                     )
+        return self.encode_learned(data)
+
+    def encode_learned(self, data: bytes) -> bytes:
+        """The block's payload, without the probes (that may decline it first)."""
         return self._encode_tokens(self.tokenizer.encode(data))
 
     def _encode_tokens(self, tokens: np.ndarray, report: bool = True) -> bytes:
