@@ -155,3 +155,45 @@ def test_long_blocks_choose_their_backends_on_a_sample(monkeypatch):
     monkeypatch.setattr(classical, "LZ_KEEP", 0.5)
     monkeypatch.setattr(classical, "PPMD_CLOSE", 1.0)
     assert not {("xz", 0), ("zstd", 0)} & set(classical.ClassicalCodec().coders(data))
+
+
+def _repetitive_json(size: int) -> bytes:
+    """A pretty-printed JSON schema that repeats itself with small changes (like cfn-lint's 4.6 MB
+    db_instance_class.json, which issue 19 saw take 9 minutes and lose to xz)."""
+    rules = []
+    for i in range(size // 300 + 1):
+        engine_name = ("aurora-mysql", "aurora-postgresql", "mysql", "postgres")[i % 4]
+        version = {"pattern": f"^({i % 7}\\\\.{i % 3}\\\\..+)$"}
+        classes = {"DBInstanceClass": {"enum": ["db.r5.large", "db.r6g.xlarge"]}}
+        condition = {"Engine": {"const": engine_name, "type": "string"}, "EngineVersion": version}
+        rules.append({"if": {"properties": condition}, "then": {"properties": classes}})
+    return json.dumps({"allOf": rules}, indent=1).encode()[:size]
+
+
+def test_a_block_that_repeats_itself_is_declined_by_the_quick_probe():
+    from nncodec.codecs.text import TEXT_MODEL_ID, TextCodec
+    from nncodec.core.modelstore import find_model
+
+    codec = TextCodec(find_model(TEXT_MODEL_ID))
+    reason = codec.probe(_repetitive_json(200_000))
+    assert reason is not None and "zstd -3 codes the block" in reason
+
+
+def test_text_input_declined_from_its_first_block_is_one_classical_frame():
+    """Past one text block (1 MiB): the first block's probes decline it, so the input becomes one
+    classical frame of 8 MiB blocks, whose coders see repeats across the whole input."""
+    data = _repetitive_json(2_500_000)
+    packed = nncodec.compress(data, threads=2)
+    frame = engine.scan_frames(io.BytesIO(packed))[0]
+    assert frame.header.codec_id == 7 and not frame.header.model_id
+    assert dict(frame.block_codecs) == {"classical": 1}
+    assert nncodec.decompress(packed) == data
+    per_block = sum(len(_classical().encode_block(data[i : i + (1 << 20)]))
+                    for i in range(0, len(data), 1 << 20))  # fmt: skip
+    assert len(packed) < per_block
+
+
+def _classical():
+    from nncodec.codecs.classical import ClassicalCodec
+
+    return ClassicalCodec()

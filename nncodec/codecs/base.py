@@ -92,6 +92,12 @@ class Codec(ABC):
         its decoder will produce, and the container's checksums cover that."""
         return self.encode_block(data), data
 
+    def declines(self, data: bytes) -> bool:
+        """Whether this codec can tell cheaply that it will not win the block (it would raise
+        BlockDeclined): the engine then codes an input whose first block it declines with a
+        model-free codec throughout."""
+        return False
+
     def report_progress(self, share: float) -> None:
         if self.progress_hook is not None:
             self.progress_hook(share)

@@ -59,7 +59,7 @@ from nncodec.core import modelstore
 from nncodec.core.errors import CorruptError, NncodecError, TruncatedError
 from nncodec.core.framing import decode_varint, encode_varint, join_streams, split_streams
 from nncodec.core.modelstore import LoadedModel, find_model
-from nncodec.entropy.backends import ppmd_size
+from nncodec.entropy.backends import ZSTD_QUICK_LEVEL, ppmd_size, zstd_compress
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
 from nncodec.nn.matching import (
     APM_PRIOR,
@@ -97,6 +97,7 @@ PROBE_MARGIN = 0.81  # decline when the model's sample coding is larger than thi
 QUICK_PROBE_MIN = 8 << 10  # blocks at least this long get a quick probe before anything else
 QUICK_PROBE_BYTES = 1 << 10
 QUICK_PROBE_MARGIN = 0.90
+REPEAT_MARGIN = 0.15  # decline when zstd -3 codes the block below this times the model's sample rate
 #: (block size at least, sample bytes, margin), in the order they run
 PROBES = ((QUICK_PROBE_MIN, QUICK_PROBE_BYTES, QUICK_PROBE_MARGIN), (PROBE_MIN, PROBE_BYTES, PROBE_MARGIN))
 PROBE_PPMD_ORDERS = (5, 8, 16)
@@ -147,6 +148,7 @@ class TextCodec(Codec):
         # mix groups decoded together (0: all); any value gives the same output
         self.decode_groups = decode_groups
         self.lm, self.tokenizer = modelstore.load(model, load_text_model)
+        self._passed_probe: bytes | None = None  # the last block the probes let through
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> TextCodec:
@@ -252,17 +254,40 @@ class TextCodec(Codec):
                 self.report_progress(coded / self._block_tokens)
         return [encoder.finish() for encoder in encoders]
 
-    def encode_block(self, data: bytes) -> bytes:
+    def probe(self, data: bytes) -> str | None:
+        """Why the learned path cannot win this block, as the probes see it (module docstring), or
+        None."""
         for minimum, size, margin in PROBES:
-            if len(data) >= minimum:
-                middle = len(data) // 2
-                sample = data[middle - size // 2 : middle + size // 2]
-                learned = len(self._encode_tokens(self.tokenizer.encode(sample), report=False))
-                classical = min(ppmd_size(sample, order) for order in PROBE_PPMD_ORDERS)
-                if learned > margin * classical:
-                    raise BlockDeclined(
-                        f"probe: the model codes {size} B in {learned} B, PPMd in {classical}"
+            if len(data) < minimum:
+                continue
+            middle = len(data) // 2
+            sample = data[middle - size // 2 : middle + size // 2]
+            learned = len(self._encode_tokens(self.tokenizer.encode(sample), report=False))
+            classical = min(ppmd_size(sample, order) for order in PROBE_PPMD_ORDERS)
+            if learned > margin * classical:
+                return f"probe: the model codes {size} B in {learned} B, PPMd in {classical}"
+            if size == QUICK_PROBE_BYTES:
+                repeating = len(zstd_compress(data, ZSTD_QUICK_LEVEL))
+                if repeating < REPEAT_MARGIN * learned * len(data) / size:
+                    return (
+                        f"probe: zstd -{ZSTD_QUICK_LEVEL} codes the block in {repeating} B, "
+                        f"the model {size} B in {learned} B"
                     )
+        return None
+
+    def declines(self, data: bytes) -> bool:
+        """Whether the probes decline this block; one they pass is not probed again when it is coded."""
+        if self.probe(data) is not None:
+            return True
+        self._passed_probe = data
+        return False
+
+    def encode_block(self, data: bytes) -> bytes:
+        passed, self._passed_probe = self._passed_probe, None
+        if not (passed is not None and len(passed) == len(data) and passed == data):
+            reason = self.probe(data)
+            if reason is not None:
+                raise BlockDeclined(reason)
         return self.encode_learned(data)
 
     def encode_learned(self, data: bytes) -> bytes:

@@ -295,6 +295,13 @@ def compress_stream(
         limit = min(block_size or frame_codec.block_size, frame_codec.max_block_size)
         sample += read_up_to(src, max(0, limit - len(sample)) + 1)  # one byte more: does more follow?
         whole = len(sample) <= limit
+        if not whole and frame_codec.name == "text":
+            with _workers(frame_codec, threads):
+                declined = frame_codec.declines(sample[:limit])
+            if declined:
+                # text the model loses from its first block on (JSON, data, minified code): one
+                # classical frame, whose 8 MiB blocks find repeats that 1 MiB blocks cannot
+                frame_codec = ClassicalCodec()
     if whole and frame_codec.model is not None:
         # The whole input is in hand and at most one block. If the learned codec wins no block, a
         # classical or raw frame is smaller by the model id and hash it would record: write that.
