@@ -323,6 +323,56 @@ def test_compiled_decode_loop_equals_the_python_loop(codec, version, level, monk
         assert decode_three_ways(coder, payload, len(data), monkeypatch) == [data] * 3
 
 
+@KERNEL_LEVELS
+@pytest.mark.parametrize("version", [1, 2], ids=["format-1", "format-2"])
+def test_compiled_encoder_walk_writes_the_python_walks_bytes(codec, version, level):
+    """The compiled encoder walk (nncodec/nn/_kernels.c, TextEncoder: mixing, the match model and a
+    range encoder written to constriction's algorithm) writes the bytes of the Python walk (its
+    reference, constriction's RangeEncoder) on one thread and with workers, for segments of unequal
+    length, a block of one token and an empty one, at every kernel level."""
+    coder = TextCodec(codec.model, mix_group=8 if version == 1 else MIX_GROUP, version=version)
+    with kernel_level(level), ThreadPoolExecutor(2) as pool:
+        for data in (loop_data(), b"x", b""):
+            coder.native_walk = False
+            reference = coder.encode_learned(data)
+            coder.native_walk = True
+            assert coder.encode_learned(data) == reference
+            coder.pool, coder.workers = pool, 2
+            assert coder.encode_learned(data) == reference
+            coder.pool, coder.workers = None, 1
+            assert coder.decode_block(reference, len(data)) == data
+
+
+def test_compiled_range_encoder_carries_like_constriction():
+    """Skewed rows over 40,000 symbols: many renormalizations, some with a carry pending (the
+    interval wrapping past 2^64), coded as constriction codes them, sealed the same way."""
+    from nncodec.entropy.rangecoder import SymbolEncoder
+    from nncodec.nn import _kernels
+    from nncodec.nn.mixing import ORDER_PRIORS_V2, CompiledMixer, ContextMixer
+
+    rng = np.random.default_rng(7)
+    vocab, length = 16, 40_000
+    dominant = rng.integers(0, vocab, size=length)
+    rows = np.ones((1, length, vocab))
+    rows[0, np.arange(length), dominant] = rng.choice([1e3, 1e6, 1e9], size=length)
+    tokens = np.where(rng.random(length) < 0.97, dominant, rng.integers(0, vocab, size=length))[None, :]
+    reference, mixer = SymbolEncoder(), ContextMixer(vocab, ORDER_PRIORS_V2, compiled=False)
+    reference.encode(tokens[0, :1], np.ones((1, vocab)))
+    orders = len(ORDER_PRIORS_V2)
+    padded = np.concatenate([np.full((1, orders), -1), tokens], axis=1)
+    for t in range(1, length):
+        history = padded[:, t : t + orders]
+        reference.encode(tokens[0, t : t + 1], mixer.frequencies(rows[:, t], history))
+        mixer.update(history, tokens[:, t])
+    mixer = CompiledMixer(vocab, ORDER_PRIORS_V2)
+    native = _kernels.TextEncoder(tokens.astype(np.int32), np.array([length]), mixer, None)
+    native.run(np.zeros((1, 1, vocab)), 0, 1)
+    for start in range(1, length, 997):
+        stop = min(length, start + 997)
+        native.run(np.ascontiguousarray(rows[:, start:stop]), start, stop)
+    assert native.finish() == [reference.finish()]
+
+
 def test_compiled_decode_loop_fails_like_the_python_loop_on_damage(codec, monkeypatch):
     """Damaged text payloads: the compiled loop (one thread or two) gives what the Python loop gives,
     the same bytes or the same clean error."""

@@ -76,12 +76,13 @@ from nncodec.nn.rowops import KERNELS
 from nncodec.text.model import IntGPT, ResidualOverflow
 from nncodec.text.tokenizer import ByteTokenizer
 
-try:  # the compiled decode loop (nncodec/nn/_kernels.c); the Python loop below is its reference
-    from nncodec.nn._kernels import TextDecoder
+try:  # the compiled decode loop and encoder walk (nncodec/nn/_kernels.c); the Python loops below are
+    # their reference
+    from nncodec.nn._kernels import TextDecoder, TextEncoder
 except ImportError:  # pragma: no cover - built by `pip install`
-    TextDecoder = None
+    TextDecoder = TextEncoder = None
 if KERNELS == "numpy":
-    TextDecoder = None
+    TextDecoder = TextEncoder = None
 
 TEXT_MODEL_ID = "text-v2"
 FORMAT_VERSION = 2  # written; version 1 still decodes
@@ -149,6 +150,7 @@ class TextCodec(Codec):
         self.decode_groups = decode_groups
         self.lm, self.tokenizer = modelstore.load(model, load_text_model)
         self._passed_probe: bytes | None = None  # the last block the probes let through
+        self.native_walk = True  # the compiled encoder walk where built (False: the Python reference)
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> TextCodec:
@@ -180,6 +182,13 @@ class TextCodec(Codec):
             return self._encode_group(groups[0], split_rows=True)
         return [stream for group in self.map_parallel(self._encode_group, groups) for stream in group]
 
+    def _match_parameters(self) -> tuple | None:
+        """The match model's parameters for the compiled loops (None: format 1, no match model)."""
+        if not self.matching:
+            return None
+        return (LENGTH_BUCKETS.astype(np.int64), PROB_EDGES.astype(np.float64), APM_PRIOR, P_MIN, P_MAX,
+                MATCH_MIN, MAX_VERIFY)  # fmt: skip
+
     def _matcher(self, lengths: list[int]) -> MatchModel | None:
         """The match model of a mix group (format 2), holding token 0 of every stream."""
         if not self.matching or not lengths:
@@ -199,12 +208,21 @@ class TextCodec(Codec):
         batch = np.zeros((len(group), longest), dtype=np.int64)  # short rows padded at the end
         for row, tokens in enumerate(group):
             batch[row, : len(tokens)] = tokens
-        encoders = [SymbolEncoder() for _ in group]
-        for encoder, tokens in zip(encoders, group, strict=True):
+        native = None
+        if self.native_walk and TextEncoder is not None:
+            mixer = CompiledMixer(self.lm.vocab_size, self.priors)
+            lengths_array = np.asarray(lengths, np.int64)
+            native = TextEncoder(batch.astype(np.int32), lengths_array, mixer, self._match_parameters())
+            first = min(1, longest)  # step 0: every stream's first token, against a uniform row
+            native.run(np.zeros((len(group), first, self.lm.vocab_size)), 0, first)
+            encoders = []
+        else:
+            encoders = [SymbolEncoder() for _ in group]
+        for encoder, tokens in zip(encoders, group, strict=False):
             if len(tokens):
                 encoder.encode(tokens[:1], np.ones((1, self.lm.vocab_size)))
         if longest < 2:
-            return [encoder.finish() for encoder in encoders]
+            return native.finish() if native is not None else [encoder.finish() for encoder in encoders]
         parts = self._row_parts(len(group)) if split_rows else [slice(0, len(group))]
         run = self.map_parallel if split_rows else lambda f, items: [f(x) for x in items]
         if split_rows and len(parts) == 1 and self.pool is not None:
@@ -213,12 +231,6 @@ class TextCodec(Codec):
             residual = self.lm.sequence_residuals(batch[:, :-1], map_spans=self.map_parallel)
         else:
             residual = np.concatenate(run(lambda part: self.lm.sequence_residuals(batch[part, :-1]), parts))
-        orders = self.orders
-        padded = np.concatenate([np.full((len(group), orders), -1), batch], axis=1)  # -1: no token
-        mixer = ContextMixer(self.lm.vocab_size, self.priors)
-        matcher = self._matcher(lengths)
-        if matcher is not None:
-            matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
         span = max(1, FREQUENCY_ROWS // len(group))  # positions per chunk
         chunks = [(start, min(longest, start + span)) for start in range(1, longest, span)]
 
@@ -230,11 +242,36 @@ class TextCodec(Codec):
                 return [self.pool.submit(frequencies, residual[p, start - 1 : stop - 1]) for p in parts]
             return [_run_here(self.lm.frequencies, residual[:, start - 1 : stop - 1])]
 
+        if native is not None:
+            walk = self._walk_native
+        else:
+            walk = self._walk_reference(group, lengths, batch, encoders)
         pending = predict(*chunks[0])
         for index, (start, stop) in enumerate(chunks):
             model_rows = np.concatenate([future.result() for future in pending])
             if index + 1 < len(chunks):
                 pending = predict(*chunks[index + 1])
+            walk(native, model_rows, start, stop)
+            if self._block_tokens:  # 0 while probing: the probe is not progress
+                self.report_progress(sum(min(n, stop) - min(n, start) for n in lengths) / self._block_tokens)
+        return native.finish() if native is not None else [encoder.finish() for encoder in encoders]
+
+    @staticmethod
+    def _walk_native(native, model_rows: np.ndarray, start: int, stop: int) -> None:
+        """Mix, match, range-code and update steps start..stop-1 in C (without the GIL)."""
+        native.run(np.ascontiguousarray(model_rows, dtype=np.float64), start, stop)
+
+    def _walk_reference(self, group: list[np.ndarray], lengths: list[int], batch: np.ndarray, encoders: list):
+        """The walk in Python (the compiled TextEncoder's reference): a function coding steps
+        start..stop-1 given the model's rows for them."""
+        orders = self.orders
+        padded = np.concatenate([np.full((len(group), orders), -1), batch], axis=1)  # -1: no token
+        mixer = ContextMixer(self.lm.vocab_size, self.priors)
+        matcher = self._matcher(lengths)
+        if matcher is not None:
+            matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
+
+        def walk(_native, model_rows: np.ndarray, start: int, stop: int) -> None:
             mixed = np.empty_like(model_rows)
             for t in range(start, stop):
                 active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
@@ -244,15 +281,12 @@ class TextCodec(Codec):
                     matcher.adjust(mixed[:active, t - start], active)
                     matcher.update(batch[:active, t], t)
                 mixer.update(history, batch[:active, t])
-            coded = 0
             for row, encoder in enumerate(encoders):
                 count = min(stop, lengths[row]) - start
                 if count > 0:
                     encoder.encode(batch[row, start : start + count], mixed[row, :count])
-                    coded += count
-            if self._block_tokens:  # 0 while probing: the probe is not progress
-                self.report_progress(coded / self._block_tokens)
-        return [encoder.finish() for encoder in encoders]
+
+        return walk
 
     def probe(self, data: bytes) -> str | None:
         """Why the learned path cannot win this block, as the probes see it (module docstring), or
@@ -316,13 +350,18 @@ class TextCodec(Codec):
                 raise CorruptError("text block header out of range")
             streams = split_streams(payload, pos, segments, "text block")
             lengths = segment_lengths(n_tokens, segments)
-            self._block_tokens = max(1, n_tokens)
-            per_call = self.mix_group * self._groups_per_call(segments)
-            parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
-            if len(parts) == 1:  # one batch: its model rows are split across the workers inside
-                decoded = [self._decode_streams(streams, lengths, split_rows=True)]
+            if not n_tokens:  # an empty block: its one stream holds nothing
+                if any(streams):
+                    raise CorruptError("text block holds bytes past its tokens")
+                decoded = []
             else:
-                decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
+                self._block_tokens = n_tokens
+                per_call = self.mix_group * self._groups_per_call(segments)
+                parts = [slice(first, first + per_call) for first in range(0, segments, per_call)]
+                if len(parts) == 1:  # one batch: its model rows are split across the workers inside
+                    decoded = [self._decode_streams(streams, lengths, split_rows=True)]
+                else:
+                    decoded = self.map_parallel(lambda p: self._decode_streams(streams[p], lengths[p]), parts)
             tokens = [t for part in decoded for t in part]
         except TruncatedError as exc:  # a varint running off a complete payload: corruption
             raise CorruptError(f"text block corrupt ({exc})") from exc
@@ -459,14 +498,10 @@ class TextCodec(Codec):
         TextDecoder: the same tables and updates in the same order); ``threads`` 2: a helper thread
         shares each step's products and attention."""
         mixer = CompiledMixer(self.lm.vocab_size, self.priors)  # built wherever TextDecoder is
-        match = None
-        if self.matching:
-            match = (LENGTH_BUCKETS.astype(np.int64), PROB_EDGES.astype(np.float64), APM_PRIOR, P_MIN, P_MAX,
-                     MATCH_MIN, MAX_VERIFY)  # fmt: skip
         scalars, dims = self.lm.step_constants()
         native = TextDecoder(
             self.lm.step_tensors(), scalars, dims, tuple(streams), np.asarray(lengths, np.int64), tokens,
-            mixer, match, threads,
+            mixer, self._match_parameters(), threads,
         )  # fmt: skip
         longest = max(lengths, default=0)
         for start in range(0, longest, PROGRESS_STEPS):

@@ -1986,36 +1986,25 @@ static int64_t match_table_get(const Match *mt, int64_t key) {
     return -1;
 }
 
-typedef struct {
-    PyObject_HEAD
-    StepModel model;
-    BufferList model_buffers;
-    Py_buffer tokens; /* int32 [S][orders + longest], -1 where no token */
-    int have_tokens;
-    MixerObject *mixer;
-    Py_ssize_t S, orders, longest, t;
-    int64_t *active_at; /* [longest + 1] */
-    RangeDec *decoders;
-    int8_t **kcs, **vcs;
-    double **kscs;
-    int64_t *slot_position, *tok, *history, *coded;
-    int32_t *distance, *mix_work, *mix_work2, *symbols;
-    double *model_rows, *mixed;
-    char *work_block;
-    Match match;
-    Helper helper; /* started when decoding with two threads */
-} TextDecoderObject;
+/* n zeroed items (at least one, so that NULL always means no memory) */
+static void *zeroed(size_t n, size_t size) {
+    return PyMem_Calloc(n ? n : 1, size);
+}
 
-#define TOKEN_AT(self, s, p) (((int32_t *)(self)->tokens.buf)[(s) * ((self)->orders + (self)->longest) + (self)->orders + (p)])
+/* A mix group's tokens as the coder has them: int32 [S][orders + longest], -1 where none (yet) */
+typedef struct {
+    int32_t *buf;
+    Py_ssize_t orders, longest;
+} Grid;
+
+#define GRID_AT(g, s, p) ((g)->buf[(s) * ((g)->orders + (g)->longest) + (g)->orders + (p)])
 
 /* MatchModel.adjust of stream s's row (in place); hits_all and tries_all set for this step */
-static void match_adjust(TextDecoderObject *self, double *row, Py_ssize_t s) {
-    Match *mt = &self->match;
-    const Py_ssize_t V = self->model.V;
+static void match_adjust(Match *mt, const Grid *g, Py_ssize_t V, double *row, Py_ssize_t s) {
     mt->used_pred[s] = -1;
     if (mt->length[s] <= 0) return;
     const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
-    const int64_t predicted = pos < self->longest ? TOKEN_AT(self, src, pos) : -1;
+    const int64_t predicted = pos < g->longest ? GRID_AT(g, src, pos) : -1;
     if (predicted < 0) return;
     double total = 0.0;
     for (Py_ssize_t j = 0; j < V; j++) total += row[j]; /* exact */
@@ -2039,19 +2028,18 @@ static void match_adjust(TextDecoderObject *self, double *row, Py_ssize_t s) {
 }
 
 /* MatchModel.update after step t decoded the B active streams (their tokens are in the array) */
-static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
-    Match *mt = &self->match;
+static int match_update(Match *mt, const Grid *g, int64_t V, Py_ssize_t B, Py_ssize_t t) {
     for (Py_ssize_t s = 0; s < B; s++) {
         if (mt->used_pred[s] < 0) continue;
         mt->tries[mt->used_cell[s]]++, mt->tries_all++;
-        const int hit = TOKEN_AT(self, s, t) == mt->used_pred[s];
+        const int hit = GRID_AT(g, s, t) == mt->used_pred[s];
         mt->hits[mt->used_cell[s]] += hit, mt->hits_all += hit;
         mt->used_pred[s] = -1;
     }
     for (Py_ssize_t s = 0; s < B; s++) {
         if (!mt->length[s]) continue;
         const int64_t src = mt->source[2 * s], pos = mt->source[2 * s + 1];
-        const int on = pos + 1 <= t && TOKEN_AT(self, src, pos) == TOKEN_AT(self, s, t);
+        const int on = pos + 1 <= t && GRID_AT(g, src, pos) == GRID_AT(g, s, t);
         if (on) {
             mt->source[2 * s + 1]++;
             mt->length[s]++;
@@ -2060,10 +2048,9 @@ static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
         }
     }
     if (t + 1 < mt->match_min) return 0;
-    const int64_t V = self->model.V;
     for (Py_ssize_t s = 0; s < B; s++) {
         int64_t key = 0;
-        for (Py_ssize_t c = t + 1 - mt->match_min; c <= t; c++) key = key * V + TOKEN_AT(self, s, c);
+        for (Py_ssize_t c = t + 1 - mt->match_min; c <= t; c++) key = key * V + GRID_AT(g, s, c);
         if (!mt->length[s]) {
             const int64_t found = match_table_get(mt, key);
             if (found >= 0) {
@@ -2072,7 +2059,7 @@ static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
                 mt->source[2 * s + 1] = pos;
                 int64_t length = 0;
                 while (length < mt->max_verify && pos - 1 - length >= 0 && t - length >= 0 &&
-                       TOKEN_AT(self, src, pos - 1 - length) == TOKEN_AT(self, s, t - length))
+                       GRID_AT(g, src, pos - 1 - length) == GRID_AT(g, s, t - length))
                     length++;
                 mt->length[s] = length;
             }
@@ -2081,6 +2068,76 @@ static int match_update(TextDecoderObject *self, Py_ssize_t B, Py_ssize_t t) {
     }
     return 0;
 }
+
+
+/* Parse the match model's parameters (None: off) for S streams over a vocabulary of V */
+static int match_init(Match *mt, PyObject *match_args, Py_ssize_t V, Py_ssize_t S) {
+    mt->on = match_args != Py_None;
+    if (!mt->on) return 1;
+    PyObject *bounds, *edges;
+    if (!PyArg_ParseTuple(match_args, "OOdddnn", &bounds, &edges, &mt->prior, &mt->p_min, &mt->p_max,
+                          &mt->match_min, &mt->max_verify))
+        return 0;
+    Py_buffer b, e;
+    if (PyObject_GetBuffer(bounds, &b, PyBUF_C_CONTIGUOUS) < 0) return 0;
+    if (PyObject_GetBuffer(edges, &e, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&b);
+        return 0;
+    }
+    mt->n_len = b.len / 8 - 1, mt->n_prob = e.len / 8 + 1;
+    double largest = 1.0;
+    for (Py_ssize_t i = 0; i < mt->match_min; i++) largest *= (double)V;
+    int bad = mt->n_len < 1 || b.itemsize != 8 || e.itemsize != 8 || mt->match_min < 1 || largest >= 9.0e18;
+    if (!bad && (mt->len_bounds = PyMem_Malloc(b.len)) && (mt->prob_edges = PyMem_Malloc(e.len ? e.len : 1))) {
+        memcpy(mt->len_bounds, b.buf, b.len);
+        memcpy(mt->prob_edges, e.buf, e.len);
+    }
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&e);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "bad match model parameters");
+        return 0;
+    }
+    if (!mt->len_bounds || !mt->prob_edges || !(mt->source = zeroed(2 * S, sizeof(int64_t))) ||
+        !(mt->length = zeroed(S, sizeof(int64_t))) || !(mt->hits = zeroed(mt->n_len * mt->n_prob, sizeof(int64_t))) ||
+        !(mt->tries = zeroed(mt->n_len * mt->n_prob, sizeof(int64_t))) ||
+        !(mt->used_pred = zeroed(S, sizeof(int64_t))) || !(mt->used_cell = zeroed(S, sizeof(int64_t)))) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < S; i++) mt->used_pred[i] = -1;
+    return 1;
+}
+
+static void match_free(Match *mt) {
+    void *blocks[] = {mt->len_bounds, mt->prob_edges, mt->source, mt->length, mt->hits, mt->tries, mt->used_pred,
+                      mt->used_cell};
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_Free(blocks[i]);
+    PyMem_RawFree(mt->slots);
+}
+
+typedef struct {
+    PyObject_HEAD
+    StepModel model;
+    BufferList model_buffers;
+    Py_buffer tokens; /* int32 [S][orders + longest], -1 where no token */
+    int have_tokens;
+    MixerObject *mixer;
+    Py_ssize_t S, orders, longest, t;
+    int64_t *active_at; /* [longest + 1] */
+    RangeDec *decoders;
+    int8_t **kcs, **vcs;
+    double **kscs;
+    int64_t *slot_position, *tok, *history, *coded;
+    int32_t *distance, *mix_work, *mix_work2, *symbols;
+    double *model_rows, *mixed;
+    char *work_block;
+    Match match;
+    Helper helper; /* started when decoding with two threads */
+} TextDecoderObject;
+
+#define TOKEN_AT(self, s, p) (((int32_t *)(self)->tokens.buf)[(s) * ((self)->orders + (self)->longest) + (self)->orders + (p)])
+#define DECODER_GRID(self) {(int32_t *)(self)->tokens.buf, (self)->orders, (self)->longest}
 
 static void TextDecoder_dealloc(TextDecoderObject *self) {
     helper_stop(&self->helper);
@@ -2099,17 +2156,10 @@ static void TextDecoder_dealloc(TextDecoderObject *self) {
     PyMem_Free(self->vcs);
     PyMem_Free(self->kscs);
     void *blocks[] = {self->active_at, self->slot_position, self->tok, self->history, self->coded, self->distance,
-                      self->mix_work, self->mix_work2, self->symbols, self->model_rows, self->mixed, self->work_block, self->match.len_bounds,
-                      self->match.prob_edges, self->match.source, self->match.length, self->match.hits,
-                      self->match.tries, self->match.used_pred, self->match.used_cell};
+                      self->mix_work, self->mix_work2, self->symbols, self->model_rows, self->mixed, self->work_block};
     for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_Free(blocks[i]);
-    PyMem_RawFree(self->match.slots);
+    match_free(&self->match);
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* n zeroed items (at least one, so that NULL always means no memory) */
-static void *zeroed(size_t n, size_t size) {
-    return PyMem_Calloc(n ? n : 1, size);
 }
 
 /* TextDecoder(model, scalars, (C, H, F, V, W, n_layer), streams, lengths, tokens, mixer, match)
@@ -2199,45 +2249,7 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
     ALLOC(model_rows, double, S * V);
     ALLOC(mixed, double, S * V);
     ALLOC(work_block, char, step_scratch(S, C, H, m->F, V, W).total);
-    Match *mt = &self->match;
-    mt->on = match_args != Py_None;
-    if (mt->on) {
-        PyObject *bounds, *edges;
-        if (!PyArg_ParseTuple(match_args, "OOdddnn", &bounds, &edges, &mt->prior, &mt->p_min, &mt->p_max,
-                              &mt->match_min, &mt->max_verify))
-            goto done;
-        Py_buffer b, e;
-        if (PyObject_GetBuffer(bounds, &b, PyBUF_C_CONTIGUOUS) < 0) goto done;
-        if (PyObject_GetBuffer(edges, &e, PyBUF_C_CONTIGUOUS) < 0) {
-            PyBuffer_Release(&b);
-            goto done;
-        }
-        mt->n_len = b.len / 8 - 1, mt->n_prob = e.len / 8 + 1;
-        double largest = 1.0;
-        for (Py_ssize_t i = 0; i < mt->match_min; i++) largest *= (double)V;
-        int bad = mt->n_len < 1 || b.itemsize != 8 || e.itemsize != 8 || mt->match_min < 1 || largest >= 9.0e18;
-        if (!bad && (mt->len_bounds = PyMem_Malloc(b.len)) && (mt->prob_edges = PyMem_Malloc(e.len ? e.len : 1))) {
-            memcpy(mt->len_bounds, b.buf, b.len);
-            memcpy(mt->prob_edges, e.buf, e.len);
-        }
-        PyBuffer_Release(&b);
-        PyBuffer_Release(&e);
-        if (bad) {
-            PyErr_SetString(PyExc_ValueError, "TextDecoder: bad match model parameters");
-            goto done;
-        }
-        if (!mt->len_bounds || !mt->prob_edges) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        ALLOC(match.source, int64_t, 2 * S);
-        ALLOC(match.length, int64_t, S);
-        ALLOC(match.hits, int64_t, mt->n_len * mt->n_prob);
-        ALLOC(match.tries, int64_t, mt->n_len * mt->n_prob);
-        ALLOC(match.used_pred, int64_t, S);
-        ALLOC(match.used_cell, int64_t, S);
-        for (Py_ssize_t i = 0; i < S; i++) mt->used_pred[i] = -1;
-    }
+    if (!match_init(&self->match, match_args, V, S)) goto done;
 #undef ALLOC
     if (threads > 1 && !helper_start(&self->helper, 3 * C > m->F ? 3 * C : m->F, W, D)) goto done;
     ok = 1;
@@ -2254,7 +2266,8 @@ static void decode_task(void *ctx, Py_ssize_t s, int who) {
     double *row = self->mixed + s * V;
     mixer_rows(self->mixer, self->model_rows + s * V, self->history + s * self->orders, row, 1,
                who ? self->mix_work2 : self->mix_work);
-    if (self->match.on) match_adjust(self, row, s);
+    const Grid g = DECODER_GRID(self);
+    if (self->match.on) match_adjust(&self->match, &g, V, row, s);
     self->symbols[s] = range_dec_symbol(&self->decoders[s], row, V);
 }
 
@@ -2270,6 +2283,7 @@ static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
     if (stop > self->longest) stop = self->longest;
     const StepModel *m = &self->model;
     const Py_ssize_t V = m->V, W = m->W, orders = self->orders;
+    const Grid grid = DECODER_GRID(self);
     int status = 0; /* 1: overflow, -1: invalid data, -2: no memory */
     Py_BEGIN_ALLOW_THREADS
     for (; self->t < stop && !status; self->t++) {
@@ -2281,7 +2295,7 @@ static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
                 if (symbol < 0) status = -1;
                 else TOKEN_AT(self, s, 0) = symbol;
             }
-            if (!status && self->match.on && match_update(self, B, 0) < 0) status = -2;
+            if (!status && self->match.on && match_update(&self->match, &grid, V, B, 0) < 0) status = -2;
             continue;
         }
         /* the model, fed with tokens t - 1 (its position t - 1) */
@@ -2309,7 +2323,7 @@ static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
         }
         if (status) break;
         /* the updates, in stream order */
-        if (self->match.on && match_update(self, B, t) < 0) status = -2;
+        if (self->match.on && match_update(&self->match, &grid, V, B, t) < 0) status = -2;
         else if (mixer_add(self->mixer, self->history, self->coded, B) < 0) status = -2;
     }
     Py_END_ALLOW_THREADS
@@ -2335,6 +2349,285 @@ static PyTypeObject TextDecoderType = {
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)TextDecoder_init,
     .tp_dealloc = (destructor)TextDecoder_dealloc,
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * TextEncoder: the text encoder's walk (nncodec/codecs/text.py, TextCodec._encode_group) for one mix
+ * group, given the model's rows: per step t, for the active streams, the mixer's row (mixer_rows),
+ * the match model's adjustment, the range encoding of each stream's token, then the match model's
+ * and the mixer's updates in stream order, exactly as the Python walk (its reference: tests compare
+ * the bytes) and the decoders do.
+ *
+ * Range encoding reproduces constriction 0.5's queue RangeEncoder<u32 words, u64 state> with
+ * Categorical(perfect=False), precision 24 (the intervals of range_dec_symbol above): each symbol
+ * narrows [lower, lower + range) to scale * [left, right), scale = range >> 24; when range falls
+ * below 2^32 the top word of lower is emitted and both shift by 32 bits. A word whose value a later
+ * carry may still change (lower + range wrapped past 2^64) is held back ("inverted" situation) with
+ * the words after it, which are then all 0xFFFFFFFF, until the carry is known. Sealing emits the
+ * held words, then a point of the final interval as one word (two when one would not identify it). */
+
+typedef struct {
+    uint32_t *words;
+    Py_ssize_t n, capacity;
+    uint64_t lower, range;
+    Py_ssize_t inverted;     /* held-back words (0: normal situation) */
+    uint32_t first_inverted; /* the first of them, before any carry */
+} RangeEnc;
+
+static int range_enc_put(RangeEnc *e, uint32_t word) {
+    if (e->n == e->capacity) {
+        const Py_ssize_t capacity = e->capacity ? 2 * e->capacity : 256;
+        uint32_t *words = PyMem_RawRealloc(e->words, sizeof(uint32_t) * capacity);
+        if (!words) return -1;
+        e->words = words;
+        e->capacity = capacity;
+    }
+    e->words[e->n++] = word;
+    return 0;
+}
+
+/* the held-back words, resolved: carried (the first plus one, then zeros) or not */
+static int range_enc_release(RangeEnc *e, int carried) {
+    if (range_enc_put(e, carried ? e->first_inverted + 1 : e->first_inverted) < 0) return -1;
+    for (Py_ssize_t i = 1; i < e->inverted; i++)
+        if (range_enc_put(e, carried ? 0u : 0xFFFFFFFFu) < 0) return -1;
+    e->inverted = 0;
+    return 0;
+}
+
+/* Encode ``symbol`` against an integer frequency row (every entry >= 1); -1: no memory */
+static int range_enc_symbol(RangeEnc *e, const double *row, Py_ssize_t V, Py_ssize_t symbol) {
+    double norm = 0.0;
+    for (Py_ssize_t j = 0; j < V; j++) norm += row[j]; /* exact: integers, sum < 2^53 */
+    const double fscale = (double)((1u << 24) - (uint32_t)V) / norm;
+    double cum = 0.0;
+    for (Py_ssize_t j = 0; j < symbol; j++) cum += row[j];
+    const uint32_t left = symbol ? (uint32_t)(cum * fscale) + (uint32_t)symbol : 0;
+    const uint32_t right =
+        symbol == V - 1 ? 1u << 24 : (uint32_t)((cum + row[symbol]) * fscale) + (uint32_t)symbol + 1;
+    const uint64_t scale = e->range >> 24;
+    const uint64_t lower = e->lower + scale * left; /* wraps past 2^64 on a carry */
+    e->range = scale * (uint64_t)(right - left);
+    if (e->inverted && lower + e->range > lower) {
+        if (range_enc_release(e, lower < e->lower) < 0) return -1; /* the interval no longer wraps */
+    }
+    e->lower = lower;
+    if (e->range < ((uint64_t)1 << 32)) {
+        e->range <<= 32;
+        const uint32_t word = (uint32_t)(e->lower >> 32);
+        e->lower <<= 32;
+        if (e->inverted) {
+            e->inverted++;
+        } else if (e->lower + e->range > e->lower) {
+            if (range_enc_put(e, word) < 0) return -1;
+        } else {
+            e->inverted = 1;
+            e->first_inverted = word;
+        }
+    }
+    return 0;
+}
+
+/* The coded words as little-endian bytes, sealed (nothing coded: empty) */
+static PyObject *range_enc_bytes(RangeEnc *e) {
+    if (e->range != UINT64_MAX) {
+        const uint64_t point = e->lower + (((uint64_t)1 << 32) - 1);
+        if (e->inverted && range_enc_release(e, point < e->lower) < 0) return PyErr_NoMemory();
+        const uint32_t point_word = (uint32_t)(point >> 32);
+        if (range_enc_put(e, point_word) < 0) return PyErr_NoMemory();
+        if ((uint32_t)((e->lower + e->range) >> 32) == point_word && range_enc_put(e, 0) < 0)
+            return PyErr_NoMemory();
+        e->range = UINT64_MAX; /* sealed once */
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 4 * e->n);
+    if (!out) return NULL;
+    unsigned char *bytes = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < e->n; i++) {
+        const uint32_t w = e->words[i];
+        bytes[4 * i] = (unsigned char)w, bytes[4 * i + 1] = (unsigned char)(w >> 8);
+        bytes[4 * i + 2] = (unsigned char)(w >> 16), bytes[4 * i + 3] = (unsigned char)(w >> 24);
+    }
+    return out;
+}
+
+typedef struct {
+    PyObject_HEAD
+    MixerObject *mixer;
+    Py_ssize_t S, V, orders, longest, t;
+    int64_t *lengths, *active_at, *history, *coded;
+    int32_t *all;  /* every token: [S][longest] */
+    Grid grid;     /* the tokens coded so far (what the decoder has) */
+    int32_t *mix_work;
+    double *row;
+    RangeEnc *encoders;
+    Match match;
+} TextEncoderObject;
+
+static void TextEncoder_dealloc(TextEncoderObject *self) {
+    Py_XDECREF(self->mixer);
+    if (self->encoders)
+        for (Py_ssize_t s = 0; s < self->S; s++) PyMem_RawFree(self->encoders[s].words);
+    void *blocks[] = {self->lengths, self->active_at, self->history, self->coded, self->all, self->grid.buf,
+                      self->mix_work, self->row, self->encoders};
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_Free(blocks[i]);
+    match_free(&self->match);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* TextEncoder(tokens int32 [S][longest] (padded), lengths int64 [S] non-increasing, mixer, match):
+ * mixer: a fresh Mixer; match: None or the match model's parameters (as TextDecoder's). */
+static int TextEncoder_init(TextEncoderObject *self, PyObject *args, PyObject *kwds) {
+    Py_buffer tokens, lengths;
+    PyObject *match_args;
+    MixerObject *mixer;
+    (void)kwds;
+    if (self->encoders) {
+        PyErr_SetString(PyExc_RuntimeError, "TextEncoder: initialized twice");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "y*y*O!O", &tokens, &lengths, &MixerType, &mixer, &match_args)) return -1;
+    int ok = 0;
+    const Py_ssize_t S = lengths.len / 8;
+    if (S < 1 || lengths.itemsize != 8 || tokens.itemsize != 4) {
+        PyErr_SetString(PyExc_ValueError, "TextEncoder: bad tokens or lengths");
+        goto done;
+    }
+    const int64_t *len = lengths.buf;
+    for (Py_ssize_t s = 0; s < S; s++)
+        if (len[s] < 0 || len[s] > (1 << 30) || (s && len[s] > len[s - 1])) {
+            PyErr_SetString(PyExc_ValueError, "TextEncoder: lengths must be non-increasing");
+            goto done;
+        }
+    const Py_ssize_t longest = len[0], V = mixer->vocab, orders = mixer->orders;
+    if (tokens.len != 4 * S * longest) {
+        PyErr_SetString(PyExc_ValueError, "TextEncoder: tokens must be [streams][longest]");
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < S; s++)
+        for (Py_ssize_t p = 0; p < len[s]; p++) {
+            const int32_t token = ((const int32_t *)tokens.buf)[s * longest + p];
+            if (token < 0 || token >= V) {
+                PyErr_SetString(PyExc_ValueError, "TextEncoder: token out of range");
+                goto done;
+            }
+        }
+    self->mixer = mixer;
+    Py_INCREF(mixer);
+    self->S = S, self->V = V, self->orders = orders, self->longest = longest;
+    self->grid.orders = orders, self->grid.longest = longest;
+#define ALLOC(field, type, n)                                           \
+    if (!(self->field = (type *)zeroed((size_t)(n), sizeof(type)))) { \
+        PyErr_NoMemory();                                               \
+        goto done;                                                      \
+    }
+    ALLOC(lengths, int64_t, S);
+    memcpy(self->lengths, len, 8 * S);
+    ALLOC(active_at, int64_t, longest + 1);
+    for (Py_ssize_t t = 0; t <= longest; t++) {
+        Py_ssize_t a = 0;
+        while (a < S && len[a] > t) a++;
+        self->active_at[t] = a;
+    }
+    ALLOC(history, int64_t, S * orders);
+    ALLOC(coded, int64_t, S);
+    ALLOC(all, int32_t, S * longest);
+    memcpy(self->all, tokens.buf, 4 * S * longest);
+    ALLOC(grid.buf, int32_t, S * (orders + longest));
+    for (Py_ssize_t i = 0; i < S * (orders + longest); i++) self->grid.buf[i] = -1;
+    ALLOC(mix_work, int32_t, (orders + 1) * V);
+    ALLOC(row, double, V);
+    ALLOC(encoders, RangeEnc, S);
+#undef ALLOC
+    for (Py_ssize_t s = 0; s < S; s++) self->encoders[s].range = UINT64_MAX;
+    if (!match_init(&self->match, match_args, V, S)) goto done;
+    ok = 1;
+done:
+    PyBuffer_Release(&tokens);
+    PyBuffer_Release(&lengths);
+    return ok ? 0 : -1;
+}
+
+/* run(rows, start, stop): code steps start..stop-1 (start == the step after the last one run; step
+ * 0: every stream's first token, uniform), rows: float64 [S][stop - start][V] (row s, column t -
+ * start: the model's integer frequencies for stream s's token t; only active streams are read). */
+static PyObject *TextEncoder_run(TextEncoderObject *self, PyObject *args) {
+    Py_buffer rows;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "y*nn", &rows, &start, &stop)) return NULL;
+    if (!self->encoders || start != self->t || stop < start || stop > self->longest ||
+        rows.len != (Py_ssize_t)sizeof(double) * self->S * (stop - start) * self->V) {
+        PyBuffer_Release(&rows);
+        PyErr_SetString(PyExc_ValueError, "TextEncoder.run: bad steps or rows");
+        return NULL;
+    }
+    const Py_ssize_t V = self->V, orders = self->orders, span = stop - start;
+    const double *model_rows = rows.buf;
+    Grid *g = &self->grid;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t t = start; t < stop && !failed; t++) {
+        const Py_ssize_t B = self->active_at[t];
+        if (t == 0) {
+            for (Py_ssize_t j = 0; j < V; j++) self->row[j] = 1.0;
+            for (Py_ssize_t s = 0; s < B && !failed; s++) {
+                const int32_t token = self->all[s * self->longest];
+                failed = range_enc_symbol(&self->encoders[s], self->row, V, token) < 0;
+                GRID_AT(g, s, 0) = token;
+            }
+            if (!failed && self->match.on) failed = match_update(&self->match, g, V, B, 0) < 0;
+            continue;
+        }
+        for (Py_ssize_t s = 0; s < B; s++)
+            for (Py_ssize_t j = 0; j < orders; j++) self->history[s * orders + j] = GRID_AT(g, s, t - orders + j);
+        for (Py_ssize_t s = 0; s < B && !failed; s++) {
+            mixer_rows(self->mixer, model_rows + (s * span + (t - start)) * V, self->history + s * orders,
+                       self->row, 1, self->mix_work);
+            if (self->match.on) match_adjust(&self->match, g, V, self->row, s);
+            const int32_t token = self->all[s * self->longest + t];
+            failed = range_enc_symbol(&self->encoders[s], self->row, V, token) < 0;
+            self->coded[s] = token;
+        }
+        for (Py_ssize_t s = 0; s < B; s++) GRID_AT(g, s, t) = (int32_t)self->coded[s];
+        if (!failed && self->match.on) failed = match_update(&self->match, g, V, B, t) < 0;
+        if (!failed) failed = mixer_add(self->mixer, self->history, self->coded, B) < 0;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&rows);
+    if (failed) return PyErr_NoMemory();
+    self->t = stop;
+    Py_RETURN_NONE;
+}
+
+/* finish() -> list of S bytes: each stream's range-coded words, sealed */
+static PyObject *TextEncoder_finish(TextEncoderObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!self->encoders) {
+        PyErr_SetString(PyExc_ValueError, "TextEncoder: not initialized");
+        return NULL;
+    }
+    PyObject *out = PyList_New(self->S);
+    for (Py_ssize_t s = 0; out && s < self->S; s++) {
+        PyObject *item = range_enc_bytes(&self->encoders[s]);
+        if (!item) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, s, item);
+    }
+    return out;
+}
+
+static PyMethodDef TextEncoder_methods[] = {
+    {"run", (PyCFunction)TextEncoder_run, METH_VARARGS, "Code the steps start .. stop - 1."},
+    {"finish", (PyCFunction)TextEncoder_finish, METH_NOARGS, "The coded streams."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TextEncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nncodec.nn._kernels.TextEncoder",
+    .tp_basicsize = sizeof(TextEncoderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The text codec's encoder walk for one mix group (see nncodec/nn/_kernels.c).",
+    .tp_methods = TextEncoder_methods,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)TextEncoder_init,
+    .tp_dealloc = (destructor)TextEncoder_dealloc,
 };
 
 static PyObject *set_level(PyObject *self, PyObject *args) {
@@ -2377,10 +2670,12 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) {
-    if (PyType_Ready(&MixerType) < 0 || PyType_Ready(&TextDecoderType) < 0) return NULL;
+    if (PyType_Ready(&MixerType) < 0 || PyType_Ready(&TextDecoderType) < 0 || PyType_Ready(&TextEncoderType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    if (PyModule_AddType(m, &MixerType) < 0 || PyModule_AddType(m, &TextDecoderType) < 0) {
+    if (PyModule_AddType(m, &MixerType) < 0 || PyModule_AddType(m, &TextDecoderType) < 0 ||
+        PyModule_AddType(m, &TextEncoderType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
