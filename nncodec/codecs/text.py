@@ -19,7 +19,10 @@ batch, one token per stream per step, with a KV cache. Both compute the same tab
 (nncodec/text/model.py), and decoding any arrangement of whole mix groups gives the same output.
 A batch that one thread steps (at most 7 streams, or any batch at -T1) is decoded by the compiled
 loop (nncodec/nn/_kernels.c, TextDecoder: model, mixer, match model and range decoder without a
-return to Python per token); the Python loop in ``_decode_streams`` is its reference.
+return to Python per token); the Python loop in ``_decode_streams`` is its reference. The encoder's walk
+(mixing, match model, range coding) over the model's rows is compiled too (TextEncoder; the Python
+walk in ``_walk_reference`` is its reference), and runs without the GIL while the workers compute the
+next chunk's rows.
 
 Frame params: format version (1 or 2), mix group size. Payload::
 
