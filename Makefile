@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python -m compileall -q nncodec
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_image.py
+	$(BIN)/python scripts/bench_image_sources.py
 	$(BIN)/python scripts/bench_log.py
 	$(BIN)/python scripts/bench_pc.py
 	$(BIN)/python scripts/bench_tools.py
