@@ -540,3 +540,25 @@ def test_probe_declines_structured_text_early_and_lets_prose_through(rows):
     assert len(prose) >= PROBE_MIN
     payload = codec.encode_block(prose)  # not declined
     assert codec.decode_block(payload, len(prose)) == prose
+
+
+def test_compiled_coders_refuse_a_second_init(codec):
+    """``__init__`` called again on a TextEncoder or TextDecoder would leak its first buffers: it is
+    refused (Python never does it; a caller could)."""
+    from nncodec.nn import _kernels
+    from nncodec.nn.mixing import ORDER_PRIORS_V2, CompiledMixer
+
+    args = (np.zeros((1, 3), np.int32), np.array([3]), CompiledMixer(16, ORDER_PRIORS_V2), None)
+    encoder = _kernels.TextEncoder(*args)
+    with pytest.raises(RuntimeError, match="twice"):
+        encoder.__init__(*args)
+    coder = TextCodec(codec.model)
+    streams = [b""]  # what the stream holds does not matter before run()
+    tokens = np.full((1, coder.orders + 4), -1, np.int32)
+    mixer = CompiledMixer(coder.lm.vocab_size, coder.priors)
+    scalars, dims = coder.lm.step_constants()
+    decoder_args = (coder.lm.step_tensors(), scalars, dims, tuple(streams), np.array([4]), tokens, mixer,
+                    coder._match_parameters())  # fmt: skip
+    decoder = _kernels.TextDecoder(*decoder_args)
+    with pytest.raises(RuntimeError, match="twice"):
+        decoder.__init__(*decoder_args)

@@ -2174,6 +2174,11 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
     long long limit;
     StepModel *m = &self->model;
     int threads = 1;
+    (void)kwds;
+    if (self->decoders || self->have_tokens) {
+        PyErr_SetString(PyExc_RuntimeError, "TextDecoder: initialized twice");
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "O!(dLdddd)(nnnnnn)O!y*w*O!O|i", &PyTuple_Type, &model_tuple, &m->eps, &limit,
                           &m->res_unit, &m->inv_sqrt_hd, &m->attn_steps, &m->out_steps, &m->C, &m->H, &m->F, &m->V,
                           &m->W, &m->NL, &PyTuple_Type, &streams, &lengths, &self->tokens, &MixerType,
