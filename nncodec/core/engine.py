@@ -2,9 +2,11 @@
 
 ``compress_stream`` reads its input in blocks (memory stays bounded by a few blocks), picks a codec
 from the first block (or the one asked for), codes blocks in parallel when ``threads > 1`` and writes
-each block with whichever of {that codec, zstd, stored} is smallest. Output bytes never depend on the
-thread count. ``decompress_stream`` reads any number of concatenated frames and verifies every block
-CRC, the content size and the whole-content checksum.
+each block with whichever of {that codec, zstd, stored} is smallest (a text frame: the classical
+codec in place of zstd). An input of one block the learned codec loses is rewritten as a model-free
+frame, and a longer text input whose first block the probes decline is one classical frame from the
+start. Output bytes never depend on the thread count. ``decompress_stream`` reads any number of
+concatenated frames and verifies every block CRC, the content size and the whole-content checksum.
 """
 
 from __future__ import annotations
