@@ -21,7 +21,7 @@ A batch that one thread steps (at most 7 streams, or any batch at -T1) is decode
 loop (nncodec/nn/_kernels.c, TextDecoder: model, mixer, match model and range decoder without a
 return to Python per token); the Python loop in ``_decode_streams`` is its reference. The encoder's walk
 (mixing, match model, range coding) over the model's rows is compiled too (TextEncoder; the Python
-walk in ``_walk_reference`` is its reference), and runs without the GIL while the workers compute the
+walk ``_ReferenceWalk`` is its reference), and runs without the GIL while the workers compute the
 next chunk's rows.
 
 Frame params: format version (1 or 2), mix group size. Payload::
@@ -211,21 +211,16 @@ class TextCodec(Codec):
         batch = np.zeros((len(group), longest), dtype=np.int64)  # short rows padded at the end
         for row, tokens in enumerate(group):
             batch[row, : len(tokens)] = tokens
-        native = None
-        if self.native_walk and TextEncoder is not None:
+        if self.native_walk and TextEncoder is not None and self._match_keys_fit():
             mixer = CompiledMixer(self.lm.vocab_size, self.priors)
             lengths_array = np.asarray(lengths, np.int64)
-            native = TextEncoder(batch.astype(np.int32), lengths_array, mixer, self._match_parameters())
-            first = min(1, longest)  # step 0: every stream's first token, against a uniform row
-            native.run(np.zeros((len(group), first, self.lm.vocab_size)), 0, first)
-            encoders = []
+            walker = TextEncoder(batch.astype(np.int32), lengths_array, mixer, self._match_parameters())
         else:
-            encoders = [SymbolEncoder() for _ in group]
-        for encoder, tokens in zip(encoders, group, strict=False):
-            if len(tokens):
-                encoder.encode(tokens[:1], np.ones((1, self.lm.vocab_size)))
+            walker = _ReferenceWalk(self, lengths, batch)
+        first = min(1, longest)  # step 0: every stream's first token, against a uniform row
+        walker.run(np.zeros((len(group), first, self.lm.vocab_size)), 0, first)
         if longest < 2:
-            return native.finish() if native is not None else [encoder.finish() for encoder in encoders]
+            return walker.finish()
         parts = self._row_parts(len(group)) if split_rows else [slice(0, len(group))]
         run = self.map_parallel if split_rows else lambda f, items: [f(x) for x in items]
         if split_rows and len(parts) == 1 and self.pool is not None:
@@ -245,51 +240,15 @@ class TextCodec(Codec):
                 return [self.pool.submit(frequencies, residual[p, start - 1 : stop - 1]) for p in parts]
             return [_run_here(self.lm.frequencies, residual[:, start - 1 : stop - 1])]
 
-        if native is not None:
-            walk = self._walk_native
-        else:
-            walk = self._walk_reference(group, lengths, batch, encoders)
         pending = predict(*chunks[0])
         for index, (start, stop) in enumerate(chunks):
             model_rows = np.concatenate([future.result() for future in pending])
             if index + 1 < len(chunks):
                 pending = predict(*chunks[index + 1])
-            walk(native, model_rows, start, stop)
+            walker.run(np.ascontiguousarray(model_rows, dtype=np.float64), start, stop)
             if self._block_tokens:  # 0 while probing: the probe is not progress
                 self.report_progress(sum(min(n, stop) - min(n, start) for n in lengths) / self._block_tokens)
-        return native.finish() if native is not None else [encoder.finish() for encoder in encoders]
-
-    @staticmethod
-    def _walk_native(native, model_rows: np.ndarray, start: int, stop: int) -> None:
-        """Mix, match, range-code and update steps start..stop-1 in C (without the GIL)."""
-        native.run(np.ascontiguousarray(model_rows, dtype=np.float64), start, stop)
-
-    def _walk_reference(self, group: list[np.ndarray], lengths: list[int], batch: np.ndarray, encoders: list):
-        """The walk in Python (the compiled TextEncoder's reference): a function coding steps
-        start..stop-1 given the model's rows for them."""
-        orders = self.orders
-        padded = np.concatenate([np.full((len(group), orders), -1), batch], axis=1)  # -1: no token
-        mixer = ContextMixer(self.lm.vocab_size, self.priors)
-        matcher = self._matcher(lengths)
-        if matcher is not None:
-            matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
-
-        def walk(_native, model_rows: np.ndarray, start: int, stop: int) -> None:
-            mixed = np.empty_like(model_rows)
-            for t in range(start, stop):
-                active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
-                history = padded[:active, t : t + orders]  # tokens t-orders .. t-1
-                mixed[:active, t - start] = mixer.frequencies(model_rows[:active, t - start], history)
-                if matcher is not None:
-                    matcher.adjust(mixed[:active, t - start], active)
-                    matcher.update(batch[:active, t], t)
-                mixer.update(history, batch[:active, t])
-            for row, encoder in enumerate(encoders):
-                count = min(stop, lengths[row]) - start
-                if count > 0:
-                    encoder.encode(batch[row, start : start + count], mixed[row, :count])
-
-        return walk
+        return walker.finish()
 
     def probe(self, data: bytes) -> str | None:
         """Why the learned path cannot win this block, as the probes see it (module docstring), or
@@ -321,7 +280,7 @@ class TextCodec(Codec):
 
     def encode_block(self, data: bytes) -> bytes:
         passed, self._passed_probe = self._passed_probe, None
-        if not (passed is not None and len(passed) == len(data) and passed == data):
+        if passed != data:
             reason = self.probe(data)
             if reason is not None:
                 raise BlockDeclined(reason)
@@ -488,11 +447,11 @@ class TextCodec(Codec):
     def _native_decoding(self) -> bool:
         """Whether the compiled decode loop can run this codec's streams (compiled kernels, and the
         match model's keys in int64)."""
-        return (
-            TextDecoder is not None
-            and self.lm.ops.compiled
-            and (not self.matching or self.lm.vocab_size**MATCH_MIN < 1 << 63)
-        )
+        return TextDecoder is not None and self.lm.ops.compiled and self._match_keys_fit()
+
+    def _match_keys_fit(self) -> bool:
+        """Whether the match model's keys (MATCH_MIN tokens) fit the compiled loops' int64 keys."""
+        return not self.matching or self.lm.vocab_size**MATCH_MIN < 1 << 63
 
     def _decode_native(
         self, streams: list[bytes], lengths: list[int], tokens: np.ndarray, threads: int = 1
@@ -514,6 +473,46 @@ class TextCodec(Codec):
             if self._block_tokens:
                 self.report_progress(sum(min(n, stop) - min(n, start) for n in lengths) / self._block_tokens)
         return [tokens[s, self.orders : self.orders + n] for s, n in enumerate(lengths)]
+
+
+class _ReferenceWalk:
+    """The encoder's walk in Python, the compiled TextEncoder's reference, with its interface: ``run``
+    mixes in the adaptive counts and the match model, range-codes and updates steps start..stop-1
+    given the model's rows for them (step 0: every stream's first token, uniform); ``finish`` gives
+    the streams."""
+
+    def __init__(self, codec: TextCodec, lengths: list[int], batch: np.ndarray) -> None:
+        self.lengths, self.batch, self.orders = lengths, batch, codec.orders
+        self.padded = np.concatenate([np.full((len(lengths), codec.orders), -1), batch], axis=1)  # -1: none
+        self.mixer = ContextMixer(codec.lm.vocab_size, codec.priors)
+        self.matcher = codec._matcher(lengths)
+        self.encoders = [SymbolEncoder() for _ in lengths]
+
+    def run(self, model_rows: np.ndarray, start: int, stop: int) -> None:
+        lengths, batch, orders = self.lengths, self.batch, self.orders
+        if start == 0 and stop > 0:
+            for row, encoder in enumerate(self.encoders):
+                if lengths[row]:
+                    encoder.encode(batch[row, :1], np.ones((1, model_rows.shape[2])))
+            if self.matcher is not None:
+                self.matcher.update(batch[: sum(1 for n in lengths if n > 0), 0], 0)
+            return
+        mixed = np.empty_like(model_rows)
+        for t in range(start, stop):
+            active = sum(1 for n in lengths if n > t)  # lengths are non-increasing
+            history = self.padded[:active, t : t + orders]  # tokens t-orders .. t-1
+            mixed[:active, t - start] = self.mixer.frequencies(model_rows[:active, t - start], history)
+            if self.matcher is not None:
+                self.matcher.adjust(mixed[:active, t - start], active)
+                self.matcher.update(batch[:active, t], t)
+            self.mixer.update(history, batch[:active, t])
+        for row, encoder in enumerate(self.encoders):
+            count = min(stop, lengths[row]) - start
+            if count > 0:
+                encoder.encode(batch[row, start : start + count], mixed[row, :count])
+
+    def finish(self) -> list[bytes]:
+        return [encoder.finish() for encoder in self.encoders]
 
 
 class _Done:

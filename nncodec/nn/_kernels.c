@@ -1991,6 +1991,34 @@ static void *zeroed(size_t n, size_t size) {
     return PyMem_Calloc(n ? n : 1, size);
 }
 
+/* self->field = n zeroed items of type, or (no memory) goto done: for the coders' init functions */
+#define ALLOC(field, type, n)                                           \
+    if (!(self->field = (type *)zeroed((size_t)(n), sizeof(type)))) { \
+        PyErr_NoMemory();                                               \
+        goto done;                                                      \
+    }
+
+/* For stream lengths (int64 [S], non-increasing, each at most 2^30): how many streams are active at
+ * each step t = 0 .. len[0] (stream s while t < len[s]); NULL with an exception when they are not. */
+static int64_t *active_counts(const int64_t *len, Py_ssize_t S, const char *who) {
+    for (Py_ssize_t s = 0; s < S; s++)
+        if (len[s] < 0 || len[s] > (1 << 30) || (s && len[s] > len[s - 1])) {
+            PyErr_Format(PyExc_ValueError, "%s: lengths must be non-increasing", who);
+            return NULL;
+        }
+    int64_t *active = zeroed((size_t)len[0] + 1, sizeof(int64_t));
+    if (!active) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int64_t t = 0; t <= len[0]; t++) {
+        Py_ssize_t a = 0;
+        while (a < S && len[a] > t) a++;
+        active[t] = a;
+    }
+    return active;
+}
+
 /* A mix group's tokens as the coder has them: int32 [S][orders + longest], -1 where none (yet) */
 typedef struct {
     int32_t *buf;
@@ -2198,25 +2226,9 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
         goto done;
     }
     const int64_t *len = lengths.buf;
-    for (Py_ssize_t s = 0; s < S; s++)
-        if (len[s] < 0 || len[s] > (1 << 30) || (s && len[s] > len[s - 1])) {
-            PyErr_SetString(PyExc_ValueError, "TextDecoder: lengths must be non-increasing");
-            goto done;
-        }
+    if (!(self->active_at = active_counts(len, S, "TextDecoder"))) goto done;
     self->longest = len[0];
     if (!check_size(&self->tokens, S * (orders + self->longest), 4, "tokens")) goto done;
-    const Py_ssize_t longest = self->longest;
-#define ALLOC(field, type, n)                                           \
-    if (!(self->field = (type *)zeroed((size_t)(n), sizeof(type)))) { \
-        PyErr_NoMemory();                                               \
-        goto done;                                                      \
-    }
-    ALLOC(active_at, int64_t, longest + 1);
-    for (Py_ssize_t t = 0; t <= longest; t++) {
-        Py_ssize_t a = 0;
-        while (a < S && len[a] > t) a++;
-        self->active_at[t] = a;
-    }
     ALLOC(decoders, RangeDec, S);
     for (Py_ssize_t s = 0; s < S; s++) {
         PyObject *item = PyTuple_GET_ITEM(streams, s);
@@ -2255,7 +2267,6 @@ static int TextDecoder_init(TextDecoderObject *self, PyObject *args, PyObject *k
     ALLOC(mixed, double, S * V);
     ALLOC(work_block, char, step_scratch(S, C, H, m->F, V, W).total);
     if (!match_init(&self->match, match_args, V, S)) goto done;
-#undef ALLOC
     if (threads > 1 && !helper_start(&self->helper, 3 * C > m->F ? 3 * C : m->F, W, D)) goto done;
     ok = 1;
 done:
@@ -2498,11 +2509,7 @@ static int TextEncoder_init(TextEncoderObject *self, PyObject *args, PyObject *k
         goto done;
     }
     const int64_t *len = lengths.buf;
-    for (Py_ssize_t s = 0; s < S; s++)
-        if (len[s] < 0 || len[s] > (1 << 30) || (s && len[s] > len[s - 1])) {
-            PyErr_SetString(PyExc_ValueError, "TextEncoder: lengths must be non-increasing");
-            goto done;
-        }
+    if (!(self->active_at = active_counts(len, S, "TextEncoder"))) goto done;
     const Py_ssize_t longest = len[0], V = mixer->vocab, orders = mixer->orders;
     if (tokens.len != 4 * S * longest) {
         PyErr_SetString(PyExc_ValueError, "TextEncoder: tokens must be [streams][longest]");
@@ -2520,19 +2527,8 @@ static int TextEncoder_init(TextEncoderObject *self, PyObject *args, PyObject *k
     Py_INCREF(mixer);
     self->S = S, self->V = V, self->orders = orders, self->longest = longest;
     self->grid.orders = orders, self->grid.longest = longest;
-#define ALLOC(field, type, n)                                           \
-    if (!(self->field = (type *)zeroed((size_t)(n), sizeof(type)))) { \
-        PyErr_NoMemory();                                               \
-        goto done;                                                      \
-    }
     ALLOC(lengths, int64_t, S);
     memcpy(self->lengths, len, 8 * S);
-    ALLOC(active_at, int64_t, longest + 1);
-    for (Py_ssize_t t = 0; t <= longest; t++) {
-        Py_ssize_t a = 0;
-        while (a < S && len[a] > t) a++;
-        self->active_at[t] = a;
-    }
     ALLOC(history, int64_t, S * orders);
     ALLOC(coded, int64_t, S);
     ALLOC(all, int32_t, S * longest);
@@ -2542,7 +2538,6 @@ static int TextEncoder_init(TextEncoderObject *self, PyObject *args, PyObject *k
     ALLOC(mix_work, int32_t, (orders + 1) * V);
     ALLOC(row, double, V);
     ALLOC(encoders, RangeEnc, S);
-#undef ALLOC
     for (Py_ssize_t s = 0; s < S; s++) self->encoders[s].range = UINT64_MAX;
     if (!match_init(&self->match, match_args, V, S)) goto done;
     ok = 1;
