@@ -177,7 +177,7 @@ def test_compiled_int8_matmul_equals_the_blas_product(level):
     64) and for row counts off the VNNI tile (1-3 leftover rows, more than one chunk of rows);
     values that are not int8 are refused, not wrapped, and so is a packed layout of the wrong size."""
     from nncodec.nn.exact import MAX_EXACT_K, int_matmul
-    from nncodec.text.model import pack_vnni
+    from nncodec.nn.linear import pack_vnni
 
     rng = np.random.default_rng(8)
     shapes = [(1, 256, 768), (3, 1024, 256), (2, 100, 37), (16, MAX_EXACT_K - 16, 6), (70, 256, 128)]

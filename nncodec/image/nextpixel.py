@@ -9,7 +9,8 @@ neighbours read as 0 (the MED then falls back to the available one) and flags te
 the borders are.
 
 Inference follows nncodec/nn/exact.py through nncodec/nn/rowops.py (int8 weights per output channel,
-int8 activations per row, exact float32 matmuls, lookup-table softmax), so the frequency rows are a
+int8 activations per row, exact integer matmuls: the compiled int8 kernel or float32 BLAS, lookup-table
+softmax), so the frequency rows are a
 pure function of the model file and the decoded pixels. The float model used for training
 (``PixelMLP`` in nncodec/training/image/train.py) computes the same function up to quantization.
 
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from nncodec.core.modelstore import read_model_file
-from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K, int_matmul
+from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K
+from nncodec.nn.linear import IntLinear
 from nncodec.nn.rowops import CompiledOps, NumpyOps, best_ops
 
 FORMAT = "nncodec-pixelmlp-1"
@@ -297,17 +299,21 @@ class PixelModel:
     def __init__(self, path: Path) -> None:
         metadata, tensors = read_model_file(path, FORMAT)
         self.config = json.loads(metadata["config"])
-        self.layers = []
+        self.layers: list[IntLinear] = []
         for i in range(self.config["n_layers"]):
-            weight = tensors[f"l{i}.w"].astype(np.float32)  # (out, in) int8 values
-            if np.abs(weight).max() > INT8_MAX or weight.shape[1] > MAX_EXACT_K:
+            weight = tensors[f"l{i}.w"]  # (out, in) int8 values
+            if np.abs(weight.astype(np.int32)).max() > INT8_MAX or weight.shape[1] > MAX_EXACT_K:
                 raise ValueError("model file violates an exactness invariant: weight range or size")
-            self.layers.append((np.ascontiguousarray(weight.T), tensors[f"l{i}.s"].astype(np.float64)))
+            weight = weight.astype(np.int8)
+            if i == 0:  # zero columns up to a multiple of 4 inputs: the VNNI kernel's layout
+                weight = np.pad(weight, ((0, 0), (0, -weight.shape[1] % 4)))
+            self.layers.append(IntLinear(np.ascontiguousarray(weight), tensors[f"l{i}.s"].astype(np.float64)))
         self.feature_set = self.config.get("features", "v1")  # absent in image-v1
         if self.feature_set not in FEATURE_SETS:
             raise ValueError(f"model file needs feature set {self.feature_set!r} (newer nncodec?)")
         n_features = FEATURE_SETS[self.feature_set]
-        if self.layers[0][0].shape[0] != n_features or self.layers[-1][0].shape[1] != 256:
+        self.n_inputs = tensors["l0.w"].shape[1]
+        if self.n_inputs != n_features or self.layers[-1].weight.shape[0] != 256:
             raise ValueError("model file does not match its feature set")
         self.out_exp = tensors["out_exp"].astype(np.float64)
         self.out_steps = float(metadata["out_lut_steps"])
@@ -318,9 +324,11 @@ class PixelModel:
     def frequencies(self, feats: np.ndarray) -> np.ndarray:
         """(B, N_FEATURES) integer features -> (B, 256) integer frequency rows (entries >= 1) over
         residual tokens."""
-        x = feats.astype(np.float32)
+        ops = self.ops
+        x = np.zeros((len(feats), self.layers[0].weight.shape[1]), np.int8 if ops.compiled else np.float32)
+        x[:, : self.n_inputs] = feats  # int8 values; the padding columns stay 0
         scale = np.ones(len(feats), np.float64)  # features are int8 values already
-        for weight_t, col_scale in self.layers[:-1]:
-            x, scale = self.ops.relu_quantize(int_matmul(x, weight_t), scale, col_scale)
-        weight_t, col_scale = self.layers[-1]
-        return self.ops.head_lut(int_matmul(x, weight_t), scale, col_scale, self.out_exp, self.out_steps)
+        for linear in self.layers[:-1]:
+            x, scale = ops.relu_quantize(ops.matmul(x, linear), scale, linear.scale)
+        last = self.layers[-1]
+        return ops.head_lut(ops.matmul(x, last), scale, last.scale, self.out_exp, self.out_steps)

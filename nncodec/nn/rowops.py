@@ -128,7 +128,7 @@ class CompiledOps:
 
     @staticmethod
     def pack_vnni(weight: np.ndarray, packed: np.ndarray, sums: np.ndarray) -> None:
-        """nncodec/text/model.py's pack_vnni, compiled (weight (N, K) int8 C-contiguous)."""
+        """nncodec/nn/linear.py's pack_vnni, compiled (weight (N, K) int8 C-contiguous)."""
         _kernels.pack_vnni(weight, packed, sums, *weight.shape)
 
     @staticmethod

@@ -59,15 +59,39 @@ def image_lists(tune: bool = False) -> tuple[list[Path], list[Path]]:
     return train, mcm_train[6:] if tune else mcm[len(mcm) // 2 :]
 
 
+#: ``--data broad`` (image-v3): sets of ``images/more`` trained on. Held out of all training and
+#: tuning: gb82 and usc_sipi_misc_color (the headline photo validation, issue 20), gb82_sc_screen and
+#: charls_screen (screens); cc0_wesaturate_rawpixls is the tuning set (codec settings are chosen on
+#: it, the model never sees it).
+BROAD_SETS = (
+    "cid22_512_sub10", "clic2025_valid_sub4", "urban100_hr_sub10", "set14",
+    "rgb8bit_imagecompression_info", "tecnick_rgb_1200",
+)  # fmt: skip
+HELD_OUT_SETS = ("gb82", "usc_sipi_misc_color", "gb82_sc_screen", "charls_screen")
+TUNING_SETS = ("cc0_wesaturate_rawpixls",)
+#: JPEG-derived (or partly so) sources: used 2x box-downsampled, which removes most of JPEG's traces
+DOWNSAMPLED = ("cbsd68", "cid22_512_sub10", "clic2025_valid_sub4", "urban100_hr_sub10", "set14")
+MAX_KEPT = 1_500_000  # subpixels kept from one image at most (the 3072x2048 photos would dominate)
+
+
+def broad_image_lists() -> tuple[list[Path], list[Path]]:
+    """``--data broad``: the narrow training set (all but mcm10-mcm18) plus BROAD_SETS; validation
+    during training stays mcm10-mcm18 (comparable with image-v2's card)."""
+    train, val = image_lists()
+    for name in BROAD_SETS:
+        train += sorted((SHARED_IMAGES / "more" / name).glob("*.png"))
+    return train, val
+
+
 def load_pixels(path: Path) -> np.ndarray:
-    """(H, W, C) uint8 pixels as the codec sees them (gray, gray+alpha, RGB or RGBA); CBSD68
-    photos 2x box-downsampled (rounded mean of each 2x2 block)."""
+    """(H, W, C) uint8 pixels as the codec sees them (gray, gray+alpha, RGB or RGBA); photos of
+    JPEG-derived sets (``DOWNSAMPLED``) 2x box-downsampled (rounded mean of each 2x2 block)."""
     with Image.open(path) as im:
         if im.mode not in ("L", "LA", "RGB", "RGBA"):
             im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
         pixels = np.asarray(im)
     pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-    if path.parent.name == "cbsd68":
+    if path.parent.name in DOWNSAMPLED:
         h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
         blocks = pixels[:h, :w].astype(np.uint16).reshape(h // 2, 2, w // 2, 2, -1)
         pixels = ((blocks.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
@@ -81,14 +105,17 @@ def samples(
     feature_set: str,
     augment: bool = False,
     mcm_share: float | None = None,
+    max_kept: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, F) int16 and residual tokens (N,) for a random share of all subpixels
-    (``mcm_share`` of the McMaster photos' when given); ``augment`` adds each image mirrored
-    left-right."""
+    (``mcm_share`` of the McMaster photos' when given, at most ``max_kept`` per image); ``augment``
+    adds each image mirrored left-right."""
     feats, targets = [], []
     for path in paths:
         pixels = load_pixels(path)
         keep_share = mcm_share if mcm_share is not None and path.parent.name == "mcmaster" else share
+        if max_kept is not None:
+            keep_share = min(keep_share, max_kept / pixels.size)
         for image in [pixels, pixels[:, ::-1]] if augment else [pixels]:
             for f, t in stripe_features(np.ascontiguousarray(image), feature_set=feature_set):
                 keep = rng.random(len(t)) < keep_share
@@ -169,14 +196,18 @@ def main() -> None:
     parser.add_argument("--mcm-share", type=float, default=None, help="share of McMaster subpixels used")
     parser.add_argument("--augment", action="store_true", help="add every image mirrored left-right")
     parser.add_argument("--tune", action="store_true", help="validate on mcm07-09, not trained on")
+    parser.add_argument("--data", choices=("narrow", "broad"), default="narrow", help="training sets")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    train_paths, val_paths = image_lists(args.tune)
+    train_paths, val_paths = broad_image_lists() if args.data == "broad" else image_lists(args.tune)
     started = time.time()
-    feats, targets = samples(train_paths, args.share, rng, args.features, args.augment, args.mcm_share)
+    max_kept = MAX_KEPT if args.data == "broad" else None
+    feats, targets = samples(
+        train_paths, args.share, rng, args.features, args.augment, args.mcm_share, max_kept
+    )
     val_feats, val_targets = samples(val_paths, 0.1, rng, args.features)
     print(f"{len(targets):,} training and {len(val_targets):,} validation subpixels "
           f"({time.time() - started:.0f} s)", flush=True)  # fmt: skip
@@ -209,7 +240,11 @@ def main() -> None:
         "quantization": "int8 weights per output channel, int8 activations per row, exp lookup table",
         "training": {
             "data": "../shared/data/images: cbsd68 (2x box-downsampled), "
-            f"mcmaster mcm01-mcm{6 if args.tune else 9:02d}, set12_gray, screen_synthetic",
+            f"mcmaster mcm01-mcm{6 if args.tune else 9:02d}, set12_gray, screen_synthetic"
+            + (f"; more/: {', '.join(BROAD_SETS)} ({', '.join(DOWNSAMPLED[1:])} 2x box-downsampled; at most "
+               f"{MAX_KEPT:,} subpixels per image)" if args.data == "broad" else ""),
+            "held_out": list(HELD_OUT_SETS) if args.data == "broad" else [],
+            "tuning_sets": list(TUNING_SETS) if args.data == "broad" else [],
             "subpixels": int(len(targets)),
             "sample_share": args.share,
             "mcmaster_share": args.mcm_share if args.mcm_share is not None else args.share,
