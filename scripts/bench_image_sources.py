@@ -3,14 +3,13 @@ and JPEG-XL: issue 20's baseline and acceptance table (BENCHMARKS.md "Image: sou
 
     python scripts/bench_image_sources.py [--out BENCHMARKS.md] [--sources NAME ...] [--no-write]
 
-Data: ../shared/data/images/more (README and MANIFEST.tsv there give each file's origin). The sources
-measured are held out of every image model's training (models/image-v2.json trains on cbsd68,
-mcmaster mcm01-09, set12_gray and screen_synthetic only): USC-SIPI colour scans and the gb82 CC0
-photo set (photos), charls' screen captures (screen content). nncodec gets the pixels as PPM on stdin
-(so the PNG container's own compression does not count) and runs as the CLI in a fresh process at
--T2, round trip checked pixel for pixel; cjxl and cwebp (Debian libjxl-tools and webp) code the PNG
-file, when installed. Bits per subpixel = 8 x bytes / (width x height x channels), totals over all
-subpixels of a source.
+Data: ../shared/data/images/more (README and MANIFEST.tsv there give each file's origin). The sources measured
+are held out of every image model's training and tuning (models/image-v3.json: its ``held_out`` list; image-v2
+trained on cbsd68, mcmaster mcm01-09, set12_gray and screen_synthetic only): USC-SIPI colour scans and the
+gb82 CC0 photo set (photos), charls' screen captures (screen content). nncodec gets the pixels as PPM on stdin
+(so the PNG container's own compression does not count) and runs as the CLI in a fresh process at -T2, round
+trip checked pixel for pixel; cjxl and cwebp (Debian libjxl-tools and webp) code the PNG file, when installed.
+Bits per subpixel = 8 x bytes / (width x height x channels), totals over all subpixels of a source.
 """
 
 from __future__ import annotations

@@ -46,6 +46,35 @@ def test_image_v2_files_still_decode():
     assert nncodec.decompress((GOLDEN / "sample.image-v2.nnc").read_bytes()) == original
 
 
+def test_image_v3_format2_files_still_decode():
+    """Image format 2 (the mixer's five contexts) with model image-v3, lossless and max error 1."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    original = (GOLDEN / "sample.ppm").read_bytes()
+    lossless = (GOLDEN / "sample.image-v3.nnc").read_bytes()
+    assert b"image-v3" in lossless and nncodec.decompress(lossless) == original
+    near = nncodec.decompress((GOLDEN / "sample.image-v3-near1.nnc").read_bytes())  # checksummed
+    a, b = (np.asarray(Image.open(io.BytesIO(d))).astype(int) for d in (original, near))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1 and (a != b).any()
+
+
+def test_image_v3_format2_flags_still_decode():
+    """Image format 2 with both model flags set (exact-value mixer, value bitmaps): a screen-like
+    40x24 image."""
+    import io
+
+    from nncodec.core import engine
+
+    original = (GOLDEN / "sample-screen.ppm").read_bytes()
+    packed = (GOLDEN / "sample-screen.image-v3.nnc").read_bytes()
+    assert engine.scan_frames(io.BytesIO(packed))[0].block_codecs == {"image": 1}
+    assert bytes([0, 3]) in packed  # method 0 (model), flags 1 | 2
+    assert nncodec.decompress(packed) == original
+
+
 def test_image_pc_v1_files_still_decode():
     """An image-pc frame (format 1, model pc-patch-rgb-v1): a 64x48 RGB PPM, byte-exact."""
     original = (GOLDEN / "sample-pc.ppm").read_bytes()

@@ -12,6 +12,7 @@ from PIL import Image
 import nncodec
 from nncodec.codecs.image import IMAGE_MODEL_ID, ImageCodec
 from nncodec.core import engine
+from nncodec.core.errors import CorruptError
 from nncodec.core.modelstore import find_model
 from nncodec.image import imagefile
 from nncodec.image.nextpixel import stripe_features
@@ -185,6 +186,91 @@ def test_older_models_keep_their_own_feature_set(max_error):
     decoded = ImageCodec(old.model, max_error=max_error).decode_block(payload, len(data))
     assert np.abs(pixels_of(decoded)[1].astype(int) - pixels_of(data)[1]).max() <= max_error
     assert ImageCodec(find_model(IMAGE_MODEL_ID)).pixel_model.feature_set != "v1"
+
+
+def screen_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Flat boxes of a few colours with thin lines: pixels repeat their neighbours, as on screens."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full((height, width, 3), 240, np.uint8)
+    for _ in range(12):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        pixels[y : y + rng.integers(2, 12), x : x + rng.integers(2, 30)] = rng.integers(0, 256, 3)
+    pixels[::7, :, 1] = 30
+    return pixels
+
+
+@pytest.mark.parametrize("max_error", [0, 1])
+def test_exact_value_mixer_is_chosen_for_screens_and_round_trips(max_error):
+    """Format 2: the encoder sets the exact-value mixer's flag for screen-like pixels only; both kinds
+    decode (bound kept), under other stripe groupings too, and a flag the decoder does not know is
+    a clean error."""
+    import nncodec.codecs.image as image_codec
+
+    assert image_codec.repeat_share(screen_like(60, 70)) > image_codec.EXACT_MIXER_SHARE
+    assert image_codec.repeat_share(smooth(60, 70, 3)) < image_codec.EXACT_MIXER_SHARE
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID), max_error=max_error, stripe_rows=16)
+    assert codec.version == 2 and codec.params()[0] == 2
+    for pixels, flag in ((screen_like(60, 70, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
+        data = encoded(as_image(pixels, "RGB"), "PPM")
+        payload = codec.encode_block(data)
+        layout, pos = imagefile.Layout.unpack(payload, 0, "image")
+        assert payload[pos] == image_codec.METHOD_MODEL
+        assert payload[pos + 1] & image_codec.MODEL_FLAG_EXACT == flag
+        for groups in (1, 3):
+            decoder = ImageCodec(codec.model, max_error=max_error, decode_groups=groups)
+            decoded = pixels_of(decoder.decode_block(payload, len(data)))[1].astype(int)
+            assert np.abs(decoded - pixels).max() <= max_error
+        unknown = payload[: pos + 1] + bytes([payload[pos + 1] | 4]) + payload[pos + 2 :]
+        with pytest.raises(CorruptError):
+            ImageCodec(codec.model, max_error=max_error).decode_block(unknown, len(data))
+
+
+def test_exact_value_mixer_pays_on_screens():
+    """The flag is worth it where it is set: screen-like pixels code smaller with it than without."""
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID), stripe_rows=16)
+    pixels = screen_like(64, 96, seed=5)
+    weights = None
+    from nncodec.image.nextpixel import ls_fit
+
+    weights = ls_fit(pixels, 16)
+    sizes = [
+        sum(len(s) for s in codec._encode_stripes(codec._stripes(pixels), weights, exact)[0])
+        for exact in (False, True)
+    ]
+    assert sizes[1] < 0.9 * sizes[0], sizes
+
+
+def test_value_sets_of_sparse_histograms_round_trip_and_pay():
+    """Format 2's flag bit 1: an image whose channels skip values (here multiples of 4 only) carries
+    their value bitmaps and codes smaller than without them; the decoder honours them under other
+    groupings; photo-like pixels without gaps carry none; near-lossless never does."""
+    import nncodec.codecs.image as image_codec
+    from nncodec.image.nextpixel import ls_fit
+
+    sparse = smooth(48, 64, 3, seed=8) // 4 * 4
+    assert image_codec.sparse_values(image_codec.used_values(sparse))
+    assert not image_codec.sparse_values(image_codec.used_values(smooth(48, 64, 3, seed=8)))
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID), stripe_rows=16)
+    data = encoded(as_image(sparse, "RGB"), "PPM")
+    payload = codec.encode_block(data)
+    layout, pos = imagefile.Layout.unpack(payload, 0, "image")
+    assert payload[pos + 1] == image_codec.MODEL_FLAG_VALUES
+    bitmap = np.unpackbits(np.frombuffer(payload, np.uint8, 96, pos + 2).reshape(3, 32), axis=1)
+    assert np.array_equal(bitmap.astype(bool), image_codec.used_values(sparse))
+    for groups in (1, 2):
+        assert ImageCodec(codec.model, decode_groups=groups).decode_block(payload, len(data)) == data
+    weights = ls_fit(sparse, 16)
+    with_sets, without = (
+        sum(len(s) for s in codec._encode_stripes(codec._stripes(sparse), weights, False, used)[0])
+        for used in (image_codec.used_values(sparse), None)
+    )
+    assert with_sets + 96 < 0.9 * without, (with_sets, without)
+    with pytest.raises(CorruptError):  # the bitmaps cut short
+        codec.decode_block(payload[: pos + 2 + 50], len(data))
+    near = ImageCodec(codec.model, max_error=1)
+    near_payload = near.encode_block(data)
+    layout, pos = imagefile.Layout.unpack(near_payload, 0, "image")
+    assert near_payload[pos + 1] & image_codec.MODEL_FLAG_VALUES == 0
 
 
 def test_walk_features_match_the_trainers():

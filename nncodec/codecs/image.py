@@ -9,7 +9,7 @@ own range-coded stream (context never crosses a stripe's top edge). Inside a str
 coded one after another; inside a channel, subpixels are coded on a wavefront: step t holds the
 positions with x + 2y = t, which depend only on earlier steps (every neighbour the model reads is
 causal for this order). The model's rows are mixed with the stripe's own residual statistics
-(counts in local contexts, learned while coding, exactly as in the text codec's mixer). One model
+(counts in nested local contexts, learned while coding, exactly as in the text codec's mixer). One model
 call codes one step of one channel for all stripes decoded
 together, so a 768x512 image takes (768 + 2 * 64) * 3 calls of a few hundred rows each instead of
 1.2 M calls. Any grouping of stripes decodes to the same pixels (``-T`` spreads them over threads).
@@ -24,10 +24,16 @@ parameters record N and the PSNR.
 Payload::
 
     varint len(layout) | layout (JSON) | varint len(skeleton) | zstd(skeleton) | u8 method | ...
-    method 0 (model):  varint stripe_rows | varint S | S x varint stream_bytes | S streams
+    method 0 (model):  [format 2: u8 flags] | varint stripe_rows | [feature set v2: the linear
+                       predictor, int16 LE per weight, channel after channel] | varint S |
+                       S x varint stream_bytes | S streams
+                       flags bit 0: the exact-value mixer is on (``EXACT_PRIORS``); bit 1: the
+                       flags are followed by C x 32 bytes, the bitmap of the values each channel
+                       holds (MSB first; lossless only)
     method 1 (16-bit): zstd of the (W + N - NW) residuals, uint16 little-endian, mod 2^16
 
-Frame params: format version (1), max error N (0: lossless), then, when N > 0, the PSNR (float64
+Frame params: format version (2; 1 is still decoded: its mixer has three contexts, format 2's five),
+max error N (0: lossless), then, when N > 0, the PSNR (float64
 little-endian, +inf when no pixel changed); when N = 0, an optional flags byte: bit 0 set when a PNG
 was coded as pixels only (``--png-pixels``: the file comes back with the same pixels and chunks but
 not the same bytes). Without that byte a PNG comes back byte for byte (nncodec/image/imagefile.py);
@@ -51,6 +57,7 @@ from nncodec.entropy.backends import zstd_compress, zstd_decompress
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
 from nncodec.image import imagefile
 from nncodec.image.nextpixel import (
+    N_LOCAL_V2,
     PAD,
     STRIPE_ROWS,
     PixelModel,
@@ -63,8 +70,9 @@ from nncodec.image.nextpixel import (
 )
 from nncodec.nn.mixing import ContextMixer
 
-IMAGE_MODEL_ID = "image-v2"
-FORMAT_VERSION = 1
+IMAGE_MODEL_ID = "image-v3"
+FORMAT_VERSION = 2  # 2: the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
+FORMAT_VERSIONS = (1, 2)
 METHOD_MODEL, METHOD_DELTA16 = 0, 1
 FLAG_PNG_PIXELS = 1
 PNG_PIXELS_NOTE = "pixels only: the same pixels, not the same file bytes"
@@ -75,6 +83,26 @@ MIX_PRIORS = (256.0, 32.0, 16.0)  # tuned on training images mcm01-mcm04 (ideal 
 #: with feature set v2 (image-v2): a stronger model earns the counts' trust more slowly; tuned on
 #: mcm07-mcm09 with a model trained without them (512, 64, 32: +0.25%, 1024, 128, 64: +0.04%)
 MIX_PRIORS_V2 = (2048.0, 256.0, 128.0)
+#: format 2 (needs feature set v2): contexts [channel x activity, + linear prediction - base, + W gradient, +
+#: N gradient, + the linear predictor's errors at W and N], priors tuned on the tuning set
+#: cc0_wesaturate_rawpixls (3 photos of 500x500, never trained on; ideal bits): -2.2% against format 1 with
+#: image-v2 (2048, 256, 32, 16, 16 there); these with image-v3
+MIX_PRIORS_F2 = (4096.0, 512.0, 64.0, 32.0, 32.0)
+#: format 2's exact-value mixer (flag bit 0 of the model payload), after the first: counts under
+#: [earlier channel here, + W, + N, + NW, + NE] exact values (``_exact_contexts``), one table per stripe
+#: and channel. Tuned on screen_synthetic's testcard and tough images (-29% there, -3% on its other
+#: five; +5.5% on the photo tuning set, hence the flag): the encoder sets it when more than
+#: EXACT_MIXER_SHARE of the pixels repeat their left neighbour
+EXACT_PRIORS = (1024.0, 256.0, 32.0, 4.0, 1.0)
+EXACT_MIXER_SHARE = 0.4
+MODEL_FLAG_EXACT = 1
+#: flag bit 1: a bitmap of the values each channel holds follows the flags (32 bytes per channel;
+#: lossless only); the model's unused values get frequency 1. Set when some channel leaves at least
+#: VALUE_GAPS values unused between its smallest and largest (sparse histograms: scans, gamma-mapped
+#: or rescaled images)
+MODEL_FLAG_VALUES = 2
+VALUE_GAPS = 16
+LS_GAP_EDGES = np.array([-12, -6, -3, -1, 0, 1, 2, 4, 7, 13])
 ACTIVITY_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 90, 128])
 GRADIENT_EDGES = np.array([-20, -8, -3, -1, 0, 1, 3, 8, 20])
 
@@ -136,6 +164,7 @@ class ImageCodec(Codec):
         stripe_rows: int = STRIPE_ROWS,
         decode_groups: int = 0,
         png_pixels: bool = False,
+        version: int = FORMAT_VERSION,
     ) -> None:
         if not 0 <= max_error <= MAX_ERROR:
             raise ValueError(f"max error must be 0..{MAX_ERROR}")
@@ -147,6 +176,8 @@ class ImageCodec(Codec):
         self.decode_groups = decode_groups  # stripes decoded together (0: an equal share per worker)
         self.psnr: float | None = None
         self.pixel_model = modelstore.load(model, PixelModel)
+        # format 2's contexts read feature set v2: a v1 model (image-v1) codes format 1
+        self.version = version if self.pixel_model.feature_set == "v2" else 1
 
     @classmethod
     def for_encoding(cls, sample: bytes, **options: object) -> ImageCodec:
@@ -158,7 +189,7 @@ class ImageCodec(Codec):
 
     @classmethod
     def from_header(cls, params: bytes, model: LoadedModel | None) -> ImageCodec:
-        if len(params) < 2 or params[0] != FORMAT_VERSION or params[1] > MAX_ERROR:
+        if len(params) < 2 or params[0] not in FORMAT_VERSIONS or params[1] > MAX_ERROR:
             raise CorruptError(f"image codec parameters {params.hex()} not understood (newer nncodec?)")
         if len(params) not in ((2, 3) if params[1] == 0 else (10,)):
             raise CorruptError("image codec parameters have the wrong length")
@@ -166,14 +197,16 @@ class ImageCodec(Codec):
             raise CorruptError(f"image codec flags {params[2]:#x} not understood (newer nncodec?)")
         if model is None:
             raise CorruptError("image frame names no model")
-        codec = cls(model, max_error=params[1])
+        codec = cls(model, max_error=params[1], version=params[0])
+        if codec.version >= 2 and codec.pixel_model.feature_set != "v2":
+            raise CorruptError(f"image format {codec.version} needs a model with feature set v2")
         if params[1]:
             (codec.psnr,) = struct.unpack("<d", params[2:10])
         codec.png_pixels_used = len(params) == 3
         return codec
 
     def params(self) -> bytes:
-        out = bytes([FORMAT_VERSION, self.max_error])
+        out = bytes([self.version, self.max_error])
         if self.max_error:
             out += struct.pack("<d", self.psnr if self.psnr is not None else math.inf)
         elif self.png_pixels_used:
@@ -182,7 +215,7 @@ class ImageCodec(Codec):
 
     @classmethod
     def describe_params(cls, params: bytes) -> list[tuple[str, str]]:
-        if len(params) < 2 or params[0] != FORMAT_VERSION:
+        if len(params) < 2 or params[0] not in FORMAT_VERSIONS:
             return []
         if not params[1]:
             if params[2:] == bytes([FLAG_PNG_PIXELS]):
@@ -220,12 +253,21 @@ class ImageCodec(Codec):
             if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
                 weights = ls_fit(pixels, self.stripe_rows)
                 predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
+            exact = self.version >= 2 and repeat_share(pixels) > EXACT_MIXER_SHARE
+            used = used_values(pixels) if self.version >= 2 and not self.max_error else None
+            used = used if used is not None and sparse_values(used) else None
             per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
             parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
-            results = self.map_parallel(lambda part: self._encode_stripes(part, weights), parts)
+            results = self.map_parallel(lambda part: self._encode_stripes(part, weights, exact, used), parts)
             streams = [stream for part in results for stream in part[0]]
             decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
-            body = bytes([METHOD_MODEL]) + encode_varint(self.stripe_rows) + predictor
+            body = bytes([METHOD_MODEL])
+            if self.version >= 2:
+                flags = (MODEL_FLAG_EXACT if exact else 0) | (MODEL_FLAG_VALUES if used is not None else 0)
+                body += bytes([flags])
+                if used is not None:
+                    body += np.packbits(used, axis=1).tobytes()
+            body += encode_varint(self.stripe_rows) + predictor
             body += encode_varint(len(streams))
             body += join_streams(streams)
             if self.max_error:
@@ -239,14 +281,20 @@ class ImageCodec(Codec):
         return [pixels[top : top + self.stripe_rows] for top in range(0, pixels.shape[0], self.stripe_rows)]
 
     def _encode_stripes(
-        self, stripes: list[np.ndarray], weights: list[np.ndarray] | None = None
+        self,
+        stripes: list[np.ndarray],
+        weights: list[np.ndarray] | None = None,
+        exact: bool = False,
+        used: np.ndarray | None = None,
     ) -> tuple[list[bytes], list[np.ndarray]]:
         """Code stripes (one stream each) in one walk; also return their reconstructed pixels."""
         encoders = [SymbolEncoder() for _ in stripes]
         plan = StripePlan([s.shape[0] for s in stripes], stripes[0].shape[1])
         truth = plan.canvas(stripes[0].shape[2])
         plan.fill(truth, stripes)
-        canvas = self._walk(plan, stripes[0].shape[2], truth=truth, encoders=encoders, weights=weights)
+        canvas = self._walk(
+            plan, stripes[0].shape[2], truth=truth, encoders=encoders, weights=weights, exact=exact, used=used
+        )
         return [e.finish() for e in encoders], plan.extract(canvas)
 
     # -- the shared walk -------------------------------------------------------------------------
@@ -260,16 +308,27 @@ class ImageCodec(Codec):
         encoders: list[SymbolEncoder] | None = None,
         decoders: list[SymbolDecoder] | None = None,
         weights: list[np.ndarray] | None = None,
+        exact: bool = False,
+        used: np.ndarray | None = None,
     ) -> np.ndarray:
         """Code (encoders + truth) or decode (decoders) every stripe of ``plan``; returns the canvas
-        of reconstructed values. Both sides run exactly this loop."""
+        of reconstructed values. Both sides run exactly this loop. ``exact``: also mix in counts under
+        exact neighbour values; ``used``: (channels, 256) bool, the values each channel holds (others
+        get frequency 1); both format 2's flags."""
         near = self.max_error
         step = 2 * near + 1
         bins = np.arange(-_half_bins(near), _half_bins(near) + 1)
         canvas = plan.canvas(channels)
         kinds = channel_kinds(channels)
         v2 = self.pixel_model.feature_set == "v2"
-        mixers = [ContextMixer(256, MIX_PRIORS_V2 if v2 else MIX_PRIORS) for _ in plan.rows]
+        if self.version >= 2:
+            priors, mix_contexts = MIX_PRIORS_F2, _mix_contexts_f2
+        else:
+            priors, mix_contexts = (MIX_PRIORS_V2 if v2 else MIX_PRIORS), _mix_contexts
+        mixers = [ContextMixer(256, priors) for _ in plan.rows]
+        exact_mixers = None
+        if exact:  # one per stripe and channel
+            exact_mixers = [[ContextMixer(256, EXACT_PRIORS) for _ in range(channels)] for _ in plan.rows]
         errors = np.zeros_like(canvas) if v2 else None  # value - base of every coded subpixel
         ls_errors = np.zeros_like(canvas) if v2 else None  # value - linear prediction
         for c in range(channels):
@@ -284,10 +343,17 @@ class ImageCodec(Codec):
                 else:
                     feats, base = features(canvas, cy, cx, ys, c, kinds[c], plan.width)
                 rows = self.pixel_model.frequencies(feats)
-                contexts = _mix_contexts(feats, c)
+                contexts = mix_contexts(feats, c)
                 parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
                 for s, part in parts:
                     rows[part] = mixers[s].frequencies(rows[part], contexts[part])
+                if exact_mixers:
+                    exact_contexts = _exact_contexts(canvas, cy, cx, c, kinds[c])
+                    for s, part in parts:
+                        rows[part] = exact_mixers[s][c].frequencies(rows[part], exact_contexts[part])
+                if used is not None:  # the image's unused values: frequency 1 (lossless only)
+                    held = used[c][(base[:, None] + np.arange(256)[None, :]) % 256]
+                    rows = np.where(held, rows, 1.0)
                 if near:
                     rows = _bin_rows(rows, base, near, bins)
                 if truth is not None:
@@ -315,6 +381,9 @@ class ImageCodec(Codec):
                 tokens = residual_tokens(values, base)
                 for s, part in parts:
                     mixers[s].update(contexts[part], tokens[part])
+                if exact_mixers:
+                    for s, part in parts:
+                        exact_mixers[s][c].update(exact_contexts[part], tokens[part])
         return canvas
 
     # -- decoding --------------------------------------------------------------------------------
@@ -344,6 +413,20 @@ class ImageCodec(Codec):
 
     def _decode_pixels(self, payload: bytes, pos: int, layout: imagefile.Layout) -> np.ndarray:
         height, width, channels = layout.shape
+        exact, used = False, None
+        if self.version >= 2:
+            if pos >= len(payload):
+                raise CorruptError("image payload truncated")
+            flags, pos = payload[pos], pos + 1
+            if flags & ~(MODEL_FLAG_EXACT | MODEL_FLAG_VALUES):
+                raise CorruptError(f"image model flags {flags:#x} not understood (newer nncodec?)")
+            exact = bool(flags & MODEL_FLAG_EXACT)
+            if flags & MODEL_FLAG_VALUES:
+                if self.max_error or pos + 32 * channels > len(payload):
+                    raise CorruptError("image value sets out of place or truncated")
+                bits = np.frombuffer(payload, np.uint8, 32 * channels, pos).reshape(channels, 32)
+                used = np.unpackbits(bits, axis=1).astype(bool)
+                pos += 32 * channels
         stripe_rows, pos = payload_varint(payload, pos, "image")
         weights = None
         if self.pixel_model.feature_set == "v2":
@@ -368,7 +451,8 @@ class ImageCodec(Codec):
         def decode_part(part: range) -> list[np.ndarray]:
             plan = StripePlan([rows[s] for s in part], width)
             decoders = [SymbolDecoder(streams[s]) for s in part]
-            return plan.extract(self._walk(plan, channels, decoders=decoders, weights=weights))
+            walked = self._walk(plan, channels, decoders=decoders, weights=weights, exact=exact, used=used)
+            return plan.extract(walked)
 
         stripes = [s for part in self.map_parallel(decode_part, parts) for s in part]
         return np.concatenate(stripes, axis=0)
@@ -396,6 +480,55 @@ def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
          np.searchsorted(GRADIENT_EDGES, f[:, 0], side="right"), first],
         axis=1,
     )  # fmt: skip
+
+
+def _mix_contexts_f2(feats: np.ndarray, channel: int) -> np.ndarray:
+    """Format 2's mixer contexts (B, 5), oldest first: [bucket of the linear predictor's errors at W
+    plus N, N gradient bucket, W gradient bucket, bucket of linear prediction - base, channel x
+    activity] (feature set v2: the linear prediction - base and its errors at W, N follow the local
+    features)."""
+    f = feats.astype(np.int32)
+    older = _mix_contexts(feats, channel)
+    gap = np.searchsorted(LS_GAP_EDGES, f[:, N_LOCAL_V2], side="right")
+    ls_errors = np.searchsorted(LS_GAP_EDGES, f[:, N_LOCAL_V2 + 1] + f[:, N_LOCAL_V2 + 2], side="right")
+    return np.stack([ls_errors, older[:, 0], older[:, 1], gap, older[:, 2]], axis=1)
+
+
+def used_values(pixels: np.ndarray) -> np.ndarray:
+    """(channels, 256) bool: which values each channel of (H, W, C) pixels holds."""
+    used = np.zeros((pixels.shape[2], 256), bool)
+    for c in range(pixels.shape[2]):
+        used[c, np.unique(pixels[..., c])] = True
+    return used
+
+
+def sparse_values(used: np.ndarray) -> bool:
+    """Whether some channel leaves VALUE_GAPS values or more unused inside its range."""
+    for row in used:
+        held = np.flatnonzero(row)
+        if len(held) and held[-1] - held[0] + 1 - len(held) >= VALUE_GAPS:
+            return True
+    return False
+
+
+def repeat_share(pixels: np.ndarray) -> float:
+    """Share of pixels equal to their left neighbour in every channel (screens 0.5-0.96, photos of the
+    tuning sets 0.001-0.26): the encoder's choice of format 2's exact-value mixer."""
+    if pixels.shape[1] < 2 or not pixels.shape[0]:
+        return 0.0
+    return float((pixels[:, 1:] == pixels[:, :-1]).all(axis=-1).mean())
+
+
+def _exact_contexts(
+    canvas: np.ndarray, cy: np.ndarray, cx: np.ndarray, channel: int, kind: int
+) -> np.ndarray:
+    """Exact-value contexts (B, 5), oldest first: [NE, NW, N, W, the earlier channel here (0 for the
+    first)]: the repeats of screen content and graphics."""
+    plane = canvas[channel]
+    here = canvas[channel - 1][cy, cx] if kind else np.zeros(len(cy), canvas.dtype)
+    return np.stack(
+        [plane[cy - 1, cx + 1], plane[cy - 1, cx - 1], plane[cy - 1, cx], plane[cy, cx - 1], here], axis=1
+    ).astype(np.int64)
 
 
 def _half_bins(near: int) -> int:

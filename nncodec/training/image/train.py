@@ -1,16 +1,17 @@
 """Train the next-pixel model (a float MLP in torch) and export it as an exact-integer model file.
 
-    python -m nncodec.training.image.train --out-dir checkpoints/image --model-id image-v2 \
-        --features v2 --hidden 192 --mcm-share 1.0 [--augment] [--steps N] [--seed 1234]
+    python -m nncodec.training.image.train --out-dir checkpoints/image --model-id image-v3 \
+        --features v2 --hidden 192 --mcm-share 1.0 --steps 24000 --data broad [--seed 1234]
 
-(image-v1 was ``--model-id image-v1 --steps 6000``: feature set v1, hidden 128; the exact commands
-are in the model cards.)
+(``make train-image-v3``; image-v2 was the same without ``--data broad``, image-v1 ``--model-id
+image-v1 --steps 6000``: feature set v1, hidden 128; the exact commands are in the model cards.)
 
-Data (``../shared/data/images``, see its README for provenance and licences): training on CBSD68
-(2x downsampled, see ``image_lists``), McMaster mcm01-mcm09, Set12 (gray) and the screen/synthetic
-set; McMaster mcm10-mcm18 are held out (benchmark; the card reports the model on them, nothing is
-chosen by them). ``--tune`` holds mcm07-mcm09 out as well and validates on them: feature sets,
-widths, data shares and the codec's mixer priors were chosen that way.
+Data (``../shared/data/images``, see its README for provenance and licences): training on CBSD68 (2x
+downsampled, see ``image_lists``), McMaster mcm01-mcm09, Set12 (gray) and the screen/synthetic set (``--data
+broad`` adds the photo sets of ``images/more`` in ``BROAD_SETS``, keeping four sources out of training and one
+for tuning, see ``HELD_OUT_SETS``); McMaster mcm10-mcm18 are held out (benchmark; the card reports the model
+on them, nothing is chosen by them). ``--tune`` holds mcm07-mcm09 out as well and validates on them: feature
+sets, widths, data shares and the codec's mixer priors were chosen that way.
 Every image is cut into stripes of ``STRIPE_ROWS`` rows exactly as the codec codes them, features
 come from nncodec/image/nextpixel.py, and a random share of all subpixels is used per image.
 
