@@ -175,6 +175,31 @@ def test_compiled_and_numpy_pixel_model_agree():
     assert np.array_equal(reference, model.frequencies(feats))
 
 
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_compiled_features_match_the_numpy_reference(kind):
+    """nncodec/image/_pixels.c's feature set v2 == features_v2_reference on random canvases, errors
+    and extreme linear-predictor weights (negative sums: the shift is a floor in both)."""
+    from nncodec.image import nextpixel
+
+    if nextpixel._pixels is None:
+        pytest.skip("nncodec.image._pixels not built (or NNCODEC_KERNELS=numpy)")
+    rng = np.random.default_rng(kind)
+    channels, rows, width = 3, 9, 13
+    shape = (channels, rows + 2 * nextpixel.PAD, width + 2 * nextpixel.PAD)
+    canvas = rng.integers(0, 256, shape).astype(np.int16)
+    errors = rng.integers(-255, 256, shape).astype(np.int16)
+    ls_errors = rng.integers(-255, 256, shape).astype(np.int16)
+    ys, xs = np.divmod(np.arange(rows * width), width)
+    cy, cx, last = ys + nextpixel.PAD, xs + nextpixel.PAD, ys == rows - 1
+    for trial in range(4):
+        limit = nextpixel.LS_LIMIT if trial else 4096
+        weights = rng.integers(-limit, limit + 1, nextpixel.ls_size(kind)).astype(np.int16)
+        args = (canvas, errors, ls_errors, weights, cy, cx, ys, last, kind, kind, width)
+        compiled, reference = nextpixel.features_v2(*args), nextpixel.features_v2_reference(*args)
+        for got, want in zip(compiled, reference, strict=True):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("max_error", [0, 2])
 def test_older_models_keep_their_own_feature_set(max_error):
     """Files name their model; a model's card/metadata picks the feature set. image-v1 (feature set

@@ -29,7 +29,14 @@ import numpy as np
 from nncodec.core.modelstore import read_model_file
 from nncodec.nn.exact import INT8_MAX, MAX_EXACT_K
 from nncodec.nn.linear import IntLinear
-from nncodec.nn.rowops import CompiledOps, NumpyOps, best_ops
+from nncodec.nn.rowops import KERNELS, CompiledOps, NumpyOps, best_ops
+
+try:  # feature set v2 compiled (nncodec/image/_pixels.c): the same values as the numpy reference
+    from nncodec.image import _pixels
+except ImportError:  # pragma: no cover - built by `pip install`
+    _pixels = None
+if KERNELS == "numpy":
+    _pixels = None
 
 FORMAT = "nncodec-pixelmlp-1"
 PAD = 3  # zero columns on each side, zero rows above (and below) every stripe; v1 reads 2 at most
@@ -238,8 +245,30 @@ def features_v2(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Feature set v2: the local features, the linear prediction (``weights``: the channel's, from
     ``ls_fit``) minus base and the linear predictor's errors at neighbours (``ls_errors``: value -
-    linear prediction of every coded subpixel) -> (features (B, N_FEATURES_V2) int16, base,
-    linear prediction)."""
+    linear prediction of every coded subpixel) -> (features (B, N_FEATURES_V2) int16, base int32,
+    linear prediction int64). Computed by nncodec/image/_pixels.c when it is built (and
+    ``NNCODEC_KERNELS`` is not ``numpy``), else by ``features_v2_reference``: the same values."""
+    if _pixels is None:
+        args = (canvas, errors, ls_errors, weights, cy, cx, ys, last)
+        return features_v2_reference(*args, channel, kind, width)
+    count = len(cy)
+    feats = np.empty((count, N_FEATURES_V2), np.int16)
+    base = np.empty(count, np.int32)
+    pred = np.empty(count, np.int64)
+    c = np.ascontiguousarray
+    _pixels.features_v2(
+        c(canvas, np.int16), c(errors, np.int16), c(ls_errors, np.int16), c(weights, np.int16),
+        c(cy, np.int64), c(cx, np.int64), c(ys, np.int64), c(last, np.uint8), channel, kind, width,
+        *canvas.shape, feats, base, pred,
+    )  # fmt: skip
+    return feats, base, pred
+
+
+def features_v2_reference(
+    canvas: np.ndarray, errors: np.ndarray, ls_errors: np.ndarray, weights: np.ndarray,
+    cy: np.ndarray, cx: np.ndarray, ys: np.ndarray, last: np.ndarray, channel: int, kind: int, width: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``features_v2`` in numpy (the reference)."""
     feats, base = local_features_v2(canvas, errors, cy, cx, ys, last, channel, kind, width)
     pred = ls_predict(ls_inputs(canvas, cy, cx, channel, kind), weights)
     own = ls_errors[channel]
