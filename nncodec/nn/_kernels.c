@@ -1144,6 +1144,30 @@ static void mixer_rows(const MixerObject *self, const double *rb, const int64_t 
             per_count[n] = weight / seen;
             n++;
         }
+        Py_ssize_t listed = 0;
+        for (int a = 0; a < n; a++) listed += ctx[a]->distinct;
+        if (4 * listed > V) {
+            /* Many tokens seen (small vocabularies: the image codec's 256): every token through the
+             * same sequence, x = x * keep[b] + count * per_count[b] for each context. An unseen
+             * token adds count * per_count = +0.0 to x >= 0, which leaves x as the sparse path's
+             * x * keep[b]: the same values bit for bit (no FMA: -ffp-contract=off). */
+            for (int a = 0; a < n; a++) {
+                int32_t *counts = work + (Py_ssize_t)a * V;
+                for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = ctx[a]->items[i].count;
+            }
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = row[j] / total; /* pass by pass: each vectorizes */
+            for (int b = 0; b < n; b++) {
+                const int32_t *counts = work + (Py_ssize_t)b * V;
+                const double k = keep[b], c = per_count[b];
+                for (Py_ssize_t j = 0; j < V; j++) p[j] = p[j] * k + (double)counts[j] * c;
+            }
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = floor(p[j] * 16777216.0) + 1.0;
+            for (int a = 0; a < n; a++) {
+                int32_t *counts = work + (Py_ssize_t)a * V;
+                for (int32_t i = 0; i < ctx[a]->distinct; i++) counts[ctx[a]->items[i].token] = 0;
+            }
+            continue;
+        }
         switch (n) {
         case 0:
             for (Py_ssize_t j = 0; j < V; j++) p[j] = floor((row[j] / total) * 16777216.0) + 1.0;
