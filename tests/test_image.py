@@ -298,6 +298,17 @@ def test_value_sets_of_sparse_histograms_round_trip_and_pay():
     assert near_payload[pos + 1] & image_codec.MODEL_FLAG_VALUES == 0
 
 
+def test_zstd_trial_only_where_it_could_win():
+    """The engine's zstd -19 trial is skipped for photo-like pixels (the model's payload is far below a
+    quick zstd pass) and kept for flat ones, where zstd wins."""
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID))
+    photo = encoded(as_image(smooth(96, 128, 3, seed=2), "RGB"), "PPM")
+    assert not codec.needs_fallback_trial(photo, codec.encode_block(photo))
+    flat = encoded(as_image(np.zeros((64, 64, 3), np.uint8), "RGB"), "PPM")
+    assert codec.needs_fallback_trial(flat, codec.encode_block(flat))
+    assert engine.scan_frames(io.BytesIO(_compress(flat, 0)))[0].block_codecs == {"raw": 1}
+
+
 def test_walk_features_match_the_trainers():
     """The trainer computes every feature of a stripe at once; the codec's wavefront must see
     exactly the same features (else the model was trained on something else)."""
