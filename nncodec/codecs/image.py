@@ -92,10 +92,11 @@ MIX_PRIORS_F2 = (4096.0, 512.0, 64.0, 32.0, 32.0)
 #: format 2's exact-value mixer (flag bit 0 of the model payload), after the first: counts under
 #: [earlier channel here, + W, + N, + NW, + NE] exact values (``_exact_contexts``), one table per stripe
 #: and channel. Tuned on screen_synthetic's testcard and tough images (-29% there, -3% on its other
-#: five; +5.5% on the photo tuning set, hence the flag): the encoder sets it when more than
-#: EXACT_MIXER_SHARE of the pixels repeat their left neighbour
+#: five; +5.5% on the photo tuning set, hence the flag): the encoder tries it where more than
+#: EXACT_MIXER_SHARE of the pixels repeat their left neighbour (a render can pass that and lose)
 EXACT_PRIORS = (1024.0, 256.0, 32.0, 4.0, 1.0)
 EXACT_MIXER_SHARE = 0.4
+EXACT_TRIAL_STRIPES = 2  # stripes the encoder codes with and without it first
 MODEL_FLAG_EXACT = 1
 #: flag bit 1: a bitmap of the values each channel holds follows the flags (32 bytes per channel;
 #: lossless only); the model's unused values get frequency 1. Set when some channel leaves at least
@@ -259,9 +260,9 @@ class ImageCodec(Codec):
             if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
                 weights = ls_fit(pixels, self.stripe_rows)
                 predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
-            exact = self.version >= 2 and repeat_share(pixels) > EXACT_MIXER_SHARE
             used = used_values(pixels) if self.version >= 2 and not self.max_error else None
             used = used if used is not None and sparse_values(used) else None
+            exact = self.version >= 2 and self._exact_mixer_pays(stripes, weights, used, pixels)
             per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
             parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
             results = self.map_parallel(lambda part: self._encode_stripes(part, weights, exact, used), parts)
@@ -282,6 +283,21 @@ class ImageCodec(Codec):
         exact = layout.kind == "raw" or layout.recipe is not None  # parse checked that rebuild gives data
         output = data if exact and not self.max_error else imagefile.rebuild(layout, decoded)
         return payload, output
+
+    def _exact_mixer_pays(
+        self, stripes: list[np.ndarray], weights: list[np.ndarray] | None, used: np.ndarray | None,
+        pixels: np.ndarray,
+    ) -> bool:  # fmt: skip
+        """Whether to set format 2's exact-value flag: only for pixels that repeat their left
+        neighbour often (screens, graphics, renders), and there only if it codes a sample of up to
+        EXACT_TRIAL_STRIPES stripes (spread over the image) smaller."""
+        if repeat_share(pixels) <= EXACT_MIXER_SHARE:
+            return False
+        trials = EXACT_TRIAL_STRIPES
+        picks = sorted({len(stripes) * (2 * i + 1) // (2 * trials) for i in range(trials)})
+        sample = [stripes[i] for i in picks]
+        sizes = [sum(map(len, self._encode_stripes(sample, weights, on, used)[0])) for on in (True, False)]
+        return sizes[0] < sizes[1]
 
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
         return [pixels[top : top + self.stripe_rows] for top in range(0, pixels.shape[0], self.stripe_rows)]
