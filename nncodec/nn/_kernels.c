@@ -1272,7 +1272,11 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "Mixer.update: token out of range");
             goto done;
         }
-    if (mixer_add(self, history.buf, tb, S) < 0) {
+    int added;
+    Py_BEGIN_ALLOW_THREADS /* the tables are this mixer's own: callers never share one across threads */
+    added = mixer_add(self, history.buf, tb, S);
+    Py_END_ALLOW_THREADS
+    if (added < 0) {
         PyErr_NoMemory();
         goto done;
     }
