@@ -312,6 +312,27 @@ def test_value_sets_of_sparse_histograms_round_trip_and_pay():
     assert near_payload[pos + 1] & image_codec.MODEL_FLAG_VALUES == 0
 
 
+def test_screens_zstd_wins_are_declined_early():
+    """A screen-like image of exact long-range repeats (a tiled block: zstd's matches, not the model's
+    contexts) is declined after the sample stripes, and the engine writes zstd's bytes; text-like
+    pixels, which the model wins, are not."""
+    from nncodec.codecs.base import BlockDeclined
+
+    rng = np.random.default_rng(12)
+    tile = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    tile[:, ::2] = tile[:, 1::2]  # half the pixels repeat their left neighbour
+    tiled = np.tile(tile, (16, 16, 1))
+    codec = ImageCodec(find_model(IMAGE_MODEL_ID), stripe_rows=32)
+    data = encoded(as_image(tiled, "RGB"), "PPM")
+    with pytest.raises(BlockDeclined, match="zstd"):
+        codec.encode_block(data)
+    packed = _compress(data, 0)
+    assert engine.scan_frames(io.BytesIO(packed))[0].block_codecs == {"raw": 1}
+    assert nncodec.decompress(packed) == data
+    text = encoded(as_image(text_like(96, 120, seed=4), "RGB"), "PPM")
+    assert ImageCodec(codec.model, stripe_rows=32).decode_block(codec.encode_block(text), len(text)) == text
+
+
 def test_zstd_trial_only_where_it_could_win():
     """The engine's zstd -19 trial is skipped for photo-like pixels (the model's payload is far below a
     quick zstd pass) and kept for flat ones, where zstd wins."""

@@ -294,13 +294,19 @@ class ImageCodec(Codec):
     ) -> bool:  # fmt: skip
         """Whether to set format 2's exact-value flag: only for pixels that repeat their left
         neighbour often (screens, graphics, renders), and there only if it codes a sample of up to
-        EXACT_TRIAL_STRIPES stripes (spread over the image) smaller."""
+        EXACT_TRIAL_STRIPES stripes (spread over the image) smaller. The same sample decides early
+        when the model cannot win: if zstd -19 codes the sample's pixels (lossless) in no more bytes
+        than the model either way, the block is declined (the engine then codes it with zstd)."""
         if repeat_share(pixels) <= EXACT_MIXER_SHARE:
             return False
         trials = EXACT_TRIAL_STRIPES
         picks = sorted({len(stripes) * (2 * i + 1) // (2 * trials) for i in range(trials)})
         sample = [stripes[i] for i in picks]
         sizes = [sum(map(len, self._encode_stripes(sample, weights, on, used)[0])) for on in (True, False)]
+        if not self.max_error:
+            raw = len(zstd_compress(b"".join(stripe.tobytes() for stripe in sample), 19))
+            if min(sizes) >= raw:
+                raise BlockDeclined(f"sample stripes: the model codes them in {min(sizes)} B, zstd in {raw}")
         return sizes[0] < sizes[1]
 
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
