@@ -61,6 +61,12 @@ def test_image_v3_format2_files_still_decode():
     assert a.shape == b.shape and np.abs(a - b).max() <= 1 and (a != b).any()
 
 
+def test_image_v4_files_still_decode():
+    """Image format 2 with model image-v4 (256 wide)."""
+    packed = (GOLDEN / "sample.image-v4.nnc").read_bytes()
+    assert b"image-v4" in packed and nncodec.decompress(packed) == (GOLDEN / "sample.ppm").read_bytes()
+
+
 def test_image_v3_format2_flags_still_decode():
     """Image format 2 with both model flags set (exact-value mixer, value bitmaps): a screen-like
     40x24 image."""
