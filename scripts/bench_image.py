@@ -60,13 +60,18 @@ def nncodec_run(data: bytes, threads: int, max_error: int = 0) -> tuple[int, flo
     return len(packed), c_time, d_time, max(c_rss, d_rss), pixels(restored)
 
 
-def quantized_png(path: Path, near: int, out: Path) -> None:
-    """Pixels quantized to multiples of 2N+1 (max error N) as a PNG, for 'JPEG-XL on quantized'."""
-    x = pixels(path.read_bytes()).astype(np.int32)
+def quantize(values: np.ndarray, near: int) -> np.ndarray:
+    """uint8 values quantized to multiples of 2N+1 (max error N), for 'JPEG-XL on quantized'."""
+    x = values.astype(np.int32)
     step = 2 * near + 1
     q = np.clip(np.round(x / step) * step, 0, 255)
     q = np.where(np.abs(q - x) > near, q - step, q)  # clipping at 255 could exceed N: step down
-    Image.fromarray(q.astype(np.uint8), "RGB").save(out)
+    return q.astype(np.uint8)
+
+
+def quantized_png(path: Path, near: int, out: Path) -> None:
+    """Pixels quantized to multiples of 2N+1 (max error N) as a PNG."""
+    Image.fromarray(quantize(pixels(path.read_bytes()), near), "RGB").save(out)
 
 
 def main() -> None:

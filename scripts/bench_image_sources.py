@@ -9,6 +9,8 @@ trained on cbsd68, mcmaster mcm01-09, set12_gray and screen_synthetic only): USC
 gb82 CC0 photo set (photos), charls' screen captures (screen content). nncodec gets the pixels as PPM on stdin
 (so the PNG container's own compression does not count) and runs as the CLI in a fresh process at -T2, round
 trip checked pixel for pixel; cjxl and cwebp (Debian libjxl-tools and webp) code the PNG file, when installed.
+Near-lossless (photo sources): ``nncodec --max-error N``, N = 1, 2 (every subpixel checked within N) against
+JPEG-XL (``cjxl -d 0 -e 7``, as in ``bench_image.py``) on the pixels quantized to multiples of 2N + 1.
 Bits per subpixel = 8 x bytes / (width x height x channels), totals over all subpixels of a source.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import run_measured, write_section  # noqa: E402
-from bench_image import tool_size  # noqa: E402
+from bench_image import quantize, tool_size  # noqa: E402
 
 from nncodec.cli.benchtool import describe_machine  # noqa: E402
 
@@ -36,6 +39,8 @@ BEGIN, END = "<!-- image-sources:begin -->", "<!-- image-sources:end -->"
 SOURCES = {"usc_sipi_misc_color": "photo (film scans)", "gb82": "photo", "charls_screen": "screen"}
 CLI = [sys.executable, "-m", "nncodec"]
 E9 = "cjxl -d 0 -e 9"
+NEAR = (1, 2)  # near-lossless error bounds measured on photo sources
+QUANTIZED_JXL = ["cjxl", "--quiet", "-d", "0", "-e", "7"]
 ANCHORS = {
     "PNG": None,
     "cwebp -lossless -z 9": (["cwebp", "-quiet", "-lossless", "-z", "9"], ".webp"),
@@ -44,8 +49,9 @@ ANCHORS = {
 }
 
 
-def measure(path: Path) -> tuple[int, dict[str, int | None], tuple[float, float]]:
-    """(subpixels, name -> bytes or None, nncodec (compress s, decompress s)) for one image."""
+def measure(path: Path, near_lossless: bool) -> tuple[int, dict[str, int | None], tuple[float, float]]:
+    """(subpixels, name -> bytes or None, nncodec (compress s, decompress s)) for one image; with
+    ``near_lossless`` also "nncodec N=k" and "JPEG-XL quantized N=k" for k in NEAR."""
     with Image.open(path) as image:
         image.load()
         mode = "L" if image.mode in ("L", "1") else "RGB"  # these sources have no alpha
@@ -63,11 +69,28 @@ def measure(path: Path) -> tuple[int, dict[str, int | None], tuple[float, float]
         if anchor is not None:
             command, suffix = anchor
             sizes[name] = tool_size(command, path, suffix)
+    for near in NEAR if near_lossless else ():
+        sizes[f"nncodec N={near}"] = near_lossless_size(buffer.getvalue(), pixels, near, mode)
+        with tempfile.TemporaryDirectory() as tmp:
+            quantized = Path(tmp) / "quantized.png"
+            Image.fromarray(quantize(pixels, near), mode).save(quantized)
+            sizes[f"JPEG-XL quantized N={near}"] = tool_size(QUANTIZED_JXL, quantized, ".jxl")
     return pixels.size, sizes, (c_s, d_s)
 
 
+def near_lossless_size(ppm: bytes, pixels: np.ndarray, near: int, mode: str) -> int:
+    """Bytes of ``nncodec --max-error near`` (-T2, fresh processes), the bound checked on every subpixel."""
+    packed, _, _ = run_measured([*CLI, "-T2", "--max-error", str(near), "-c"], ppm)
+    restored, _, _ = run_measured([*CLI, "-T2", "-d", "-c"], packed)
+    with Image.open(io.BytesIO(restored)) as back:
+        error = np.abs(np.asarray(back.convert(mode)).astype(np.int16) - pixels.astype(np.int16)).max()
+    if error > near:
+        raise RuntimeError(f"max error {error} > {near}")
+    return len(packed)
+
+
 def report(results: dict[str, list[tuple[str, int, dict, tuple]]]) -> str:
-    names = ["nncodec", *ANCHORS]
+    names = ["nncodec", *ANCHORS]  # the lossless columns
     lines = [
         f"Measured by `scripts/bench_image_sources.py` (in `make bench`) on {describe_machine()}, nncodec "
         "`-T2` on the pixels as PPM (fresh processes, start-up included, round trip checked), the others "
@@ -91,6 +114,27 @@ def report(results: dict[str, list[tuple[str, int, dict, tuple]]]) -> str:
         counted = f"{below} of {len(rows)}" if e9 else "—"
         row_text = f"| {source} | {SOURCES[source]} | {len(rows)} | " + " | ".join(cells)
         lines.append(row_text + f" | {versus} | {counted} | {c_s:.1f} / {d_s:.1f} |")
+    near_rows = {source: rows for source, rows in results.items() if "nncodec N=1" in rows[0][2]}
+    if near_rows:
+        lines += [
+            "",
+            "Near-lossless (every subpixel within N of the original, checked on every image), bits per "
+            "subpixel; JPEG-XL codes the pixels quantized to multiples of 2N + 1 (`cjxl -d 0 -e 7`, "
+            "as in the McMaster table):",
+            "",
+            "| source | " + " | ".join(f"nncodec N={n} | JPEG-XL quantized N={n} | vs" for n in NEAR) + " |",
+            "|---|" + "---:|---:|---:|" * len(NEAR),
+        ]
+        for source, rows in near_rows.items():
+            subpixels = sum(row[1] for row in rows)
+            cells = []
+            for near in NEAR:
+                ours = 8 * sum(row[2][f"nncodec N={near}"] for row in rows) / subpixels
+                sizes = [row[2][f"JPEG-XL quantized N={near}"] for row in rows]
+                theirs = None if None in sizes else 8 * sum(sizes) / subpixels
+                cells += [f"{ours:.3f}", "—" if theirs is None else f"{theirs:.3f}"]
+                cells.append("—" if theirs is None else f"{ours / theirs - 1:+.1%}")
+            lines.append(f"| {source} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Images: " + "; ".join(f"`{source}/` ({', '.join(row[0] for row in rows)})"
                                         for source, rows in results.items()) + ".")  # fmt: skip
@@ -108,7 +152,7 @@ def main() -> None:
     results: dict[str, list[tuple[str, int, dict, tuple]]] = {}
     for source in args.sources:
         for path in sorted((MORE / source).glob("*.png")):
-            subpixels, sizes, times = measure(path)
+            subpixels, sizes, times = measure(path, SOURCES[source].startswith("photo"))
             results.setdefault(source, []).append((path.name, subpixels, sizes, times))
             bpsp = " ".join(f"{n} {8 * v / subpixels:.3f}" for n, v in sizes.items() if v is not None)
             print(f"{source}/{path.name}: {bpsp} (nncodec {times[0]:.1f} / {times[1]:.1f} s)", flush=True)

@@ -112,3 +112,9 @@ def test_log_v3_files_still_decode():
     number columns."""
     original = (GOLDEN / "sample-zeek.log").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample-zeek.log-v3.nnc").read_bytes()) == original
+
+
+def test_log_v4_files_still_decode():
+    """A log-codec frame in format 4 listing two rewrites (derived sizes, then Zeek UIDs), mode 0."""
+    original = (GOLDEN / "sample-sizes.log").read_bytes() + (GOLDEN / "sample-zeek.log").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample-sizes-zeek.log-v4.nnc").read_bytes()) == original

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import nncodec
 from nncodec.codecs.base import BlockDeclined
-from nncodec.codecs.log import LogCodec
+from nncodec.codecs.log import COLUMNS, FORMAT_REWRITES, REWRITE_SIZES, REWRITE_UIDS, LogCodec
 from nncodec.core import engine
 from nncodec.core.errors import NncodecError
 from nncodec.entropy import backends
@@ -106,11 +106,12 @@ def test_addresses_and_decimals_become_one_variable_each():
 def test_big_number_columns_get_streams_of_their_own():
     data = log_lines(templates.BIG_COLUMN + 100)
     payload = log_roundtrip(data)
-    count = payload[2]  # the stream count (a one-byte varint here)
+    assert payload[:3] == bytes([FORMAT_REWRITES, COLUMNS, 0])  # format 4, no rewrites
+    count = payload[3]  # the stream count (a one-byte varint here)
     assert count > len(templates.STREAM_NAMES)
     for wrong in (count - 1, count + 1):
         with pytest.raises(NncodecError):
-            LogCodec().decode_block(payload[:2] + bytes([wrong]) + payload[3:], len(data))
+            LogCodec().decode_block(payload[:3] + bytes([wrong]) + payload[4:], len(data))
 
 
 def test_blocks_of_very_many_lines_go_to_zstd():
@@ -275,7 +276,7 @@ def test_derived_sizes_are_dropped_and_recomputed():
     assert formula == 1 and len(reduced) < len(data) - 3000
     assert expand_sizes(reduced, formula) == data
     payload = log_roundtrip(data)
-    assert payload[0] == 2 and payload[2] == 1  # format 2, formula 1
+    assert payload[0] == FORMAT_REWRITES and payload[2:5] == bytes([1, REWRITE_SIZES, 1])  # formula 1
     plain = LogCodec()._columns_payload(data)  # without the rewrite
     assert len(payload) < len(plain)
 
@@ -285,7 +286,8 @@ def test_no_rewrite_where_the_reduced_form_occurs_by_itself():
 
     data = _proxifier_like(200, seed=2) + b"then 5000 bytes (KB) literally\n"
     assert reduce_sizes(data) == (data, 0)
-    assert log_roundtrip(data)[0] == 1
+    payload = log_roundtrip(data)
+    assert payload[0] == FORMAT_REWRITES and payload[2] == 0  # no rewrite listed
 
 
 @settings(max_examples=150, deadline=None)
@@ -319,8 +321,32 @@ def test_size_rewrite_round_trips_any_mixture(pieces):
 
 def test_damaged_rewrite_byte_is_a_clean_error():
     data = _proxifier_like(300, seed=3)
-    payload = bytearray(LogCodec().encode_block(data))
-    for value in (0, 7, 255):
-        payload[2] = value
-        with pytest.raises(NncodecError):
-            LogCodec().decode_block(bytes(payload), len(data))
+    original = LogCodec().encode_block(data)
+    # the rewrite count, the rewrite's id, its formula
+    for index, values in ((2, (0, 2, 9, 255)), (3, (0, 3, 255)), (4, (0, 7, 255))):
+        for value in values:
+            payload = bytearray(original)
+            payload[index] = value
+            with pytest.raises(NncodecError):
+                LogCodec().decode_block(bytes(payload), len(data))
+
+
+def test_rewrites_are_undone_in_reverse_order_and_old_formats_read_alike():
+    import random
+
+    from nncodec.log.rewrites import zeekuid
+
+    rng = random.Random(5)
+    uids = [zeekuid.render_uid(b"C", rng.getrandbits(96)) for _ in range(60)]
+    data = b"".join(b"conn %s sent %d bytes (%s KB)\n" % (rng.choice(uids), n, b"%d.00" % (n // 1024))
+                    for n in (1024 * rng.randrange(1, 99) for _ in range(300)))  # fmt: skip
+    payload = LogCodec().encode_block(data)
+    assert payload[0] == FORMAT_REWRITES and payload[2] == 2  # both rewrites listed, in the order used
+    assert payload[3:5] == bytes([REWRITE_SIZES, 1]) and payload[5] == REWRITE_UIDS
+    assert LogCodec().decode_block(payload, len(data)) == data
+    # a format-1 payload is format 4 with no rewrites
+    plain = LogCodec()._columns_payload(b"a 1\nb 2\n")
+    assert LogCodec().decode_block(bytes([1]) + plain, 8) == b"a 1\nb 2\n"
+    assert LogCodec().decode_block(bytes([FORMAT_REWRITES, plain[0], 0]) + plain[1:], 8) == b"a 1\nb 2\n"
+    with pytest.raises(NncodecError):  # more rewrites listed than a writer ever uses
+        LogCodec().decode_block(bytes([FORMAT_REWRITES, plain[0], 200]) + plain[1:], 8)

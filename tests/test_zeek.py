@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncodec
-from nncodec.codecs.log import FORMAT_UIDS, TSV, LogCodec
+from nncodec.codecs.log import FORMAT_REWRITES, REWRITE_UIDS, TSV, LogCodec
 from nncodec.core.errors import CorruptError
 from nncodec.log import intcode
 from nncodec.log.formats import tsvlog
@@ -188,7 +188,7 @@ def test_any_table_round_trips(rows, final_newline):
 def test_log_codec_uses_uids_and_rows_on_zeek_logs():
     data = zeek_lines(3000, seed=7)
     payload = LogCodec().encode_block(data)
-    assert payload[0] == FORMAT_UIDS and payload[1] == TSV
+    assert payload[:4] == bytes([FORMAT_REWRITES, TSV, 1, REWRITE_UIDS])
     assert LogCodec().decode_block(payload, len(data)) == data
     assert len(nncodec.compress(data, codec="log")) < 0.8 * len(nncodec.compress(data, codec="raw"))
 
@@ -216,5 +216,5 @@ def test_real_zeek_logs_round_trip(name):
         pytest.skip(f"{path} not present (../shared/data is not part of the repository)")
     data = b"".join(path.open("rb").readlines()[:3000])
     payload = LogCodec().encode_block(data)
-    assert payload[:2] == bytes([FORMAT_UIDS, TSV])
+    assert payload[:4] == bytes([FORMAT_REWRITES, TSV, 1, REWRITE_UIDS])
     assert LogCodec().decode_block(payload, len(data)) == data

@@ -33,6 +33,11 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
     u8 format (3) | u8 mode | u8 size formula (0: none) | u8 UID marker | varint size | coded UID
         ops | varint size | coded UID values | as format 1 after its mode byte, for the block
         with its Zeek UIDs taken out (nncodec/log/rewrites/zeekuid.py) after the size rewrite
+    u8 format (4) | u8 mode | u8 R | R rewrites | as format 1 after its mode byte, for the block
+        rewritten by the R rewrites in the order listed (a reader undoes them in reverse order);
+        rewrite = u8 id 1 (derived sizes) | u8 formula, or u8 id 2 (Zeek UIDs) | u8 marker |
+        varint size | varint size | coded UID ops | coded UID values. Formats 1-3 (still read)
+        stand for the lists (), (sizes) and ([sizes,] UIDs).
 """
 
 from __future__ import annotations
@@ -66,6 +71,9 @@ from nncodec.log.templates import (
 FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 FORMAT_UIDS = 3  # format 2 plus the UID streams
+FORMAT_REWRITES = 4  # written: the rewrites listed explicitly, by id, in the order applied
+REWRITE_SIZES, REWRITE_UIDS = 1, 2  # rewrite ids (format 4)
+MAX_REWRITES = 8
 COLUMNS, WHOLE, ACCESS, TSV = 0, 1, 2, 3  # payload modes
 #: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
 #: templated logs: 77% larger than mode 2 on apache_logs) is not tried
@@ -91,10 +99,15 @@ class LogCodec(Codec):
     def encode_block(self, data: bytes) -> bytes:
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
+        rewrites = []  # (id, its bytes), in the order applied
         data, formula = reduce_sizes(data)
+        if formula:
+            rewrites.append(bytes([REWRITE_SIZES, formula]))
         uids = zeekuid.extract(data)
         if uids is not None:
             data, marker, ops, values = uids
+            uid_streams = [encode_stream(ops), bytes([STORED]) + values]
+            rewrites.append(bytes([REWRITE_UIDS, marker]) + join_streams(uid_streams))
         access = accesslog.encode(data)
         candidates = []
         if access is not None:
@@ -108,13 +121,7 @@ class LogCodec(Codec):
         if self._whole_block_may_win(data, min(map(len, candidates))):
             candidates.append(bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS))
         payload = min(candidates, key=len)
-        if uids is not None:
-            uid_streams = [encode_stream(ops), bytes([STORED]) + values]
-            head = bytes([FORMAT_UIDS, payload[0], formula, marker])
-            return head + join_streams(uid_streams) + payload[1:]
-        if formula:
-            return bytes([FORMAT_REWRITTEN, payload[0], formula]) + payload[1:]
-        return bytes([FORMAT_VERSION]) + payload
+        return bytes([FORMAT_REWRITES, payload[0], len(rewrites)]) + b"".join(rewrites) + payload[1:]
 
     def _columns_payload(self, data: bytes) -> bytes:
         """The columns payload after the format byte."""
@@ -137,31 +144,70 @@ class LogCodec(Codec):
         return len(payload) > QUICK_ZSTD_MARGIN * len(quick)
 
     def decode_block(self, payload: bytes, original_size: int) -> bytes:
-        if not payload:
-            raise TruncatedError("log block is empty")
-        version = payload[0]
-        start = {FORMAT_VERSION: 2, FORMAT_REWRITTEN: 3, FORMAT_UIDS: 4}.get(version, 0)
-        if not start or len(payload) < start:
-            raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
-        formula = payload[2] if version != FORMAT_VERSION else 0
-        if payload[1] not in (COLUMNS, WHOLE, ACCESS, TSV) or (version == FORMAT_REWRITTEN and formula == 0):
-            raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
-        uid_streams: list[bytes] = []
-        if version == FORMAT_UIDS:
-            uid_streams, start = read_streams(payload, start, 2, "log block", fill=False)
-        if payload[1] == WHOLE:
+        mode, rewrites, start = self._read_head(payload)
+        if mode == WHOLE:
             data = decode_stream(payload[start:], original_size, "log block")
         else:
-            data = self._decode_streams(payload[1], payload, start, original_size)
-        if uid_streams:
-            data = self._restore_uids(data, payload[3], uid_streams, original_size)
-        try:
-            data = expand_sizes(data, formula)
-        except ValueError as exc:
-            raise CorruptError(f"log block: {exc}") from exc
+            data = self._decode_streams(mode, payload, start, original_size)
+        for rewrite, argument in reversed(rewrites):  # undone in the reverse order of their use
+            if rewrite == REWRITE_UIDS:
+                marker, uid_streams = argument
+                data = self._restore_uids(data, marker, uid_streams, original_size)
+            else:
+                try:
+                    data = expand_sizes(data, argument)
+                except ValueError as exc:
+                    raise CorruptError(f"log block: {exc}") from exc
+            if len(data) > original_size:
+                raise CorruptError("log block decodes to more than its size")
         if len(data) != original_size:
             raise CorruptError("log block decodes to the wrong size")
         return data
+
+    @staticmethod
+    def _read_head(payload: bytes) -> tuple[int, list[tuple[int, object]], int]:
+        """(mode, rewrites as (id, argument) in the order the writer applied them, position of the
+        mode's data). Formats 1-3 read as format 4 with the rewrites their format byte stands for."""
+        if len(payload) < 2:
+            raise TruncatedError("log block is too short")
+        version, mode = payload[0], payload[1]
+        if version not in (FORMAT_VERSION, FORMAT_REWRITTEN, FORMAT_UIDS, FORMAT_REWRITES):
+            raise CorruptError(f"log block has unknown format {payload[:2].hex()}")
+        if mode not in (COLUMNS, WHOLE, ACCESS, TSV):
+            raise CorruptError(f"log block has unknown mode {payload[:2].hex()}")
+        rewrites: list[tuple[int, object]] = []
+        if version == FORMAT_VERSION:
+            return mode, rewrites, 2
+        if len(payload) < 3:
+            raise TruncatedError("log block is too short")
+        if version == FORMAT_REWRITTEN:
+            if payload[2] == 0:
+                raise CorruptError(f"log block has unknown format {payload[:3].hex()}")
+            return mode, [(REWRITE_SIZES, payload[2])], 3
+        if version == FORMAT_UIDS:
+            if len(payload) < 4:
+                raise TruncatedError("log block is too short")
+            if payload[2]:
+                rewrites.append((REWRITE_SIZES, payload[2]))
+            uid_streams, pos = read_streams(payload, 4, 2, "log block", fill=False)
+            rewrites.append((REWRITE_UIDS, (payload[3], uid_streams)))
+            return mode, rewrites, pos
+        count, pos = payload[2], 3
+        if count > MAX_REWRITES:
+            raise CorruptError(f"log block lists {count} rewrites (at most {MAX_REWRITES})")
+        for _ in range(count):
+            if pos + 2 > len(payload):
+                raise TruncatedError("log block ends inside its rewrites")
+            rewrite, argument = payload[pos], payload[pos + 1]
+            if rewrite == REWRITE_SIZES:
+                rewrites.append((rewrite, argument))
+                pos += 2
+            elif rewrite == REWRITE_UIDS:
+                uid_streams, pos = read_streams(payload, pos + 2, 2, "log block", fill=False)
+                rewrites.append((rewrite, (argument, uid_streams)))
+            else:
+                raise CorruptError(f"log block uses unknown rewrite {rewrite} (newer nncodec?)")
+        return mode, rewrites, pos
 
     @staticmethod
     def _restore_uids(data: bytes, marker: int, coded: list[bytes], original_size: int) -> bytes:
