@@ -118,3 +118,9 @@ def test_log_v4_files_still_decode():
     """A log-codec frame in format 4 listing two rewrites (derived sizes, then Zeek UIDs), mode 0."""
     original = (GOLDEN / "sample-sizes.log").read_bytes() + (GOLDEN / "sample-zeek.log").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample-sizes-zeek.log-v4.nnc").read_bytes()) == original
+
+
+def test_log_v4_field_reference_files_still_decode():
+    """A log-codec frame in format 4 with rewrite 3: JSON lines whose Message repeats their fields."""
+    original = (GOLDEN / "sample-events.jsonl").read_bytes()
+    assert nncodec.decompress((GOLDEN / "sample-events.jsonl-v4.nnc").read_bytes()) == original

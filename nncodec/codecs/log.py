@@ -15,7 +15,10 @@ least half their lines have the same tab count. Zeek UIDs are taken out of any b
 the random bits they are (nncodec/log/rewrites/zeekuid.py, format 3).
 
 Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
-and recomputed when decoding (nncodec/log/rewrites/sizes.py); payload format 2 says which formula.
+and recomputed when decoding (nncodec/log/rewrites/sizes.py); payload format 2 says which formula. In
+JSON lines, text a string value repeats from the line's other fields (a Windows event's rendered
+``Message``) becomes a reference to that field (nncodec/log/rewrites/fieldrefs.py). Format 4 lists the
+rewrites used, in order.
 
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
@@ -36,7 +39,8 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
     u8 format (4) | u8 mode | u8 R | R rewrites | as format 1 after its mode byte, for the block
         rewritten by the R rewrites in the order listed (a reader undoes them in reverse order);
         rewrite = u8 id 1 (derived sizes) | u8 formula, or u8 id 2 (Zeek UIDs) | u8 marker |
-        varint size | varint size | coded UID ops | coded UID values. Formats 1-3 (still read)
+        varint size | varint size | coded UID ops | coded UID values, or u8 id 3 (JSON field
+        references, nncodec/log/rewrites/fieldrefs.py) | u8 marker. Formats 1-3 (still read)
         stand for the lists (), (sizes) and ([sizes,] UIDs).
 """
 
@@ -57,6 +61,7 @@ from nncodec.entropy.backends import (
 )
 from nncodec.log.formats import accesslog, tsvlog
 from nncodec.log.rewrites import zeekuid
+from nncodec.log.rewrites.fieldrefs import expand_fields, reduce_fields
 from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
 from nncodec.log.templates import (
     BIG_COLUMN,
@@ -72,7 +77,7 @@ FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 FORMAT_UIDS = 3  # format 2 plus the UID streams
 FORMAT_REWRITES = 4  # written: the rewrites listed explicitly, by id, in the order applied
-REWRITE_SIZES, REWRITE_UIDS = 1, 2  # rewrite ids (format 4)
+REWRITE_SIZES, REWRITE_UIDS, REWRITE_FIELDS = 1, 2, 3  # rewrite ids (format 4)
 MAX_REWRITES = 8
 COLUMNS, WHOLE, ACCESS, TSV = 0, 1, 2, 3  # payload modes
 #: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
@@ -100,6 +105,9 @@ class LogCodec(Codec):
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
         rewrites = []  # (id, its bytes), in the order applied
+        data, marker = reduce_fields(data)  # first: it reads the lines as JSON
+        if marker:
+            rewrites.append(bytes([REWRITE_FIELDS, marker]))
         data, formula = reduce_sizes(data)
         if formula:
             rewrites.append(bytes([REWRITE_SIZES, formula]))
@@ -153,11 +161,11 @@ class LogCodec(Codec):
             if rewrite == REWRITE_UIDS:
                 marker, uid_streams = argument
                 data = self._restore_uids(data, marker, uid_streams, original_size)
-            else:
-                try:
-                    data = expand_sizes(data, argument)
-                except ValueError as exc:
-                    raise CorruptError(f"log block: {exc}") from exc
+                continue
+            try:
+                data = (expand_fields if rewrite == REWRITE_FIELDS else expand_sizes)(data, argument)
+            except ValueError as exc:
+                raise CorruptError(f"log block: {exc}") from exc
             if len(data) > original_size:
                 raise CorruptError("log block decodes to more than its size")
         if len(data) != original_size:
@@ -199,7 +207,7 @@ class LogCodec(Codec):
             if pos + 2 > len(payload):
                 raise TruncatedError("log block ends inside its rewrites")
             rewrite, argument = payload[pos], payload[pos + 1]
-            if rewrite == REWRITE_SIZES:
+            if rewrite in (REWRITE_SIZES, REWRITE_FIELDS):
                 rewrites.append((rewrite, argument))
                 pos += 2
             elif rewrite == REWRITE_UIDS:
