@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: venv test lint demo bench train-text train-text-v2 train-image-v3 train-image-v4 clean
+.PHONY: venv test lint demo bench train-text train-text-v2 train-image-v3 train-image-v4 train-image-v5 clean
 
 venv: $(VENV)/.installed
 
@@ -56,7 +56,12 @@ train-image-v3: venv
 	$(BIN)/python -m nncodec.training.image.train --out-dir checkpoints/image-v3 --model-dir models \
 		--model-id image-v3 --features v2 --hidden 192 --mcm-share 1.0 --steps 24000 --data broad
 
-# the shipped next-pixel model image-v4 (~30 min on one core): image-v3's data, 256 wide, 32,000 steps
+# the shipped next-pixel model image-v5 (~55 min on one core): image-v4 with mirrored copies, 48,000 steps
+train-image-v5: venv
+	$(BIN)/python -m nncodec.training.image.train --out-dir checkpoints/image-v5 --model-dir models \
+		--model-id image-v5 --features v2 --hidden 256 --mcm-share 1.0 --steps 48000 --data broad --augment
+
+# image-v4 (~30 min on one core): image-v3's data, 256 wide, 32,000 steps
 train-image-v4: venv
 	$(BIN)/python -m nncodec.training.image.train --out-dir checkpoints/image-v4 --model-dir models \
 		--model-id image-v4 --features v2 --hidden 256 --mcm-share 1.0 --steps 32000 --data broad

@@ -67,6 +67,12 @@ def test_image_v4_files_still_decode():
     assert b"image-v4" in packed and nncodec.decompress(packed) == (GOLDEN / "sample.ppm").read_bytes()
 
 
+def test_image_v5_files_still_decode():
+    """Image format 2 with model image-v5 (image-v4's shape, trained with mirrored copies)."""
+    packed = (GOLDEN / "sample.image-v5.nnc").read_bytes()
+    assert b"image-v5" in packed and nncodec.decompress(packed) == (GOLDEN / "sample.ppm").read_bytes()
+
+
 def test_image_v3_format2_flags_still_decode():
     """Image format 2 with both model flags set (exact-value mixer, value bitmaps): a screen-like
     40x24 image."""

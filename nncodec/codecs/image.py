@@ -69,7 +69,7 @@ from nncodec.image.nextpixel import (
 )
 from nncodec.nn.mixing import ContextMixer
 
-IMAGE_MODEL_ID = "image-v4"
+IMAGE_MODEL_ID = "image-v5"
 FORMAT_VERSION = 2  # 2: the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
 FORMAT_VERSIONS = (1, 2)
 METHOD_MODEL, METHOD_DELTA16 = 0, 1

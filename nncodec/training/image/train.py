@@ -1,11 +1,11 @@
 """Train the next-pixel model (a float MLP in torch) and export it as an exact-integer model file.
 
-    python -m nncodec.training.image.train --out-dir checkpoints/image --model-id image-v4 \
-        --features v2 --hidden 256 --mcm-share 1.0 --steps 32000 --data broad [--seed 1234]
+    python -m nncodec.training.image.train --out-dir checkpoints/image --model-id image-v5 \
+        --features v2 --hidden 256 --mcm-share 1.0 --steps 48000 --data broad --augment [--seed 1234]
 
-(``make train-image-v4``; image-v3 was ``--hidden 192 --steps 24000``, image-v2 that without ``--data
-broad``, image-v1 ``--model-id image-v1 --steps 6000``: feature set v1, hidden 128; the exact commands
-are in the model cards.)
+(``make train-image-v5``; image-v4 was that without ``--augment`` and with ``--steps 32000``, image-v3
+``--hidden 192 --steps 24000``, image-v2 that without ``--data broad``, image-v1 ``--model-id image-v1
+--steps 6000``: feature set v1, hidden 128; the exact commands are in the model cards.)
 
 Data (``../shared/data/images``, see its README for provenance and licences): training on CBSD68 (2x
 downsampled, see ``image_lists``), McMaster mcm01-mcm09, Set12 (gray) and the screen/synthetic set (``--data
