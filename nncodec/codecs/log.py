@@ -161,11 +161,11 @@ class LogCodec(Codec):
             if rewrite == REWRITE_UIDS:
                 marker, uid_streams = argument
                 data = self._restore_uids(data, marker, uid_streams, original_size)
-                continue
-            try:
-                data = (expand_fields if rewrite == REWRITE_FIELDS else expand_sizes)(data, argument)
-            except ValueError as exc:
-                raise CorruptError(f"log block: {exc}") from exc
+            else:
+                try:
+                    data = (expand_fields if rewrite == REWRITE_FIELDS else expand_sizes)(data, argument)
+                except ValueError as exc:
+                    raise CorruptError(f"log block: {exc}") from exc
             if len(data) > original_size:
                 raise CorruptError("log block decodes to more than its size")
         if len(data) != original_size:
