@@ -8,7 +8,6 @@ any bytes, and every block falls back to zstd or stored when that is smaller).
 from __future__ import annotations
 
 import re
-import unicodedata
 
 SNIFF_SIZE = 1 << 16
 KINDS = ("image", "log", "text", "binary")
@@ -32,6 +31,11 @@ _MIN_LOG_LINES = 4
 _LOG_SHARE = 0.5
 _MAX_BAD_TEXT_SHARE = 0.05
 _TEXT_CONTROLS = {"\t", "\n", "\r", "\f", "\v", "\x1b"}
+#: what counts against text: the replacement character, and the control characters (Unicode category
+#: Cc: U+0000-001F and U+007F-009F) other than whitespace and escape
+_BAD_TEXT_CHARS = ["\ufffd"] + [
+    chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in _TEXT_CONTROLS
+]
 
 
 def is_image(sample: bytes) -> bool:
@@ -67,9 +71,7 @@ def is_text(sample: bytes) -> bool:
     text = sample.decode("utf-8", errors="replace")
     if len(sample) >= 4:  # forgive a multi-byte character cut at the end of the sample
         text = text[:-3] + sample[-3:].decode("utf-8", errors="ignore")
-    bad = sum(
-        1 for ch in text if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS)
-    )
+    bad = sum(text.count(ch) for ch in _BAD_TEXT_CHARS)  # str.count: ~25x faster than a loop over chars
     return bad <= _MAX_BAD_TEXT_SHARE * len(text)
 
 

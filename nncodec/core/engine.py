@@ -46,6 +46,7 @@ from nncodec.core.errors import (
     TruncatedError,
 )
 from nncodec.core.modelstore import LoadedModel, require_model
+from nncodec.text import gate as text_gate
 
 #: a text input below this size that the model wins nowhere is also tried as a ``log`` frame
 SMALL_TEXT_LOG_TRIAL = 64 << 10
@@ -109,6 +110,8 @@ def choose_codec(codec: str, sample: bytes, options: dict | None = None) -> Code
     name = "image-pc" if kind == "image" and is_idx(sample) else asked  # only image-pc reads idx sets
     if not (kind == "image" and image_model):  # an image model asked for by name wins over the level
         name = levels.codec_for(kind, name, level_plan)
+    if name == "text" and text_gate.hopeless(sample) is not None:
+        name = "classical"  # text the model clearly cannot win: decided without loading it
     try:
         return _at_level(codec_by_name(name).for_encoding(sample, **options), level_plan)
     except (CodecUnavailableError, ModelError):
@@ -315,17 +318,33 @@ def compress_stream(
             fallback = ClassicalCodec() if stats.block_codecs["classical"] else RawCodec()
             buffer = io.BytesIO()
             stats = _write_frame(sample, io.BytesIO(), buffer, fallback, **options)
-            if frame_codec.name == "text" and len(sample) < SMALL_TEXT_LOG_TRIAL:
-                # small line-structured text (a CSV, a log taken for text): the log codec's columns
-                # may beat every classical coder, for little time beside the model's
-                log_buffer = io.BytesIO()
-                log_codec = codec_by_name("log").for_encoding(sample)
-                log_stats = _write_frame(sample, io.BytesIO(), log_buffer, log_codec, **options)
-                if len(log_buffer.getvalue()) < len(buffer.getvalue()):
-                    buffer, stats = log_buffer, log_stats
+            if frame_codec.name == "text":
+                buffer, stats = _log_trial(sample, buffer, stats, options)
+        dst.write(buffer.getvalue())
+        return stats
+    if whole and frame_codec.name == "classical" and codec == "auto":  # text the gate declined
+        buffer = io.BytesIO()
+        stats = _write_frame(sample, io.BytesIO(), buffer, frame_codec, **options, progress=progress)
+        buffer, stats = _log_trial(sample, buffer, stats, options)
         dst.write(buffer.getvalue())
         return stats
     return _write_frame(sample, src, dst, frame_codec, **options, progress=progress)
+
+
+def _log_trial(
+    sample: bytes, buffer: io.BytesIO, stats: FrameStats, options: dict
+) -> tuple[io.BytesIO, FrameStats]:
+    """Small line-structured text (a CSV, a log taken for text) coded classically in ``buffer``: the
+    log codec's columns may beat every classical coder, for little time beside the model's. The
+    smaller of the two frames, with its stats."""
+    if len(sample) >= SMALL_TEXT_LOG_TRIAL:
+        return buffer, stats
+    log_buffer = io.BytesIO()
+    log_codec = codec_by_name("log").for_encoding(sample)
+    log_stats = _write_frame(sample, io.BytesIO(), log_buffer, log_codec, **options)
+    if len(log_buffer.getvalue()) < len(buffer.getvalue()):
+        return log_buffer, log_stats
+    return buffer, stats
 
 
 def _within_memory(
