@@ -361,6 +361,10 @@ class ImageCodec(Codec):
         exact_mixers = None
         if exact:  # one per stripe and channel
             exact_mixers = [[ContextMixer(256, EXACT_PRIORS) for _ in range(channels)] for _ in plan.rows]
+        unused_at = None  # [channel][base, residual token]: whether value (base + token) % 256 is unused
+        if used is not None:
+            wrapped = (np.arange(256)[:, None] + np.arange(256)[None, :]) % 256
+            unused_at = [~used[c][wrapped] for c in range(channels)]
         errors = np.zeros_like(canvas) if v2 else None  # value - base of every coded subpixel
         ls_errors = np.zeros_like(canvas) if v2 else None  # value - linear prediction
         for c in range(channels):
@@ -383,9 +387,8 @@ class ImageCodec(Codec):
                     exact_contexts = _exact_contexts(canvas, cy, cx, c, kinds[c])
                     for s, part in parts:
                         rows[part] = exact_mixers[s][c].frequencies(rows[part], exact_contexts[part])
-                if used is not None:  # the image's unused values: frequency 1 (lossless only)
-                    held = used[c][(base[:, None] + np.arange(256)[None, :]) % 256]
-                    rows = np.where(held, rows, 1.0)
+                if unused_at is not None:  # the image's unused values: frequency 1 (lossless only)
+                    np.putmask(rows, unused_at[c][base], 1.0)
                 if near:
                     rows = _bin_rows(rows, base, near, bins)
                 if truth is not None:
