@@ -31,6 +31,9 @@ Payload::
                        flags are followed by C x 32 bytes, the bitmap of the values each channel
                        holds (MSB first; lossless only)
     method 1 (16-bit): zstd of the (W + N - NW) residuals, uint16 little-endian, mod 2^16
+    method 2 (classical, 8-bit lossless): u8 transform | one backend stream of the transformed
+                       pixels (nncodec/image/classical.py); written where it is smaller than the
+                       model's payload (screens, graphics: ``SMALL_IMAGE``, ``SCREEN_MODEL_LIMIT``)
 
 Frame params: format version (2; 1 is still decoded: its mixer has three contexts, format 2's five),
 max error N (0: lossless), then, when N > 0, the PSNR (float64
@@ -55,6 +58,7 @@ from nncodec.core.framing import encode_varint, join_streams, payload_varint, sp
 from nncodec.core.modelstore import LoadedModel, find_model
 from nncodec.entropy.backends import zstd_compress, zstd_decompress
 from nncodec.entropy.rangecoder import SymbolDecoder, SymbolEncoder
+from nncodec.image import classical as pixel_classical
 from nncodec.image import imagefile
 from nncodec.image.nextpixel import (
     N_LOCAL_V2,
@@ -72,7 +76,7 @@ from nncodec.nn.mixing import ContextMixer
 IMAGE_MODEL_ID = "image-v5"
 FORMAT_VERSION = 2  # 2: the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
 FORMAT_VERSIONS = (1, 2)
-METHOD_MODEL, METHOD_DELTA16 = 0, 1
+METHOD_MODEL, METHOD_DELTA16, METHOD_CLASSICAL = 0, 1, 2
 FLAG_PNG_PIXELS = 1
 PNG_PIXELS_NOTE = "pixels only: the same pixels, not the same file bytes"
 MAX_ERROR = 32
@@ -101,6 +105,16 @@ MIX_PRIORS_F2 = (4096.0, 512.0, 64.0, 32.0, 32.0)
 EXACT_PRIORS = (1024.0, 256.0, 32.0, 4.0, 1.0)
 EXACT_MIXER_SHARE = 0.4
 EXACT_TRIAL_STRIPES = 2  # stripes the encoder codes with and without it first
+#: method 2 (classical pixels: nncodec/image/classical.py) is coded for lossless images whose pixels
+#: repeat their left neighbour more than EXACT_MIXER_SHARE (screens, graphics) and for images of at most
+#: SMALL_IMAGE subpixels (where it costs little), and the smaller of it and the model is kept. Screens
+#: over SCREEN_MODEL_LIMIT subpixels get method 2 without the model: on the 12 screen captures of
+#: ../shared/data/images/more, the model won 3 (by 0-11%: gmessages 5%, for 40 s of coding a 2.1 MB
+#: capture) and lost 9; no cheap estimate of the model's size told them apart (the model's bytes on a
+#: 128x512 crop, scaled to the image, were 0.0-5.2x the true ratio to method 2, on 5 crops per image)
+SMALL_IMAGE = 1 << 18
+CLASSICAL_TRIAL_SHARE = 64  # the engine's zstd trial after method 2 only if the layout is >= 1/64
+SCREEN_MODEL_LIMIT = 1 << 21
 MODEL_FLAG_EXACT = 1
 #: flag bit 1: a bitmap of the values each channel holds follows the flags (32 bytes per channel;
 #: lossless only); the model's unused values get frequency 1. Set when some channel leaves at least
@@ -158,6 +172,9 @@ class StripePlan:
 class ImageCodec(Codec):
     codec_id = 4
     name = "image"
+    #: method 2 is tried beside the model (SMALL_IMAGE, SCREEN_MODEL_LIMIT); tests of the model's own
+    #: path turn it off
+    classical_rival = True
     needs_whole_input = True
     max_block_size = 1 << 30
     memory_base = 4 << 20
@@ -178,6 +195,8 @@ class ImageCodec(Codec):
         self.max_error = max_error
         self.png_pixels = png_pixels  # asked for: code PNGs as pixels only
         self.png_pixels_used = False  # a PNG was coded so (recorded in the params)
+        self.classical_payload: bytes | None = None  # the last payload, when it was method 2
+        self.classical_layout = 0  # and the bytes of its layout
         self.stripe_rows = stripe_rows
         self.decode_groups = decode_groups  # stripes decoded together (0: an equal share per worker)
         self.psnr: float | None = None
@@ -239,7 +258,11 @@ class ImageCodec(Codec):
 
     def needs_fallback_trial(self, data: bytes, payload: bytes) -> bool:
         """The engine's zstd -19 trial runs only where a zstd -3 pass comes within 1 / QUICK_ZSTD_MARGIN
-        of the payload (screens, graphics): on photos it cannot win and costs ~0.7 s a megapixel."""
+        of the payload (screens, graphics): on photos it cannot win and costs ~0.7 s a megapixel.
+        Not after method 2, which took the best of xz and PPMd over the pixels already (so zstd can
+        only win by the layout's bytes), unless the layout is a large part of the payload."""
+        if self.classical_payload is not None and payload == self.classical_payload:
+            return len(payload) < CLASSICAL_TRIAL_SHARE * self.classical_layout
         return len(payload) > QUICK_ZSTD_MARGIN * len(zstd_compress(data, 3))
 
     def encode_block(self, data: bytes) -> bytes:
@@ -258,35 +281,56 @@ class ImageCodec(Codec):
             body = bytes([METHOD_DELTA16]) + zstd_compress(_delta16(pixels))
             decoded = pixels
         else:
-            stripes = self._stripes(pixels)
-            weights = None
-            predictor = b""
-            if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
-                weights = ls_fit(pixels, self.stripe_rows)
-                predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
-            used = used_values(pixels) if self.version >= 2 and not self.max_error else None
-            used = used if used is not None and sparse_values(used) else None
-            exact = self.version >= 2 and self._exact_mixer_pays(stripes, weights, used, pixels)
-            per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
-            parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
-            results = self.map_parallel(lambda part: self._encode_stripes(part, weights, exact, used), parts)
-            streams = [stream for part in results for stream in part[0]]
-            decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
-            body = bytes([METHOD_MODEL])
-            if self.version >= 2:
-                flags = (MODEL_FLAG_EXACT if exact else 0) | (MODEL_FLAG_VALUES if used is not None else 0)
-                body += bytes([flags])
-                if used is not None:
-                    body += np.packbits(used, axis=1).tobytes()
-            body += encode_varint(self.stripe_rows) + predictor
-            body += encode_varint(len(streams))
-            body += join_streams(streams)
-            if self.max_error:
-                self.psnr = _psnr(pixels, decoded)
+            body, decoded = self._encode_pixels(pixels)
         payload = layout.pack() + body
+        self.classical_payload = payload if body[0] == METHOD_CLASSICAL else None
+        self.classical_layout = len(payload) - len(body)
         exact = layout.kind == "raw" or layout.recipe is not None  # parse checked that rebuild gives data
         output = data if exact and not self.max_error else imagefile.rebuild(layout, decoded)
         return payload, output
+
+    def _encode_pixels(self, pixels: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """The body for 8-bit pixels (method 0, the model, or method 2 where it wins) and the pixels
+        the decoder will see."""
+        used = used_values(pixels) if self.version >= 2 and not self.max_error else None
+        used = used if used is not None and sparse_values(used) else None
+        rival = None  # method 2 (nncodec/image/classical.py), lossless only: the smaller is kept
+        screen = repeat_share(pixels) > EXACT_MIXER_SHARE
+        if (
+            self.classical_rival
+            and self.version >= 2
+            and not self.max_error
+            and (screen or pixels.size <= SMALL_IMAGE)
+        ):
+            rival = bytes([METHOD_CLASSICAL]) + pixel_classical.encode(pixels, self.map_parallel)
+            if screen and pixels.size > SCREEN_MODEL_LIMIT:
+                return rival, pixels
+        stripes = self._stripes(pixels)
+        weights = None
+        predictor = b""
+        if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
+            weights = ls_fit(pixels, self.stripe_rows)
+            predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
+        exact = self.version >= 2 and self._exact_mixer_pays(stripes, weights, used, pixels)
+        per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
+        parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
+        results = self.map_parallel(lambda part: self._encode_stripes(part, weights, exact, used), parts)
+        streams = [stream for part in results for stream in part[0]]
+        decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
+        body = bytes([METHOD_MODEL])
+        if self.version >= 2:
+            flags = (MODEL_FLAG_EXACT if exact else 0) | (MODEL_FLAG_VALUES if used is not None else 0)
+            body += bytes([flags])
+            if used is not None:
+                body += np.packbits(used, axis=1).tobytes()
+        body += encode_varint(self.stripe_rows) + predictor
+        body += encode_varint(len(streams))
+        body += join_streams(streams)
+        if self.max_error:
+            self.psnr = _psnr(pixels, decoded)
+        if rival is not None and len(rival) <= len(body):
+            return rival, pixels
+        return body, decoded
 
     def _exact_mixer_pays(
         self, stripes: list[np.ndarray], weights: list[np.ndarray] | None, used: np.ndarray | None,
@@ -294,19 +338,13 @@ class ImageCodec(Codec):
     ) -> bool:  # fmt: skip
         """Whether to set format 2's exact-value flag: only for pixels that repeat their left
         neighbour often (screens, graphics, renders), and there only if it codes a sample of up to
-        EXACT_TRIAL_STRIPES stripes (spread over the image) smaller. The same sample decides early
-        when the model cannot win: if zstd -19 codes the sample's pixels (lossless) in no more bytes
-        than the model either way, the block is declined (the engine then codes it with zstd)."""
+        EXACT_TRIAL_STRIPES stripes (spread over the image) smaller."""
         if repeat_share(pixels) <= EXACT_MIXER_SHARE:
             return False
         trials = EXACT_TRIAL_STRIPES
         picks = sorted({len(stripes) * (2 * i + 1) // (2 * trials) for i in range(trials)})
         sample = [stripes[i] for i in picks]
         sizes = [sum(map(len, self._encode_stripes(sample, weights, on, used)[0])) for on in (True, False)]
-        if not self.max_error:
-            raw = len(zstd_compress(b"".join(stripe.tobytes() for stripe in sample), 19))
-            if min(sizes) >= raw:
-                raise BlockDeclined(f"sample stripes: the model codes them in {min(sizes)} B, zstd in {raw}")
         return sizes[0] < sizes[1]
 
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
@@ -442,6 +480,8 @@ class ImageCodec(Codec):
             pixels = _undelta16(np.frombuffer(raw, "<u2").reshape(layout.shape))
         elif method == METHOD_MODEL and layout.bits == 8:
             pixels = self._decode_pixels(payload, pos, layout)
+        elif method == METHOD_CLASSICAL and layout.bits == 8:
+            pixels = pixel_classical.decode(payload[pos:], layout.shape)
         else:
             raise CorruptError(f"image coding method {method} not understood")
         return imagefile.rebuild(layout, pixels)
