@@ -36,7 +36,13 @@ from nncodec.cli.benchtool import describe_machine  # noqa: E402
 
 MORE = REPO.parent / "shared" / "data" / "images" / "more"
 BEGIN, END = "<!-- image-sources:begin -->", "<!-- image-sources:end -->"
-SOURCES = {"usc_sipi_misc_color": "photo (film scans)", "gb82": "photo", "charls_screen": "screen"}
+SOURCES = {
+    "usc_sipi_misc_color": "photo (film scans)",
+    "gb82": "photo",
+    "charls_screen": "screen",
+    "gb82_sc_screen": "screen",
+}
+SCREEN_ANCHORS = ("PNG", "cwebp -lossless -z 9")  # issue 20: screens below the better of these
 CLI = [sys.executable, "-m", "nncodec"]
 E9 = "cjxl -d 0 -e 9"
 NEAR = (1, 2)  # near-lossless error bounds measured on photo sources
@@ -54,7 +60,9 @@ def measure(path: Path, near_lossless: bool) -> tuple[int, dict[str, int | None]
     ``near_lossless`` also "nncodec N=k" and "JPEG-XL quantized N=k" for k in NEAR."""
     with Image.open(path) as image:
         image.load()
-        mode = "L" if image.mode in ("L", "1") else "RGB"  # these sources have no alpha
+        # gb82_sc_screen's gui.png has an alpha channel (all opaque) and windows95.png a palette:
+        # nncodec gets their RGB pixels, the other tools the PNG file
+        mode = "L" if image.mode in ("L", "1") else "RGB"
         image = image.convert(mode)
     pixels = np.asarray(image)
     buffer = io.BytesIO()
@@ -135,6 +143,27 @@ def report(results: dict[str, list[tuple[str, int, dict, tuple]]]) -> str:
                 cells += [f"{ours:.3f}", "—" if theirs is None else f"{theirs:.3f}"]
                 cells.append("—" if theirs is None else f"{ours / theirs - 1:+.1%}")
             lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    screen_rows = {source: rows for source, rows in results.items() if SOURCES[source] == "screen"}
+    if screen_rows:
+        lines += [
+            "",
+            "Screens against the better of PNG and WebP lossless in total (issue 20), bytes:",
+            "",
+            "| source | images | nncodec | " + " | ".join(SCREEN_ANCHORS) + " | vs better | smaller on |",
+            "|---|---:|---:|" + "---:|" * len(SCREEN_ANCHORS) + "---:|---:|",
+        ]
+        together = [row for rows in screen_rows.values() for row in rows]
+        for source, rows in [*screen_rows.items(), ("all screens", together)]:
+            totals = {name: sum(row[2][name] or 0 for row in rows) for name in ("nncodec", *SCREEN_ANCHORS)}
+            if any(row[2][name] is None for row in rows for name in SCREEN_ANCHORS):
+                lines.append(f"| {source} | {len(rows)} | {totals['nncodec']:,} | (an anchor is missing) |")
+                continue
+            better = min(totals[name] for name in SCREEN_ANCHORS)
+            wins = sum(1 for row in rows if row[2]["nncodec"] < min(row[2][name] for name in SCREEN_ANCHORS))
+            cells = " | ".join(f"{totals[name]:,}" for name in SCREEN_ANCHORS)
+            versus = totals["nncodec"] / better
+            head = f"| {source} | {len(rows)} | {totals['nncodec']:,} | {cells}"
+            lines.append(f"{head} | {versus:.3f} | {wins} of {len(rows)} |")
     lines.append("")
     lines.append("Images: " + "; ".join(f"`{source}/` ({', '.join(row[0] for row in rows)})"
                                         for source, rows in results.items()) + ".")  # fmt: skip
