@@ -140,6 +140,43 @@ def access_lines(count: int, seed: int = 0) -> bytes:
     return ("\n".join(lines[:count]) + "\n").encode()
 
 
+def damaged_payload_trials(
+    decode,  # noqa: ANN001 - (payload bytes, original size) -> bytes
+    payload: bytes,
+    size: int,
+    *,
+    trials: int,
+    seed: int,
+    skip: int = 0,
+    changes: tuple[int, int] = (1, 1),
+    truncate_every: int = 0,
+    replace: bool = False,
+) -> int:
+    """Decode ``trials`` damaged copies of ``payload``: each gets a random number in ``changes`` of
+    byte changes past its first ``skip`` bytes (a flipped bit, or with ``replace`` a random byte), or
+    every ``truncate_every``-th trial is cut short instead. A decode must fail with NncodecError (one
+    clear line) or give ``size`` bytes (the block CRC tells a wrong result). Returns the failures."""
+    from nncodec.core.errors import NncodecError
+
+    rng = random.Random(seed)
+    failures = 0
+    for trial in range(trials):
+        damaged = bytearray(payload)
+        if truncate_every and trial % truncate_every == 0:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        else:
+            for _ in range(rng.randint(*changes)):
+                at = rng.randrange(skip, len(damaged))
+                damaged[at] = rng.randrange(256) if replace else damaged[at] ^ 1 << rng.randrange(8)
+        try:
+            out = decode(bytes(damaged), size)
+        except NncodecError:
+            failures += 1
+            continue
+        assert len(out) == size
+    return failures
+
+
 def png_bytes(width: int = 17, height: int = 9, mode: str = "RGB", fmt: str = "PNG") -> bytes:
     from PIL import Image
 

@@ -14,7 +14,6 @@ from nncodec.codecs.image import IMAGE_MODEL_ID, ImageCodec
 from nncodec.core import engine
 from nncodec.core.errors import CorruptError
 from nncodec.core.modelstore import find_model
-from nncodec.entropy.backends import zstd_compress
 from nncodec.image import imagefile
 from nncodec.image.nextpixel import stripe_features
 from nncodec.nn import rowops
