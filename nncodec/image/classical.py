@@ -86,9 +86,10 @@ def encode(pixels: np.ndarray, run: Callable = map) -> bytes:
     with xz too (xz is 5-15x slower than PPMd on screens but best on 5 of the 12 captures, not
     always on the transform PPMd ranks first: imessage 262 KB against 270 KB without that pick)."""
     transforms = [t for t in TRANSFORMS if t & 3 != GREEN_LEFT or pixels.shape[2] >= 3]
-    streams = {t: forward(pixels, t) for t in transforms}
-    def rank(t: int) -> tuple[int, int]:
-        return coded_size(streams[t], RANKING_CODER), len(zstd_compress(streams[t], ZSTD_QUICK_LEVEL))
+
+    def rank(t: int) -> tuple[int, int]:  # each transform's bytes made where used: one copy per thread
+        stream = forward(pixels, t)
+        return coded_size(stream, RANKING_CODER), len(zstd_compress(stream, ZSTD_QUICK_LEVEL))
 
     sizes = dict(zip(transforms, run(rank, transforms), strict=True))
     finalists = sorted(transforms, key=lambda t: sizes[t][0])[:FINALISTS]
@@ -96,6 +97,7 @@ def encode(pixels: np.ndarray, run: Callable = map) -> bytes:
     lz_pick = min(transforms, key=lambda t: sizes[t][1])
     if lz_pick not in finalists:
         jobs.append((lz_pick, ("xz", 0)))
+    streams = {t: forward(pixels, t) for t in {t for t, _ in jobs}}
     bodies = run(lambda job: bytes([job[0]]) + encode_with_best(streams[job[0]], [job[1]]), jobs)
     return min(bodies, key=len)
 
