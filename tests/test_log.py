@@ -158,12 +158,32 @@ def test_odd_inputs_round_trip_and_stay_near_zstd(name):
     assert len(packed) <= zstd_size + 64
 
 
-def test_threads_do_not_change_the_output():
+def test_threads_do_not_change_the_output(monkeypatch):
+    """At -T2 a log input of several blocks is coded by worker processes (the parent codes no
+    block: its ``_encode_block`` is broken here, the workers import their own); the bytes are those
+    of -T1."""
     data = log_lines(4000)
     one = nncodec.compress(data, codec="log", threads=1, block_size=50_000)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a block was coded in the parent process")
+
+    monkeypatch.setattr(engine, "_encode_block", not_here)
     two = nncodec.compress(data, codec="log", threads=2, block_size=50_000)
     assert one == two
     assert nncodec.decompress(one, threads=2) == data
+
+
+def test_block_processes_only_where_they_can_help():
+    from nncodec.codecs.raw import RawCodec
+
+    for content_size in (200_000, None):  # None: a stream, which may be long
+        pool = engine._block_processes(LogCodec(), 2, 50_000, content_size)
+        assert pool is not None
+        pool.shutdown()
+    assert engine._block_processes(LogCodec(), 2, 50_000, 50_000) is None  # one block
+    assert engine._block_processes(LogCodec(), 1, 50_000, 200_000) is None
+    assert engine._block_processes(RawCodec(), 2, 50_000, 200_000) is None  # zstd drops the GIL
 
 
 def test_damaged_log_payloads_fail_cleanly():

@@ -53,6 +53,9 @@ class Codec(ABC):
     #: every block also tries the classical fallback, whatever ``needs_fallback_trial`` says (set by
     #: the engine for compression levels 10 and up)
     always_trial: bool = False
+    #: at -T N, blocks may be coded in N worker processes instead of threads: for a codec without a
+    #: model or parameters whose work is mostly Python (it holds the GIL: threads would not help)
+    process_blocks: ClassVar[bool] = False
 
     def map_parallel(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[func(x) for x in items]``, on the engine's worker threads when there are some."""

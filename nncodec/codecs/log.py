@@ -100,6 +100,7 @@ class LogCodec(Codec):
     max_block_size = 64 << 20  # bounds a corrupt header's decoding work
     memory_base = 1 << 20
     memory_per_byte = (64.0, 16.0)
+    process_blocks = True  # templates, columns and rewrites are Python: blocks go to processes at -T N
 
     def encode_block(self, data: bytes) -> bytes:
         if data.count(b"\n") >= MAX_LINES:

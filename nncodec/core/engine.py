@@ -12,14 +12,18 @@ concatenated frames and verifies every block CRC, the content size and the whole
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
+import signal
 import threading
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO
 
 from nncodec.codecs import (
@@ -42,6 +46,7 @@ from nncodec.core.errors import (
     CorruptError,
     MemoryLimitError,
     ModelError,
+    NncodecError,
     NotNncodecError,
     TruncatedError,
 )
@@ -146,6 +151,36 @@ def _ordered_map(
 
 def _executor(threads: int) -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+
+def _block_processes(
+    codec: Codec, threads: int, block_size: int, content_size: int | None
+) -> Executor | None:
+    """Worker processes for whole blocks, where the codec asks for them (``Codec.process_blocks``)
+    and the input may hold more than one block; else None (blocks go to threads). A worker imports
+    nncodec once (~0.2 s), so one-block inputs stay in this process."""
+    if threads < 2 or not codec.process_blocks or codec.model is not None or codec.params():
+        return None
+    if content_size is not None and content_size <= block_size:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["nncodec.core.engine"])
+    return ProcessPoolExecutor(max_workers=threads, mp_context=context, initializer=_quiet_worker)
+
+
+def _quiet_worker() -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool): a worker prints no traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _encode_in_process(
+    codec_id: int, always_trial: bool, data: bytes
+) -> tuple[int, BlockHeader, bytes, bytes, bool]:
+    """``_write_frame``'s ``encode`` in a worker process, for a codec built there from its id."""
+    codec = codec_by_id(codec_id)()
+    codec.always_trial = always_trial
+    block_header, payload, output = _encode_block(codec, data)
+    return len(data), block_header, payload, output, output is data or output == data
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -424,7 +459,10 @@ def _write_frame(
         return len(data), block_header, payload, output, output is data or output == data
 
     input_size = 0
-    executor = _executor(threads)
+    processes = _block_processes(frame_codec, threads, block_size, content_size) if trials is None else None
+    if processes is not None:
+        encode = partial(_encode_in_process, frame_codec.codec_id, frame_codec.always_trial)  # type: ignore[assignment]
+    executor = processes or _executor(threads)
     with _workers(frame_codec, threads, inside):
         try:
             for read, block_header, payload, output, same in _ordered_map(
@@ -442,6 +480,8 @@ def _write_frame(
                 stats.identical = stats.identical and same
                 if progress is not None:
                     progress(inside.rest() if inside is not None else read)
+        except BrokenProcessPool as exc:
+            raise NncodecError("a block worker process died (killed, or out of memory)") from exc
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
