@@ -63,6 +63,24 @@ def test_no_rewrite_where_it_removes_little_or_the_block_is_not_json():
     assert reduce_fields(few) == (few, 0)
 
 
+def test_long_blocks_are_judged_on_a_sample_first(monkeypatch):
+    """Past 2 x SAMPLE_LINES lines the rewrite first looks at a spread sample: a block with repeats
+    is rewritten in full (every line), one without is left after the sample alone."""
+    from nncodec.log.rewrites import fieldrefs
+
+    count = 2 * fieldrefs.SAMPLE_LINES + 500
+    data = sysmon_like(count, seed=4)
+    reduced, marker = reduce_fields(data)
+    assert marker and reduced.count(bytes([marker])) >= count  # every line, not just the sample
+    assert expand_fields(reduced, marker) == data
+    few = b"".join(b'{"a":"value number %d","b":%d}\n' % (i, i) for i in range(count))
+    calls = []
+    original = fieldrefs._rewrite_line
+    monkeypatch.setattr(fieldrefs, "_rewrite_line", lambda line, m: calls.append(1) or original(line, m))
+    assert reduce_fields(few) == (few, 0)
+    assert len(calls) == fieldrefs.SAMPLE_LINES
+
+
 def test_every_marker_byte_taken_means_no_rewrite():
     data = sysmon_like(50, seed=2) + bytes(fieldrefs.MARKERS)
     assert reduce_fields(data) == (data, 0)

@@ -38,6 +38,11 @@ MAX_VALUES = 255  # a value's index is one byte, never a newline: k < 10 as k, o
 MAX_DEPTH = 4096
 #: ec2_proxy (CloudTrail): 3.8% of the bytes removed, coded 1.5% larger; msf (Sysmon): 11.8%, 15% smaller
 MIN_SAVED_SHARE = 0.05
+#: a block of more than 2 x SAMPLE_LINES lines is first rewritten in SAMPLE_LINES lines spread over it,
+#: and left alone if they lose under SAMPLE_SAVED_SHARE of their bytes (suricata: 0%, nginxplus: 0%,
+#: msf: 11.8%): the rewrite costs ~0.6 s per 10 MB of JSON lines even where it takes nothing out
+SAMPLE_LINES = 1000
+SAMPLE_SAVED_SHARE = 0.02
 _NUMBER = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 
 
@@ -172,6 +177,12 @@ def reduce_fields(data: bytes) -> tuple[bytes, int]:
     if marker is None:
         return data, 0
     lines = data.split(b"\n")
+    if len(lines) > 2 * SAMPLE_LINES:  # first a look at a sample: most JSON logs repeat nothing
+        sample = lines[:: len(lines) // SAMPLE_LINES][:SAMPLE_LINES]
+        size = sum(map(len, sample)) + len(sample)
+        saved = size - len(sample) - sum(len(_rewrite_line(line, marker)) for line in sample)
+        if saved < SAMPLE_SAVED_SHARE * size:
+            return data, 0
     rewritten = b"\n".join(_rewrite_line(line, marker) for line in lines)
     if len(data) - len(rewritten) < MIN_SAVED_SHARE * len(data):
         return data, 0
