@@ -163,6 +163,8 @@ def _block_processes(
         return None
     if content_size is not None and content_size <= block_size:
         return None
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # not on Windows: threads then
+        return None
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["nncodec.core.engine"])
     return ProcessPoolExecutor(max_workers=threads, mp_context=context, initializer=_quiet_worker)
