@@ -462,13 +462,16 @@ def _write_frame(
 
     input_size = 0
     processes = _block_processes(frame_codec, threads, block_size, content_size) if trials is None else None
-    if processes is not None:
-        encode = partial(_encode_in_process, frame_codec.codec_id, frame_codec.always_trial)  # type: ignore[assignment]
+    work = (
+        encode
+        if processes is None
+        else partial(_encode_in_process, frame_codec.codec_id, frame_codec.always_trial)
+    )
     executor = processes or _executor(threads)
     with _workers(frame_codec, threads, inside):
         try:
             for read, block_header, payload, output, same in _ordered_map(
-                encode, _blocks(sample, src, block_size), executor, threads + 1
+                work, _blocks(sample, src, block_size), executor, threads + 1
             ):
                 input_size += read
                 hasher.update(output)

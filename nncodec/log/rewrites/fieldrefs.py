@@ -177,13 +177,17 @@ def reduce_fields(data: bytes) -> tuple[bytes, int]:
     if marker is None:
         return data, 0
     lines = data.split(b"\n")
+    done: dict[int, bytes] = {}  # the sample's lines, rewritten once
     if len(lines) > 2 * SAMPLE_LINES:  # first a look at a sample: most JSON logs repeat nothing
-        sample = lines[:: len(lines) // SAMPLE_LINES][:SAMPLE_LINES]
-        size = sum(map(len, sample)) + len(sample)
-        saved = size - len(sample) - sum(len(_rewrite_line(line, marker)) for line in sample)
+        picks = range(0, len(lines), len(lines) // SAMPLE_LINES)[:SAMPLE_LINES]
+        done = {i: _rewrite_line(lines[i], marker) for i in picks}
+        size = sum(len(lines[i]) + 1 for i in picks)
+        saved = sum(len(lines[i]) - len(line) for i, line in done.items())
         if saved < SAMPLE_SAVED_SHARE * size:
             return data, 0
-    rewritten = b"\n".join(_rewrite_line(line, marker) for line in lines)
+    rewritten = b"\n".join(
+        done[i] if i in done else _rewrite_line(line, marker) for i, line in enumerate(lines)
+    )
     if len(data) - len(rewritten) < MIN_SAVED_SHARE * len(data):
         return data, 0
     return rewritten, marker
