@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: venv test lint demo bench train-text train-text-v2 train-image-v3 train-image-v4 train-image-v5 clean
+.PHONY: venv test lint demo bench train-text train-text-v2 train-text-v3 train-image-v3 train-image-v4 train-image-v5 clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,7 @@ train-text: venv
 		--card checkpoints/text/card.json --tokenizer models/text-bpe4k.tokenizer.json \
 		--model-id text-v1 --out-dir models
 	$(MAKE) train-text-v2
+	$(MAKE) train-text-v3
 
 # the next-pixel model image-v3 (~18 min on one core): broad photo sets, four sources held out
 train-image-v3: venv
@@ -76,3 +77,13 @@ train-text-v2: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+
+# text-v3 (about 35 minutes on 2 cores): text-v2 continued on the broad split plus source code and
+# documentation installed on the machine (the code split of nncodec/training/text/data.py)
+train-text-v3: venv
+	$(BIN)/python -m nncodec.training.text.train --tokenizer models/text-bpe4k.tokenizer.json \
+		--out-dir checkpoints/text-v3 --broad --code --init-from-exact models/text-v2.safetensors \
+		--steps 1500 --lr 3e-4 --warmup 50 --eval-every 250 --threads 2
+	$(BIN)/python -m nncodec.training.text.export --weights checkpoints/text-v3/model.safetensors \
+		--card checkpoints/text-v3/card.json --tokenizer models/text-bpe4k.tokenizer.json \
+		--model-id text-v3 --out-dir models --broad --code

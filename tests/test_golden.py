@@ -1,6 +1,6 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
 (raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2, log codec
-format 1) and later ones (text format 2 with model text-v2, classical frames). If a change breaks
+format 1) and later ones (text format 2 with models text-v2 and text-v3, classical frames). If a change breaks
 one of these, it broke users' archives: keep the old decoding path (and model) instead of
 regenerating the file."""
 
@@ -14,7 +14,14 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.mark.parametrize(
-    "name", ["sample.raw-v1.nnc", "sample.text-v1.nnc", "sample.classical-v1.nnc", "sample.text-v2.nnc"]
+    "name",
+    [
+        "sample.raw-v1.nnc",
+        "sample.text-v1.nnc",
+        "sample.classical-v1.nnc",
+        "sample.text-v2.nnc",
+        "sample.text-v3.nnc",
+    ],
 )
 def test_old_files_still_decode(name):
     original = (GOLDEN / "sample.txt").read_bytes()

@@ -21,7 +21,7 @@ from conftest import RELIABILITY_LINES
 REPO = Path(__file__).resolve().parent.parent
 #: (testdata file, the codec and model that must have coded it)
 SAMPLES = [
-    ("text/dickens_head.txt", "text", "text-v2"),
+    ("text/dickens_head.txt", "text", "text-v3"),
     ("images/testcard_crop.ppm", "image", "image-v5"),
     ("logs/synthetic_app.log", "log", None),
 ]

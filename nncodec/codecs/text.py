@@ -87,7 +87,7 @@ except ImportError:  # pragma: no cover - built by `pip install`
 if KERNELS == "numpy":
     TextDecoder = TextEncoder = None
 
-TEXT_MODEL_ID = "text-v2"
+TEXT_MODEL_ID = "text-v3"
 FORMAT_VERSION = 2  # written; version 1 still decodes
 PRIORS_BY_VERSION = {1: ORDER_PRIORS, 2: ORDER_PRIORS_V2}
 MAX_SEGMENTS = 64

@@ -14,6 +14,15 @@ the fixed ``BROAD_WEIGHTS`` rather than by size. Its validation adds the held-ou
 ``HELD_OUT_BYTES`` of each of ``HELD_OUT_BOOKS``). The cross-domain validation set of
 scripts/bench_text.py draws its prose, poetry and drama only from held-out authors and its other files
 from paths no training step reads.
+
+The **code** split (``load_split(broad=True, code=True)``, text-v3 on) adds source code and documentation
+installed on the machine, each source a stride sample of its sorted files (``stride_sample``) so that
+no one directory fills it: C/C++ headers under ``/usr/include``'s subdirectories except ``X11`` and
+``linux``, the npm package's JavaScript (``/usr/lib/node_modules``, minified files left out), and the
+Rust toolchain's HTML documentation. Held out of it, by source, for validation: the top-level
+``/usr/include/*.h`` (glibc's own headers; ``elf.h`` is in scripts/bench_text.py), ``X11`` and
+``linux`` headers, ``/usr/share/javascript`` (jQuery, Underscore) and the HTML under ``/usr/share/doc``;
+its validation adds ``C_DEV``, ``JS_DEV`` and ``HTML_DEV`` (checkpoint selection only).
 """
 
 from __future__ import annotations
@@ -45,6 +54,23 @@ HELD_OUT_BYTES = 100_000
 HELD_OUT_PATHS = ("/usr/share/man/man1/bash.1.gz", "/usr/share/doc/nodejs")
 MAN_ROOT = Path("/usr/share/man")
 MAN_BYTES = 4_000_000
+CODE_SOURCES = {
+    # name: (root, glob, excluded path prefixes relative to root, bytes)
+    "c-headers": (Path("/usr/include"), "*/**/*.h", ("X11/", "linux/"), 3_000_000),
+    "javascript": (Path("/usr/lib/node_modules"), "**/*.js", (), 2_500_000),
+    "html-docs": (
+        Path("/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html"),
+        "**/*.html",
+        (),
+        3_000_000,
+    ),
+}
+#: validation of the code split (checkpoint selection): sources it never trains on
+C_DEV = ("/usr/include/linux", "*.h")
+JS_DEV = ("/usr/share/javascript/underscore", "underscore.js")
+HTML_DEV = ("/usr/share/doc", "*/*.html")
+CODE_FILE_BYTES = 64 << 10  # at most this much of one file, so that big files do not dominate
+CODE_WEIGHTS = {"c-headers": 0.07, "javascript": 0.06, "html-docs": 0.06}
 BROAD_WEIGHTS = {
     "gutenberg": 0.45,
     "dickens": 0.08,
@@ -92,6 +118,52 @@ def man_pages(root: Path = MAN_ROOT, limit: int = MAN_BYTES) -> bytes:
     return b"".join(parts)[:limit]
 
 
+def stride_sample(paths: list[Path], limit: int, file_bytes: int = CODE_FILE_BYTES) -> bytes:
+    """Up to ``limit`` bytes from every k-th of the sorted ``paths`` (k chosen so that the whole
+    list is crossed), at most ``file_bytes`` of each: a sample of all directories, not the first."""
+    sizes = [min(path.stat().st_size, file_bytes) for path in paths]
+    stride = max(1, round(sum(sizes) / limit)) if sizes else 1
+    parts, total = [], 0
+    for path in paths[::stride]:
+        data = path.read_bytes()[:file_bytes]
+        if not data or b"\0" in data:
+            continue
+        parts.append(data)
+        total += len(data)
+        if total >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
+def code_files(root: Path, pattern: str, excluded: tuple[str, ...] = ()) -> list[Path]:
+    """Regular files under ``root`` matching ``pattern``, sorted, minus held-out paths and minified JS."""
+    held_out = tuple(str(root / prefix) for prefix in excluded) + HELD_OUT_PATHS
+    return sorted(
+        path
+        for path in root.glob(pattern)
+        if path.is_file()
+        and not path.is_symlink()
+        and not str(path).startswith(held_out)
+        and not path.name.endswith(".min.js")
+    )
+
+
+def code_sources() -> list[tuple[str, bytes]]:
+    """The code split's training sources (module docstring), as (name, bytes)."""
+    return [
+        (name, stride_sample(code_files(root, pattern, excluded), limit))
+        for name, (root, pattern, excluded, limit) in CODE_SOURCES.items()
+    ]
+
+
+def code_validation(limit: int = HELD_OUT_BYTES * 2) -> list[tuple[str, bytes]]:
+    validation = []
+    for name, (root, pattern) in (("c-dev", C_DEV), ("js-dev", JS_DEV), ("html-dev", HTML_DEV)):
+        paths = code_files(Path(root), pattern, ("nodejs/",))
+        validation.append((name, stride_sample(paths, limit, 32 << 10)))
+    return validation
+
+
 def stdlib_sources(limit: int = STDLIB_BYTES) -> bytes:
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, total = [], 0
@@ -107,7 +179,7 @@ def stdlib_sources(limit: int = STDLIB_BYTES) -> bytes:
 
 
 def load_split(
-    shared_text: Path = SHARED_TEXT, broad: bool = False
+    shared_text: Path = SHARED_TEXT, broad: bool = False, code: bool = False
 ) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
     """(train, validation) lists of (name, bytes)."""
     train, validation = [], []
@@ -123,4 +195,7 @@ def load_split(
         by_name = dict(held_out_books)
         for book in HELD_OUT_BOOKS:
             validation.append((f"gutenberg-{book[:4]}", by_name[book][:HELD_OUT_BYTES]))
+    if code:
+        train.extend(code_sources())
+        validation.extend(code_validation())
     return train, validation

@@ -159,12 +159,13 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--eval-bytes", type=int, default=100_000)
     parser.add_argument("--broad", action="store_true", help="broad split: validation adds held-out authors")
+    parser.add_argument("--code", action="store_true", help="code split: held-out code validation")
     args = parser.parse_args()
 
     train_card = json.loads(args.card.read_text())
     config = GPTConfig(**train_card["config"])
     tokenizer = ByteTokenizer.from_file(args.tokenizer)
-    train, validation = load_split(broad=args.broad)
+    train, validation = load_split(broad=args.broad, code=args.code)
     rng = np.random.default_rng(0)
     sample_ids = np.concatenate([tokenizer.encode(data[:2_000_000]) for _, data in train])
     starts = rng.integers(0, len(sample_ids) - config.window, size=64)
@@ -210,6 +211,12 @@ def main() -> None:
                 f"; books by held-out authors ({', '.join(a.strip(',') for a in HELD_OUT_AUTHORS)}): "
                 f"the first {HELD_OUT_BYTES:,} bytes of Gutenberg {', '.join(HELD_OUT_BOOKS)}"
                 if args.broad
+                else ""
+            )
+            + (
+                "; code sources never trained on: /usr/include/linux headers, Underscore.js, HTML under "
+                "/usr/share/doc (stride samples, nncodec.training.text.data.code_validation)"
+                if args.code
                 else ""
             ),
             "float_bpb_nonoverlapping_windows_first_200k": train_card["validation_bpb_float"],

@@ -2,11 +2,12 @@
 
     python -m nncodec.training.text.train --tokenizer models/text-bpe4k.tokenizer.json \
         --out-dir checkpoints/text --steps 20000 [--resume] [--init-from WEIGHTS.safetensors]
-        [--init-from-exact models/text-v1.safetensors] [--broad]
+        [--init-from-exact models/text-v1.safetensors] [--broad [--code]]
 
 ``--broad`` trains on the broad split of ``nncodec.training.text.data`` (Gutenberg minus held-out
 authors, man pages, ...), sampled by its fixed source weights; ``--init-from-exact`` continues from a
-shipped exact model file (dequantized by ``export.float_state_from_exact``).
+shipped exact model file (dequantized by ``export.float_state_from_exact``); ``--code`` adds the code
+split's sources (source code and documentation, weighted by ``CODE_WEIGHTS``).
 
 Reproducible: fixed seed, the data split of ``nncodec.training.text.data``, and the command line
 (recorded in the card written beside the weights). Every ``--eval-every`` steps it measures
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from nncodec.text.tokenizer import ByteTokenizer
 from nncodec.training.common import argument_parser
-from nncodec.training.text.data import BROAD_WEIGHTS, load_split
+from nncodec.training.text.data import BROAD_WEIGHTS, CODE_WEIGHTS, load_split
 from nncodec.training.text.gpt import GPT, GPTConfig
 
 DATA_NARROW = (
@@ -39,6 +40,11 @@ DATA_NARROW = (
 DATA_BROAD = (
     "nncodec.training.text.data, broad split (see its docstring): as text-v1 plus the Gutenberg set "
     "minus held-out authors and man pages, sampled by BROAD_WEIGHTS"
+)
+DATA_CODE = (
+    "nncodec.training.text.data, broad + code split (see its docstring): the broad split plus C/C++ "
+    "headers, npm JavaScript and Rust HTML documentation installed on the machine, sampled by "
+    "BROAD_WEIGHTS and CODE_WEIGHTS"
 )
 VAL_BYTES = 200_000  # bytes of each validation file used for the periodic estimate
 
@@ -113,6 +119,7 @@ def main() -> None:
     parser.add_argument("--init-from", type=Path)
     parser.add_argument("--init-from-exact", type=Path)
     parser.add_argument("--broad", action="store_true")
+    parser.add_argument("--code", action="store_true", help="with --broad: add the code split's sources")
     parser.add_argument("--stop-after", type=int, help="end at this step (the schedule still spans --steps)")
     args = parser.parse_args()
 
@@ -122,12 +129,13 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     tokenizer = ByteTokenizer.from_file(args.tokenizer)
-    train_items, val_items = load_split(broad=args.broad)
+    train_items, val_items = load_split(broad=args.broad, code=args.code)
     train = tokenize_all(tokenizer, train_items)
     val = tokenize_all(tokenizer, [(n, d[:VAL_BYTES]) for n, d in val_items])
     streams = [ids for _, ids, _ in train]
     if args.broad:
-        weights = np.array([BROAD_WEIGHTS[name] for name, _, _ in train], dtype=np.float64)
+        source_weights = {**BROAD_WEIGHTS, **CODE_WEIGHTS}
+        weights = np.array([source_weights[name] for name, _, _ in train], dtype=np.float64)
     else:
         weights = np.array([len(s) for s in streams], dtype=np.float64)
     weights /= weights.sum()
@@ -192,7 +200,7 @@ def main() -> None:
                     "parameters": n_params,
                     "tokenizer": args.tokenizer.name,
                     "training": {
-                        "data": DATA_BROAD if args.broad else DATA_NARROW,
+                        "data": DATA_CODE if args.code else DATA_BROAD if args.broad else DATA_NARROW,
                         "steps": step,
                         "batch": args.batch,
                         "tokens_seen": step * args.batch * config.window,
