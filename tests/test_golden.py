@@ -137,3 +137,10 @@ def test_log_v4_field_reference_files_still_decode():
     """A log-codec frame in format 4 with rewrite 3: JSON lines whose Message repeats their fields."""
     original = (GOLDEN / "sample-events.jsonl").read_bytes()
     assert nncodec.decompress((GOLDEN / "sample-events.jsonl-v4.nnc").read_bytes()) == original
+
+
+def test_log_v4_uuid_files_still_decode():
+    """A log-codec frame in format 4 with rewrite 4: UUIDs taken out as 16 bytes each."""
+    original = (GOLDEN / "sample-cloudtrail.jsonl").read_bytes()
+    packed = (GOLDEN / "sample-cloudtrail.jsonl-v4.nnc").read_bytes()
+    assert nncodec.decompress(packed) == original

@@ -12,7 +12,8 @@ Web access logs (Common/Combined Log Format) are also tried as field streams, re
 (nncodec/log/formats/accesslog.py, mode 2), when at least half their lines parse as such; tab-separated logs
 (Zeek) as whole rows with their number columns taken out (nncodec/log/formats/tsvlog.py, mode 3), when at
 least half their lines have the same tab count. Zeek UIDs are taken out of any block first, as
-the random bits they are (nncodec/log/rewrites/zeekuid.py, format 3).
+the random bits they are (nncodec/log/rewrites/zeekuid.py, format 3), and UUIDs as their 16 bytes
+(nncodec/log/rewrites/uuids.py).
 
 Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
 and recomputed when decoding (nncodec/log/rewrites/sizes.py); payload format 2 says which formula. In
@@ -40,8 +41,10 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         rewritten by the R rewrites in the order listed (a reader undoes them in reverse order);
         rewrite = u8 id 1 (derived sizes) | u8 formula, or u8 id 2 (Zeek UIDs) | u8 marker |
         varint size | varint size | coded UID ops | coded UID values, or u8 id 3 (JSON field
-        references, nncodec/log/rewrites/fieldrefs.py) | u8 marker. Formats 1-3 (still read)
-        stand for the lists (), (sizes) and ([sizes,] UIDs).
+        references, nncodec/log/rewrites/fieldrefs.py) | u8 marker, or u8 id 4 (UUIDs as 16 bytes,
+        nncodec/log/rewrites/uuids.py) | u8 marker | varint size | varint size | coded UUID ops |
+        coded UUID values. Formats 1-3 (still read) stand for the lists (), (sizes) and
+        ([sizes,] UIDs).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from nncodec.entropy.backends import (
     zstd_compress,
 )
 from nncodec.log.formats import accesslog, tsvlog
-from nncodec.log.rewrites import zeekuid
+from nncodec.log.rewrites import uuids, zeekuid
 from nncodec.log.rewrites.fieldrefs import expand_fields, reduce_fields
 from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
 from nncodec.log.templates import (
@@ -77,7 +80,8 @@ FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 FORMAT_UIDS = 3  # format 2 plus the UID streams
 FORMAT_REWRITES = 4  # written: the rewrites listed explicitly, by id, in the order applied
-REWRITE_SIZES, REWRITE_UIDS, REWRITE_FIELDS = 1, 2, 3  # rewrite ids (format 4)
+REWRITE_SIZES, REWRITE_UIDS, REWRITE_FIELDS, REWRITE_UUIDS = 1, 2, 3, 4  # rewrite ids (format 4)
+MARKED_REWRITES = {REWRITE_UIDS: zeekuid, REWRITE_UUIDS: uuids}  # marked tokens: ops and values streams
 MAX_REWRITES = 8
 COLUMNS, WHOLE, ACCESS, TSV = 0, 1, 2, 3  # payload modes
 #: when this share of a block's lines are access-log lines, the columns mode (slow, and built for
@@ -117,6 +121,11 @@ class LogCodec(Codec):
             data, marker, ops, values = uids
             uid_streams = [encode_stream(ops), bytes([STORED]) + values]
             rewrites.append(bytes([REWRITE_UIDS, marker]) + join_streams(uid_streams))
+        found = uuids.extract(data)
+        if found is not None:
+            data, marker, ops, values = found
+            uuid_streams = [encode_stream(ops), encode_stream(values)]
+            rewrites.append(bytes([REWRITE_UUIDS, marker]) + join_streams(uuid_streams))
         access = accesslog.encode(data)
         candidates = []
         if access is not None:
@@ -159,9 +168,9 @@ class LogCodec(Codec):
         else:
             data = self._decode_streams(mode, payload, start, original_size)
         for rewrite, argument in reversed(rewrites):  # undone in the reverse order of their use
-            if rewrite == REWRITE_UIDS:
-                marker, uid_streams = argument
-                data = self._restore_uids(data, marker, uid_streams, original_size)
+            if rewrite in MARKED_REWRITES:
+                marker, streams = argument
+                data = self._restore_marked(MARKED_REWRITES[rewrite], data, marker, streams, original_size)
             else:
                 try:
                     data = (expand_fields if rewrite == REWRITE_FIELDS else expand_sizes)(data, argument)
@@ -211,7 +220,7 @@ class LogCodec(Codec):
             if rewrite in (REWRITE_SIZES, REWRITE_FIELDS):
                 rewrites.append((rewrite, argument))
                 pos += 2
-            elif rewrite == REWRITE_UIDS:
+            elif rewrite in MARKED_REWRITES:
                 uid_streams, pos = read_streams(payload, pos + 2, 2, "log block", fill=False)
                 rewrites.append((rewrite, (argument, uid_streams)))
             else:
@@ -219,11 +228,12 @@ class LogCodec(Codec):
         return mode, rewrites, pos
 
     @staticmethod
-    def _restore_uids(data: bytes, marker: int, coded: list[bytes], original_size: int) -> bytes:
+    def _restore_marked(rewrite, data: bytes, marker: int, coded: list[bytes], original_size: int) -> bytes:
+        """Undo a rewrite of marked tokens (``zeekuid`` or ``uuids``) from its two coded streams."""
         ops = decode_stream(coded[0], original_size, "log UID ops")
         values = decode_stream(coded[1], original_size, "log UID values")
         try:
-            return zeekuid.restore(data, marker, ops, values)
+            return rewrite.restore(data, marker, ops, values)
         except ValueError as exc:
             raise CorruptError(f"log UID streams do not fit the block ({exc})") from exc
 
