@@ -134,3 +134,9 @@ def test_cloudtrail_log_gains_from_the_rewrite(monkeypatch):
     monkeypatch.setattr(uuids, "extract", lambda block: None)
     without = codec.encode_block(data)
     assert len(with_uuids) < 0.95 * len(without)
+
+
+def test_a_long_block_without_uuids_in_its_first_mib_is_left_alone():
+    tail = cloudtrail_lines(100, seed=7)
+    assert uuids.extract(b"x" * 100 + tail) is not None
+    assert uuids.extract(b"x" * uuids.SAMPLE_SIZE + tail) is None  # found only past the sample

@@ -9,7 +9,7 @@ replaced by a *marker byte* (one the block does not hold); its 16 bytes go to th
 stream, and an *ops* stream says per token ``0`` (new, lower-case), ``1`` (new, upper-case) or
 ``k + 1`` (the same text as the k-th newest distinct UUID before it, a varint). The decoder
 replaces the markers, in order. The rewrite is exact whatever it takes; a block with fewer than
-``MIN_UUIDS`` distinct UUIDs is left as it is.
+``MIN_UUIDS`` distinct UUIDs is left as it is, and so is one whose first MiB holds none.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ CANDIDATE = re.compile(
     rb"|[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})(?![0-9A-Za-z])"
 )
 MIN_UUIDS = 8  # fewer distinct UUIDs in a block are not worth the rewrite's few bytes
+SAMPLE_SIZE = 1 << 20  # a longer block is searched in full only if this much of its start holds one
 VALUE_SIZE = 16
 NEW_LOWER, NEW_UPPER = 0, 1
 _GROUPS = (slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 32))
@@ -46,9 +47,8 @@ def render(value: bytes, upper: bool) -> bytes:
 def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
     """``(rewritten block, marker byte, ops, values)``, or None when the block holds too few
     distinct UUIDs or every marker byte."""
-    tokens = CANDIDATE.findall(data)
-    if len(set(tokens)) < MIN_UUIDS:
-        return None
+    if len(data) > SAMPLE_SIZE and CANDIDATE.search(data, 0, SAMPLE_SIZE) is None:
+        return None  # none in the block's first MiB: not worth a pass over the rest (0.2 s on 10 MB)
     marker = next((m for m in MARKERS if m not in data), None)  # bytes.__contains__ of an int
     if marker is None:
         return None
@@ -67,7 +67,10 @@ def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
             ops.extend(encode_varint(len(index) - seen + 1))
         return tag
 
-    return CANDIDATE.sub(replace, data), marker, bytes(ops), bytes(values)
+    rewritten = CANDIDATE.sub(replace, data)
+    if len(index) < MIN_UUIDS:
+        return None
+    return rewritten, marker, bytes(ops), bytes(values)
 
 
 def restore(data: bytes, marker: int, ops: bytes, values: bytes) -> bytes:
