@@ -19,6 +19,7 @@ the rewrite is used only when it removes at least ``MIN_SAVED_SHARE`` of the blo
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from functools import cache
 
 from nncodec.nn.rowops import KERNELS
@@ -113,13 +114,19 @@ def _rewrite_line(line: bytes, marker: int) -> bytes:
     values = [line[a:b] for a, b in spans]
     long = [i for i, value in enumerate(values) if len(value) >= MIN_LENGTH]
     long.sort(key=lambda i: (-len(values[i]), i))
-    strings = {i for i, (a, _) in enumerate(spans) if line[a - 1 : a] == b'"'}
-    targets = {
-        i
-        for i in long
-        if i in strings and len(values[i]) >= MIN_TARGET
-        and any(j != i and len(values[j]) < len(values[i]) and values[j] in values[i] for j in long)
-    }  # fmt: skip
+    negative_lengths = [-len(values[i]) for i in long]  # ascending
+    long_values = [values[i] for i in long]
+    targets = set()
+    for i in long:
+        value = values[i]
+        if len(value) < MIN_TARGET:
+            break  # (longest first)
+        start = spans[i][0]
+        if line[start - 1 : start] != b'"':  # not a string
+            continue
+        shorter = long_values[bisect_right(negative_lengths, -len(value)) :]  # the strictly shorter values
+        if any(map(value.__contains__, shorter)):
+            targets.add(i)
     if not targets:
         return line
     sources = [j for j in long if j not in targets]

@@ -38,8 +38,8 @@ SIZE_FORMULAS: dict[int, Callable[[int, int], bytes]] = {1: truncated_3_digits}
 
 def reduce_sizes(data: bytes) -> tuple[bytes, int]:
     """``(rewritten block, formula id)``, or ``(data, 0)`` when no rewrite applies or pays."""
-    if REDUCED_SIZE.search(data) is not None:
-        return data, 0
+    if b" bytes (" not in data or REDUCED_SIZE.search(data) is not None:
+        return data, 0  # (the literal test first: a memchr-speed scan, against the regex's 0.1 s per 10 MB)
     best = (data, 0)
     for formula_id, formula in SIZE_FORMULAS.items():
 

@@ -9,7 +9,7 @@ replaced by a *marker byte* (one the block does not hold); its 16 bytes go to th
 stream, and an *ops* stream says per token ``0`` (new, lower-case), ``1`` (new, upper-case) or
 ``k + 1`` (the same text as the k-th newest distinct UUID before it, a varint). The decoder
 replaces the markers, in order. The rewrite is exact whatever it takes; a block with fewer than
-``MIN_UUIDS`` distinct UUIDs is left as it is, and so is one whose first MiB holds none.
+``MIN_UUIDS`` distinct UUIDs is left as it is.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ CANDIDATE = re.compile(
     rb"(?<![0-9A-Za-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     rb"|[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})(?![0-9A-Za-z])"
 )
+MIDDLE = re.compile(rb"-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-")  # in every CANDIDATE match
 MIN_UUIDS = 8  # fewer distinct UUIDs in a block are not worth the rewrite's few bytes
-SAMPLE_SIZE = 1 << 20  # a longer block is searched in full only if this much of its start holds one
 VALUE_SIZE = 16
 NEW_LOWER, NEW_UPPER = 0, 1
 _GROUPS = (slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 32))
@@ -47,8 +47,8 @@ def render(value: bytes, upper: bool) -> bytes:
 def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
     """``(rewritten block, marker byte, ops, values)``, or None when the block holds too few
     distinct UUIDs or every marker byte."""
-    if len(data) > SAMPLE_SIZE and CANDIDATE.search(data, 0, SAMPLE_SIZE) is None:
-        return None  # none in the block's first MiB: not worth a pass over the rest (0.2 s on 10 MB)
+    if len(MIDDLE.findall(data)) < MIN_UUIDS:
+        return None  # a scan led by a literal '-': 4 ms on 10 MB, against 0.2 s for CANDIDATE's
     marker = next((m for m in MARKERS if m not in data), None)  # bytes.__contains__ of an int
     if marker is None:
         return None
