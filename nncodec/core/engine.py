@@ -12,15 +12,13 @@ concatenated frames and verifies every block CRC, the content size and the whole
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import signal
 import threading
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -163,6 +161,9 @@ def _block_processes(
         return None
     if content_size is not None and content_size <= block_size:
         return None
+    import multiprocessing  # here, not at the top: ~15 ms of every start-up (decoding a small file)
+    from concurrent.futures import ProcessPoolExecutor
+
     if "forkserver" not in multiprocessing.get_all_start_methods():  # not on Windows: threads then
         return None
     context = multiprocessing.get_context("forkserver")
@@ -485,7 +486,7 @@ def _write_frame(
                 stats.identical = stats.identical and same
                 if progress is not None:
                     progress(inside.rest() if inside is not None else read)
-        except BrokenProcessPool as exc:
+        except BrokenExecutor as exc:  # (the process pool's BrokenProcessPool)
             raise NncodecError("a block worker process died (killed, or out of memory)") from exc
         finally:
             if executor is not None:
