@@ -18,9 +18,7 @@ import lzma
 import os
 import platform
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import zstandard
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from nncodec.cli.benchtool import _run as run_tool  # noqa: E402
 from nncodec.training.text.data import SHARED_FILES, SHARED_TEXT  # noqa: E402
 
 BEGIN, END = "<!-- text-bench:begin -->", "<!-- text-bench:end -->"
@@ -37,18 +36,9 @@ THREADS = (1, 2)
 
 
 def run_measured(args: list[str], data: bytes) -> tuple[bytes, float, int]:
-    """Run a command with ``data`` on stdin; return (stdout, wall seconds, peak RSS in KiB)."""
-    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout:
-        stdin.write(data)
-        stdin.seek(0)
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{args} failed: {proc.stderr.read().decode()}")
-        stdout.seek(0)
-        return stdout.read(), elapsed, usage.ru_maxrss
+    """Run a command with ``data`` on stdin; return (stdout, wall seconds, peak RSS in KiB): the
+    ``nncodec bench`` runner, whose peak RSS is the command's own (GNU time; see its docstring)."""
+    return run_tool(args, data)
 
 
 def write_section(out: Path, heading: str, section: str) -> None:

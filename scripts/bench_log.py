@@ -98,6 +98,31 @@ def speed(threads: tuple[int, ...]) -> list[str]:
     return lines
 
 
+def json_lines_speed(threads: int = 2) -> list[str]:
+    """Issue 21's per-log speed: every JSON-lines log through the CLI at -T``threads``, fresh processes."""
+    paths = sorted(SHARED_LOGS.glob("json_lines/*"))
+    paths.append(SHARED_LOGS / "elastic_examples" / "nginxplus_json_logs")
+    cli = [sys.executable, "-m", "nncodec", f"-T{threads}"]
+    lines = [
+        f"Each JSON-lines log alone, the CLI at -T{threads} in fresh processes (start-up included), "
+        "wall clock:",
+        "",
+        "| file | bytes | compress | decompress | peak RSS c / d |",
+        "|---|---|---|---|---|",
+    ]
+    for path in paths:
+        data = path.read_bytes()
+        packed, c_time, c_rss = run_measured([*cli, "-c"], data)
+        restored, d_time, d_rss = run_measured([*cli, "-d", "-c"], packed)
+        assert restored == data, f"round trip failed on {path.name}"
+        lines.append(
+            f"| {path.relative_to(SHARED_LOGS)} | {len(data):,} | {len(data) / c_time / 1e6:.2f} MB/s | "
+            f"{len(data) / d_time / 1e6:.2f} MB/s | {c_rss / 1024:.0f} / {d_rss / 1024:.0f} MiB |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,7 +168,7 @@ def main() -> None:
             + f" | {best / packed:.2f} |"
         )
     if not args.no_speed:
-        lines += ["", *speed((1, 2))]
+        lines += ["", *speed((1, 2)), "", *json_lines_speed()]
     lines.append(END)
     section = "\n".join(lines)
     write_section(args.out, "Logs", section)

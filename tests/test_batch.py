@@ -390,3 +390,21 @@ def test_a_bug_or_a_killed_worker_is_reported_not_raised(tmp_path, monkeypatch):
     outcomes = {Path(o.job.path).name: o for o in batch.run(jobs, FileOptions(codec="raw"), processes=2)}
     assert set(outcomes) == {"a.bin", "b.bin", "die.bin"}
     assert "worker process died" in outcomes["die.bin"].error
+
+
+def test_bench_runner_reports_the_commands_own_peak_memory():
+    """``nncodec bench`` measures each tool's peak RSS: a tool started by a large process must not be
+    charged that process's memory (Linux hands it to a forked child's ``ru_maxrss``)."""
+    from nncodec.cli import benchtool
+
+    if not benchtool.GNU_TIME.is_file():
+        pytest.skip("GNU time not installed: the runner falls back to wait4's upper bound")
+    ballast = bytearray(300 << 20)
+    ballast[:: 1 << 12] = b"\1" * len(ballast[:: 1 << 12])  # touch every page: 300 MiB resident
+    out, _, peak_kib = benchtool._run([sys.executable, "-c", "print('ok')"], None)
+    assert out.strip() == b"ok" and peak_kib < 100 << 10
+    _, _, peak_kib = benchtool._run(
+        [sys.executable, "-c", "x = bytearray(150 << 20); x[:: 1 << 12] = b'1' * len(x[:: 1 << 12])"], None
+    )
+    assert 150 << 10 < peak_kib < 250 << 10
+    del ballast

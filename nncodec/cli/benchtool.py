@@ -1,12 +1,13 @@
 """``nncodec bench PATH...``: nncodec against the classical compressors found on this machine.
 
 Every tool runs as a fresh process per file (stdin/stdout, or temporary files for the image tools),
-so its wall time includes start-up and its peak RSS is its own (``wait4``). Every round trip is
-verified: byte for byte, or, where a tool gives back a different image file (a rebuilt PNG, a PNM
-from dwebp), pixel for pixel. Files are grouped by the kind nncodec sniffs (text, log, image,
-binary); the image tools run on images only. Results: a table (ratio, bits per byte, MB/s both
-ways, peak RSS), optionally a PNG plot (ratio against compression speed, one point per tool and
-kind; needs matplotlib, the ``bench`` extra) and a Markdown section for BENCHMARKS.md.
+so its wall time includes start-up and its peak RSS is its own (read by GNU time where installed,
+see ``_run``). Every round trip is verified: byte for byte, or, where a tool gives back a
+different image file (a rebuilt PNG, a PNM from dwebp), pixel for pixel. Files are grouped by the
+kind nncodec sniffs (text, log, image, binary); the image tools run on images only. Results: a
+table (ratio, bits per byte, MB/s both ways, peak RSS), optionally a PNG plot (ratio against
+compression speed, one point per tool and kind; needs matplotlib, the ``bench`` extra) and a
+Markdown section for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -117,21 +118,40 @@ def available_tools(threads: int = 1) -> list[Tool]:
     return tools
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
 def _run(args: list[str], stdin: bytes | None) -> tuple[bytes, float, int]:
-    """Run ``args`` (stdin from ``stdin``); return (stdout, wall seconds, peak RSS KiB)."""
-    with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``args`` (stdin from ``stdin``); return (stdout, wall seconds, peak RSS KiB).
+
+    The peak RSS is read by GNU time where it is installed, which starts the command itself: Linux
+    counts in a child's ``ru_maxrss`` the memory of the process it was forked from (taken at its
+    exec), so ``wait4`` on a child of a large process (a benchmark holding its inputs) reports that
+    process's size for every small tool. Without GNU time, ``wait4``'s value (an upper bound)."""
+    with (
+        tempfile.TemporaryFile() as src,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile() as rss,
+    ):
         if stdin is not None:
             src.write(stdin)
             src.seek(0)
+        timed = GNU_TIME.is_file()
+        command = [str(GNU_TIME), "-q", "-f", "%M", "-o", rss.name, *args] if timed else args
         started = time.perf_counter()
-        proc = subprocess.Popen(args, stdin=src, stdout=out, stderr=err)
+        proc = subprocess.Popen(command, stdin=src, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise RuntimeError(err.read().decode(errors="replace").strip()[-300:] or f"exit {status}")
         out.seek(0)
-        return out.read(), elapsed, usage.ru_maxrss
+        peak = usage.ru_maxrss
+        if timed:
+            reported = Path(rss.name).read_text().split()
+            peak = int(reported[-1]) if reported and reported[-1].isdigit() else peak
+        return out.read(), elapsed, peak
 
 
 def _pixels(data: bytes) -> tuple[str, tuple[int, int], bytes] | None:
