@@ -50,6 +50,7 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 
 from nncodec.codecs.base import BlockDeclined, Codec
 from nncodec.core.errors import CorruptError, TruncatedError
@@ -235,7 +236,9 @@ class LogCodec(Codec):
         return mode, rewrites, pos
 
     @staticmethod
-    def _restore_marked(rewrite, data: bytes, marker: int, coded: list[bytes], original_size: int) -> bytes:
+    def _restore_marked(
+        rewrite: ModuleType, data: bytes, marker: int, coded: list[bytes], original_size: int
+    ) -> bytes:
         """Undo a rewrite of marked tokens (``zeekuid`` or ``uuids``) from its two coded streams."""
         ops = decode_stream(coded[0], original_size, "log UID ops")
         values = decode_stream(coded[1], original_size, "log UID values")
