@@ -133,9 +133,11 @@ class LogCodec(Codec):
             rewrites.append(bytes([REWRITE_UUIDS, marker]) + join_streams(uuid_streams))
         access = accesslog.encode(data)
         candidates = []
+        access_payload = b""
         if access is not None:
             coded, share = access
-            candidates.append(bytes([ACCESS]) + encode_varint(len(coded)) + join_streams(coded))
+            access_payload = bytes([ACCESS]) + encode_varint(len(coded)) + join_streams(coded)
+            candidates.append(access_payload)
         tsv = tsvlog.encode(data, self.map_parallel) if access is None else None
         if tsv is not None:
             candidates.append(bytes([TSV]) + encode_varint(len(tsv)) + join_streams(tsv))
@@ -144,9 +146,9 @@ class LogCodec(Codec):
         if self._whole_block_may_win(data, min(map(len, candidates))):
             candidates.append(bytes([WHOLE]) + encode_stream(data, WHOLE_BLOCK_CODERS))
         payload = min(candidates, key=len)
-        fast = candidates[0] if access is not None else b""  # mode 2, tried first
-        if fast and payload[0] == COLUMNS and len(fast) <= ACCESS_KEPT_WITHIN * len(payload):
-            payload = fast  # mode 2 decodes several times faster than the columns
+        columns_barely_smaller = len(access_payload) <= ACCESS_KEPT_WITHIN * len(payload)
+        if access_payload and payload[0] == COLUMNS and columns_barely_smaller:
+            payload = access_payload  # mode 2 decodes several times faster than the columns
         return bytes([FORMAT_REWRITES, payload[0], len(rewrites)]) + b"".join(rewrites) + payload[1:]
 
     def _columns_payload(self, data: bytes) -> bytes:

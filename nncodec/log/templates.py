@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - built by `pip install`
     split_line = VARIABLE.split
 if KERNELS == "numpy":
     split_line = VARIABLE.split
+
 _WORDS = re.compile(rb"[A-Za-z]+")
 MAX_NUMBER_DIGITS = 18
 #: most lines in one table: memory grows with the line count (Python objects per line), so blocks

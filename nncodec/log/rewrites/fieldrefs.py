@@ -114,6 +114,8 @@ def _rewrite_line(line: bytes, marker: int) -> bytes:
     values = [line[a:b] for a, b in spans]
     long = [i for i, value in enumerate(values) if len(value) >= MIN_LENGTH]
     long.sort(key=lambda i: (-len(values[i]), i))
+    if not long or len(values[long[0]]) < MIN_TARGET:
+        return line  # no value long enough to be built from others
     negative_lengths = [-len(values[i]) for i in long]  # ascending
     long_values = [values[i] for i in long]
     targets = set()

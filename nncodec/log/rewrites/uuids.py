@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import re
 
-from nncodec.core.errors import NncodecError
-from nncodec.core.framing import decode_varint, encode_varint
-from nncodec.log.rewrites.zeekuid import MARKERS
+from nncodec.core.framing import encode_varint
+from nncodec.log.rewrites.zeekuid import MARKERS, read_ops
 
 CANDIDATE = re.compile(
     rb"(?<![0-9A-Za-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -78,18 +77,7 @@ def restore(data: bytes, marker: int, ops: bytes, values: bytes) -> bytes:
     pieces = data.split(bytes([marker]))
     if len(values) % VALUE_SIZE:
         raise ValueError("UUID values stream has a partial value")
-    if ops.isascii():  # one byte per token: the usual case, read at once
-        codes = list(ops)
-    else:
-        codes, pos = [], 0
-        while pos < len(ops):
-            try:
-                code, pos = decode_varint(ops, pos)
-            except NncodecError as exc:
-                raise ValueError("UUID ops stream is damaged") from exc
-            codes.append(code)
-    if len(codes) != len(pieces) - 1:
-        raise ValueError("UUID ops stream does not match the block's markers")
+    codes = read_ops(ops, len(pieces) - 1, "UUID")
     distinct: list[bytes] = []
     out = [pieces[0]]
     for piece, code in zip(pieces[1:], codes, strict=True):

@@ -144,24 +144,31 @@ def render_values(values: bytes) -> list[bytes]:
     return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
+def read_ops(ops: bytes, markers: int, what: str) -> list[int]:
+    """The varints of an ops stream, one per marker (also for nncodec/log/rewrites/uuids.py).
+    ValueError when the stream is damaged or holds another count."""
+    if ops.isascii():  # one byte per token: the usual case, read at once
+        codes = list(ops)
+    else:
+        codes, pos = [], 0
+        while pos < len(ops):
+            try:
+                code, pos = decode_varint(ops, pos)
+            except NncodecError as exc:
+                raise ValueError(f"{what} ops stream is damaged") from exc
+            codes.append(code)
+    if len(codes) != markers:
+        raise ValueError(f"{what} ops stream does not match the block's markers")
+    return codes
+
+
 def restore(data: bytes, marker: int, ops: bytes, values: bytes) -> bytes:
     """Inverse of ``extract``. ValueError when the streams do not fit the block."""
     pieces = data.split(bytes([marker]))
     if len(values) % VALUE_SIZE:
         raise ValueError("UID values stream has a partial value")
     distinct = render_values(values)
-    if ops.isascii():  # one byte per token: the usual case, read at once
-        backs = list(ops)
-    else:
-        backs, pos = [], 0
-        while pos < len(ops):
-            try:
-                back, pos = decode_varint(ops, pos)
-            except NncodecError as exc:
-                raise ValueError("UID ops stream is damaged") from exc
-            backs.append(back)
-    if len(backs) != len(pieces) - 1:
-        raise ValueError("UID ops stream does not match the block's markers")
+    backs = read_ops(ops, len(pieces) - 1, "UID")
     out = [pieces[0]]
     new = 0
     for piece, back in zip(pieces[1:], backs, strict=True):

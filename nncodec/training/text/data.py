@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import sysconfig
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from nncodec.training.common import SHARED_DATA
@@ -101,21 +102,30 @@ def gutenberg_books(path: Path = GUTENBERG) -> tuple[list[tuple[str, bytes]], li
     return train, held_out
 
 
-def man_pages(root: Path = MAN_ROOT, limit: int = MAN_BYTES) -> bytes:
-    """English groff man pages of sections 1-8 (gzip-decompressed), sorted by path, up to ``limit``."""
+def first_bytes(pieces: Iterable[bytes], limit: int) -> bytes:
+    """The first ``limit`` bytes of the pieces joined, reading no piece past the one that reaches it."""
     parts, total = [], 0
-    for path in sorted(root.glob("man[1-8]/*.gz")):
-        if str(path) in HELD_OUT_PATHS or path.is_symlink():
-            continue
-        try:
-            data = gzip.decompress(path.read_bytes())
-        except (OSError, EOFError):
-            continue
-        parts.append(data)
-        total += len(data)
+    for piece in pieces:
+        parts.append(piece)
+        total += len(piece)
         if total >= limit:
             break
     return b"".join(parts)[:limit]
+
+
+def man_pages(root: Path = MAN_ROOT, limit: int = MAN_BYTES) -> bytes:
+    """English groff man pages of sections 1-8 (gzip-decompressed), sorted by path, up to ``limit``."""
+
+    def pages() -> Iterator[bytes]:
+        for path in sorted(root.glob("man[1-8]/*.gz")):
+            if str(path) in HELD_OUT_PATHS or path.is_symlink():
+                continue
+            try:
+                yield gzip.decompress(path.read_bytes())
+            except (OSError, EOFError):
+                continue
+
+    return first_bytes(pages(), limit)
 
 
 def stride_sample(paths: list[Path], limit: int, file_bytes: int = CODE_FILE_BYTES) -> bytes:
@@ -123,16 +133,8 @@ def stride_sample(paths: list[Path], limit: int, file_bytes: int = CODE_FILE_BYT
     list is crossed), at most ``file_bytes`` of each: a sample of all directories, not the first."""
     sizes = [min(path.stat().st_size, file_bytes) for path in paths]
     stride = max(1, round(sum(sizes) / limit)) if sizes else 1
-    parts, total = [], 0
-    for path in paths[::stride]:
-        data = path.read_bytes()[:file_bytes]
-        if not data or b"\0" in data:
-            continue
-        parts.append(data)
-        total += len(data)
-        if total >= limit:
-            break
-    return b"".join(parts)[:limit]
+    pieces = (path.read_bytes()[:file_bytes] for path in paths[::stride])
+    return first_bytes((piece for piece in pieces if b"\0" not in piece), limit)
 
 
 def code_files(root: Path, pattern: str, excluded: tuple[str, ...] = ()) -> list[Path]:
@@ -166,16 +168,9 @@ def code_validation(limit: int = HELD_OUT_BYTES * 2) -> list[tuple[str, bytes]]:
 
 def stdlib_sources(limit: int = STDLIB_BYTES) -> bytes:
     root = Path(sysconfig.get_paths()["stdlib"])
-    parts, total = [], 0
-    for path in sorted(root.rglob("*.py")):
-        if "site-packages" in path.parts or "test" in path.parts or "tests" in path.parts:
-            continue
-        data = path.read_bytes()
-        parts.append(data)
-        total += len(data)
-        if total >= limit:
-            break
-    return b"".join(parts)[:limit]
+    skipped = {"site-packages", "test", "tests"}
+    paths = (path for path in sorted(root.rglob("*.py")) if not skipped.intersection(path.parts))
+    return first_bytes((path.read_bytes() for path in paths), limit)
 
 
 def load_split(
