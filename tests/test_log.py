@@ -210,6 +210,17 @@ def test_backends_reject_damage_and_oversize():
         backends.decode_stream(b"\x09abc", 10, "t")
 
 
+def test_quick_xz_searches_less_deep_on_long_streams_and_decodes_as_xz():
+    data = log_lines(4000) * 8  # repeats far apart: the deep search finds them, the quick one most
+    assert len(data) > backends.XZ_QUICK_MIN
+    quick = backends.encode_stream(data, ("xz-quick",))
+    full = backends.encode_stream(data, ("xz",))
+    assert quick[0] == full[0] == backends.XZ and quick != full  # another search, the same format
+    assert backends.decode_stream(quick, len(data), "t") == data
+    short = data[: backends.XZ_QUICK_MIN]
+    assert backends.encode_stream(short, ("xz-quick",)) == backends.encode_stream(short, ("xz",))
+
+
 def test_a_log_frame_is_chosen_for_logs_and_reports_its_codec():
     data = log_lines(2000)
     out = io.BytesIO()
@@ -325,6 +336,21 @@ def test_size_rewrite_round_trips_any_mixture(pieces):
     reduced, formula = reduce_sizes(data)
     assert expand_sizes(reduced, formula) == data
     log_roundtrip(data)
+
+
+SIZE_PIECES = [b"1187 bytes (1.15 KB)", b"1187 bytes (KB)", b"7", b"a", b".", b"\n", b" "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(SIZE_PIECES), max_size=30))
+def test_size_patterns_run_line_by_line_as_on_the_whole_block(pieces):
+    from nncodec.log.rewrites.sizes import HUMAN_SIZE, REDUCED_SIZE, _sub_lines
+
+    data = b"".join(pieces)
+    for pattern in (HUMAN_SIZE, REDUCED_SIZE):
+        assert _sub_lines(pattern, lambda m: b"<" + m.group(1) + b">", data) == pattern.sub(
+            lambda m: b"<" + m.group(1) + b">", data
+        )
 
 
 def test_damaged_rewrite_byte_is_a_clean_error():

@@ -95,8 +95,8 @@ ACCESS_KEPT_WITHIN = 1.03
 PROBE_SIZE = 1 << 20  # sample that decides whether coding the lines as they are may win
 WHOLE_PROBE_ORDER = 16
 WHOLE_BLOCK_CODERS = ("ppmd-32",)  # 7z's PPMd at -mx9 is order 32
-DEFAULT_CODERS = ("ppmd", "xz", "zstd")
-COLUMN_CODERS = ("ppmd-3", "ppmd-8", "xz")  # what wins on number columns, and quick to try
+DEFAULT_CODERS = ("ppmd", "xz-quick", "zstd")
+COLUMN_CODERS = ("ppmd-3", "ppmd-8", "xz-quick")  # what wins on number columns, and quick to try
 #: a block's payload must be this much smaller than a quick zstd pass for the engine to skip its
 #: slower zstd -19 trial (which rarely gains more than this over zstd -3 on logs)
 QUICK_ZSTD_MARGIN = 0.6

@@ -44,12 +44,12 @@ MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep"
 PARSED, CR, AGENT, VERBATIM = 1, 2, 4, 8  # bits of a line's kind byte
 STREAM_NAMES = ("kinds", "verbatim", "clients", "addresses", "users", "times", "requests")
 CODERS = {
-    "kinds": ("ppmd", "xz", "zstd"),
-    "verbatim": ("ppmd", "xz", "zstd"),
-    "clients": ("ppmd", "xz"),
-    "addresses": ("ppmd-3", "ppmd-5", "xz"),
-    "users": ("ppmd", "xz"),
-    "times": ("ppmd", "xz"),
+    "kinds": ("ppmd", "xz-quick", "zstd"),
+    "verbatim": ("ppmd", "xz-quick", "zstd"),
+    "clients": ("ppmd", "xz-quick"),
+    "addresses": ("ppmd-3", "ppmd-5", "xz-quick"),
+    "users": ("ppmd", "xz-quick"),
+    "times": ("ppmd", "xz-quick"),
     "requests": ("ppmd-32", "ppmd-48"),
 }
 MIN_PARSED_SHARE = 0.5  # below this share of parsed lines the mode is not used

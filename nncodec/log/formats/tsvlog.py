@@ -49,9 +49,9 @@ MIN_DISTINCT_SHARE = 0.125  # ... nearly all different (few values are cheap in 
 MAX_NUMBER = 1 << 62  # numbers and their differences fit int64, zigzag too
 ESCAPE = b"!"
 NUMBER = re.compile(rb"(0|[1-9][0-9]{0,17})(?:\.([0-9]{1,9}))?\Z")
-SYMBOL_CODERS = ("ppmd", "xz")
+SYMBOL_CODERS = ("ppmd", "xz-quick")
 RAW_CODERS = ("ppmd-3", "zstd")  # low bits are near random: stored, unless these find something
-REST_CODERS = ("ppmd", "xz")
+REST_CODERS = ("ppmd", "xz-quick")
 
 
 def _parse_number(cell: bytes, fraction: int) -> int | None:

@@ -18,6 +18,18 @@ HUMAN_SIZE = re.compile(rb"(?<![\w.])([0-9]{1,18}) bytes \(([0-9]{1,4}(?:\.[0-9]
 #: the same after the rewrite: the size dropped
 REDUCED_SIZE = re.compile(rb"(?<![\w.])([0-9]{1,18}) bytes \(([KMGT])B\)")
 _UNIT_POWER = {b"K": 1, b"M": 2, b"G": 3, b"T": 4}
+LITERAL = b" bytes ("  # in every match of both patterns, which never span a newline
+
+
+def _sub_lines(pattern: re.Pattern[bytes], replace: Callable[[re.Match[bytes]], bytes], data: bytes) -> bytes:
+    """``pattern.sub(replace, data)``, run only on the lines that hold ``LITERAL`` (the same result:
+    a match lies inside one line, and a line start looks like a newline to the lookbehind). The
+    regex alone took 0.27 s per 16 MB block whatever it held."""
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if LITERAL in line:
+            lines[i] = pattern.sub(replace, line)
+    return b"\n".join(lines)
 
 
 def truncated_3_digits(count: int, power: int) -> bytes:
@@ -38,7 +50,7 @@ SIZE_FORMULAS: dict[int, Callable[[int, int], bytes]] = {1: truncated_3_digits}
 
 def reduce_sizes(data: bytes) -> tuple[bytes, int]:
     """``(rewritten block, formula id)``, or ``(data, 0)`` when no rewrite applies or pays."""
-    if b" bytes (" not in data or REDUCED_SIZE.search(data) is not None:
+    if LITERAL not in data or any(REDUCED_SIZE.search(line) for line in data.split(b"\n") if LITERAL in line):
         return data, 0  # (the literal test first: a memchr-speed scan, against the regex's 0.1 s per 10 MB)
     best = (data, 0)
     for formula_id, formula in SIZE_FORMULAS.items():
@@ -49,7 +61,7 @@ def reduce_sizes(data: bytes) -> tuple[bytes, int]:
                 return match.group(0)
             return b"%s bytes (%sB)" % (count, unit)
 
-        reduced = HUMAN_SIZE.sub(drop, data)
+        reduced = _sub_lines(HUMAN_SIZE, drop, data)
         if len(reduced) < len(best[0]) and expand_sizes(reduced, formula_id) == data:
             best = (reduced, formula_id)
     return best
@@ -67,4 +79,6 @@ def expand_sizes(data: bytes, formula_id: int) -> bytes:
         count, unit = match.groups()
         return b"%s bytes (%s %sB)" % (count, formula(int(count), _UNIT_POWER[unit]), unit)
 
-    return REDUCED_SIZE.sub(restore, data)
+    if LITERAL not in data:
+        return data
+    return _sub_lines(REDUCED_SIZE, restore, data)
