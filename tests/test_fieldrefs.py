@@ -131,6 +131,7 @@ def test_damaged_references_are_clean_errors():
         reduced[: at + 1] + bytes([250]) + reduced[at + 2 :],  # an index past the line's values
         reduced[:at] + reduced[at + 2 :].replace(b"}", b"", 1),  # a line that is no longer JSON
         reduced[: at + 1],  # a marker with no index
+        b'{"k":"\\' + tag + b'","b":1}',  # a marker read as an escaped character, last in its value
     ):
         with pytest.raises(ValueError):
             expand_fields(damaged, marker)
@@ -175,6 +176,37 @@ def test_compiled_spans_equal_the_reference_on_real_lines():
                 line = line.rstrip(b"\n")
                 assert value_spans(line) == value_spans_reference(line)
                 assert value_spans(line) is not None
+
+
+def _restored(restore, line: bytes, marker: int) -> bytes | str:
+    try:
+        return restore(line, marker)
+    except ValueError as exc:
+        return str(exc)
+
+
+REF_ALPHABET = [*LEX_ALPHABET, b"\x01\x00", b"\x01\x02", b"\x01\x0b", b"\x01\x01", b'"\x01\x03"']
+REF_ALPHABET += [b'"k\x01\x00":']  # a marker in a key
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(REF_ALPHABET), max_size=30))
+def test_restoring_a_line_reads_only_the_values_with_markers_and_gives_what_reading_all_gives(pieces):
+    line = b"".join(pieces)
+    wrapped = (b'{"a":"xyz","k":' + line + b"}", b'{"k":"' + line + b'","b":1}', b"[" + line + b"]")
+    for text in (line, *wrapped):
+        fast = _restored(fieldrefs._restore_line, text, 1)
+        assert fast == _restored(fieldrefs.restore_line_reference, text, 1)
+
+
+def test_restoring_real_rewritten_lines_matches_the_reference():
+    data = sysmon_like(200, seed=5)
+    reduced, marker = reduce_fields(data)
+    assert marker
+    lines = [line for line in reduced.split(b"\n") if bytes([marker]) in line]
+    assert len(lines) > 100
+    for line in lines:
+        assert fieldrefs._restore_line(line, marker) == fieldrefs.restore_line_reference(line, marker)
 
 
 def test_deep_nesting_is_left_alone():

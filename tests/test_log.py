@@ -384,3 +384,27 @@ def test_rewrites_are_undone_in_reverse_order_and_old_formats_read_alike():
     assert LogCodec().decode_block(bytes([FORMAT_REWRITES, plain[0], 0]) + plain[1:], 8) == b"a 1\nb 2\n"
     with pytest.raises(NncodecError):  # more rewrites listed than a writer ever uses
         LogCodec().decode_block(bytes([FORMAT_REWRITES, plain[0], 200]) + plain[1:], 8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 3), max_size=12), st.booleans()), max_size=8))
+def test_columns_are_rebuilt_in_one_pass_as_one_by_one(columns):
+    sizes = np.array([len(values) for values, _ in columns], dtype=np.int64)
+    flat = np.array([v for values, _ in columns for v in values], dtype=np.int64)
+    delta = np.array([d for _, d in columns], dtype=bool)
+    one_by_one = [np.cumsum(values) if d else np.array(values) for values, d in columns]
+    together = templates._column_values_from_deltas(flat, sizes, delta)
+    assert together.tolist() == [int(v) for values in one_by_one for v in values]
+    expected_ids, expected_counts, failed = [], [], False
+    for values, _ in columns:
+        try:
+            expected_ids += templates.dictionary_ids(np.array(values, dtype=np.int64)).tolist()
+        except ValueError:
+            failed = True
+        expected_counts.append(values.count(0))
+    if failed:
+        with pytest.raises(ValueError):
+            templates._dictionary_ids_of_columns(flat, sizes)
+    else:
+        ids, counts = templates._dictionary_ids_of_columns(flat, sizes)
+        assert ids.tolist() == expected_ids and counts.tolist() == expected_counts

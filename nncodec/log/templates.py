@@ -63,6 +63,7 @@ class Column:
     delta: bool = False  # integers stored as differences from the previous value in the column
     values: list[bytes] = field(default_factory=list)  # TEXT values
     numbers: np.ndarray | None = None  # INTEGER / FIXED_WIDTH values
+    entry_ids: np.ndarray | None = None  # DICTIONARY: ``dictionary_ids(numbers)``, once known
 
 
 @dataclass
@@ -73,6 +74,7 @@ class LogTable:
     template_ids: np.ndarray  # int64, one per line
     columns: list[Column]
     final_newline: bool
+    layout: list[list[int]] | None = None  # ``column_layout(templates)``, once known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,12 +96,16 @@ def column_layout(templates: list[tuple[bytes, ...]]) -> list[list[int]]:
     """For each template, the column id of each of its variables (trie of literal prefixes).
     Column ids are numbered in order of first appearance, templates taken in id order."""
     trie: dict[tuple[int, bytes], int] = {}
+    shapes: dict[bytes, bytes] = {}  # piece -> its word shape (pieces repeat across templates)
     layout = []
     for literals in templates:
         node = -1
         columns = []
         for piece in literals[:-1]:
-            node = trie.setdefault((node, _WORDS.sub(b"a", piece)), len(trie))
+            shape = shapes.get(piece)
+            if shape is None:
+                shape = shapes[piece] = _WORDS.sub(b"a", piece)
+            node = trie.setdefault((node, shape), len(trie))
             columns.append(node)
         layout.append(columns)
     return layout
@@ -158,7 +164,7 @@ def build_table(data: bytes) -> LogTable:
             flat = _objects([value for _, vals in feed for value in vals])
             values = flat[np.argsort(lines, kind="stable")].tolist()
         columns.append(make_column(values))
-    return LogTable(templates, template_ids, columns, final_newline)
+    return LogTable(templates, template_ids, columns, final_newline, layout)
 
 
 MERGE_MAX_LINES = 8
@@ -317,7 +323,8 @@ def column_values(column: Column) -> list[bytes]:
         return column.values
     if column.kind == DICTIONARY:
         assert column.numbers is not None
-        return _objects(column.values)[dictionary_ids(column.numbers)].tolist()
+        ids = column.entry_ids if column.entry_ids is not None else dictionary_ids(column.numbers)
+        return _objects(column.values)[ids].tolist()
     assert column.numbers is not None
     if column.kind == FIXED_WIDTH:
         fmt = b"%0" + str(column.width).encode() + b"d"
@@ -336,7 +343,7 @@ def render_table(table: LogTable) -> bytes:
     count = len(table.templates)
     if not len(table.template_ids):
         return b""
-    layout = column_layout(table.templates)
+    layout = table.layout if table.layout is not None else column_layout(table.templates)
     positions = _group_positions(table.template_ids, count)
     fragments_per_template = np.array([2 * len(columns) + 1 for columns in layout], dtype=np.int64)
     line_fragments = fragments_per_template[table.template_ids]
@@ -530,6 +537,39 @@ def _read_templates(reader: _Reader, count: int, literal_data: bytes) -> list[tu
     return templates
 
 
+def _column_values_from_deltas(coded: np.ndarray, sizes: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """The values of number columns stored one after another (``sizes``), each as it is or
+    (``delta``) as differences from the previous value in the column, the first from 0: one
+    segmented cumulative sum for all (int64 arithmetic wraps alike either way). ValueError when a
+    value is out of range."""
+    if not len(coded):
+        return coded.astype(np.int64)
+    coded = coded.astype(np.int64)
+    summed = np.repeat(delta, sizes)
+    steps = np.where(summed, coded, 0)
+    running = np.cumsum(steps)
+    before = np.concatenate(([0], running))[np.cumsum(sizes) - sizes]  # the sum before each column
+    values = np.where(summed, running - np.repeat(before, sizes), coded)
+    if values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS:
+        raise ValueError("number column out of range")
+    return values
+
+
+def _dictionary_ids_of_columns(refs: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``dictionary_ids`` of DICTIONARY columns stored one after another (``sizes``) in one pass,
+    and each column's entry count (its new values). ValueError if a reference points before its
+    column's first entry."""
+    new = refs == 0
+    running = np.concatenate(([0], np.cumsum(new)))  # entries before each reference, all columns
+    ends = np.cumsum(sizes)
+    before = running[ends - sizes]  # entries of the earlier columns
+    count_before = running[:-1] - np.repeat(before, sizes)
+    ids = np.where(new, count_before, count_before - refs)
+    if len(ids) and ids.min() < 0:
+        raise ValueError("dictionary reference out of range")
+    return ids, running[ends] - before
+
+
 def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     """Inverse of ``table_streams`` for a block of at most ``max_size`` bytes; ValueError on
     streams that do not fit together (sizes are checked before anything large is allocated)."""
@@ -566,11 +606,18 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
     numbers, used = unpack_varints(number_data, int(column_sizes[numeric & ~big].sum()))
     if used != len(number_data):
         raise ValueError("number stream has bytes left over")
+    small = numeric & ~big
+    numbers = _column_values_from_deltas(
+        unzigzag(numbers), column_sizes[small], np.array([kind[2] for kind in kinds], dtype=bool)[small]
+    )
     big_numbers = iter(big_streams)
     references, used = unpack_varints(reference_data, int(sizes_by_kind[DICTIONARY]))
     if used != len(reference_data):
         raise ValueError("reference stream has bytes left over")
     references = references.astype(np.int64)
+    dictionary_sizes = column_sizes[kind_of_column == DICTIONARY]
+    entry_ids, entry_counts = _dictionary_ids_of_columns(references, dictionary_sizes)
+    entry_counts = iter(entry_counts.tolist())
     reference_pos = 0
     texts = text_data.split(b"\n")
     if texts.pop() != b"":
@@ -586,12 +633,14 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
             continue
         if kind == DICTIONARY:
             refs = references[reference_pos : reference_pos + size]
+            ids = entry_ids[reference_pos : reference_pos + size]
             reference_pos += size
-            entries = int(np.count_nonzero(refs == 0))
-            if text_pos + entries > len(texts) or refs.max(initial=0) > entries:
+            entries = next(entry_counts)
+            if text_pos + entries > len(texts):
                 raise ValueError("dictionary column does not fit")
-            dictionary_ids(refs)
-            columns.append(Column(DICTIONARY, values=texts[text_pos : text_pos + entries], numbers=refs))
+            columns.append(
+                Column(DICTIONARY, values=texts[text_pos : text_pos + entries], numbers=refs, entry_ids=ids)
+            )
             text_pos += entries
             continue
         if size >= BIG_COLUMN:
@@ -599,22 +648,15 @@ def table_from_streams(streams: list[bytes], max_size: int) -> LogTable:
             coded, used = unpack_varints(data, size)
             if used != len(data):
                 raise ValueError("column stream has bytes left over")
-            values = unzigzag(coded)
+            values = _column_values_from_deltas(unzigzag(coded), np.array([size]), np.array([bool(delta)]))
         else:
-            values = unzigzag(numbers[number_pos : number_pos + size])
+            values = numbers[number_pos : number_pos + size]
             number_pos += size
-        if delta:
-            values = np.cumsum(values)
         if kind == DECIMAL and not 1 <= width < MAX_NUMBER_DIGITS:
             raise ValueError("decimal column with a bad width")
-        if (
-            kind == FIXED_WIDTH
-            and not 1 <= width <= MAX_NUMBER_DIGITS
-            or len(values)
-            and (values.min() < 0 or values.max() >= 10**MAX_NUMBER_DIGITS)
-        ):
+        if kind == FIXED_WIDTH and not 1 <= width <= MAX_NUMBER_DIGITS:
             raise ValueError("number column out of range")
         columns.append(Column(kind, width, bool(delta), numbers=values))
     if text_pos != len(texts):
         raise ValueError("text stream has values left over")
-    return LogTable(templates, template_ids, columns, final_newline)
+    return LogTable(templates, template_ids, columns, final_newline, layout)

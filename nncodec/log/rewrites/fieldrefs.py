@@ -150,7 +150,49 @@ def _rewrite_line(line: bytes, marker: int) -> bytes:
 
 
 def _restore_line(line: bytes, marker: int) -> bytes:
-    """One rewritten line back; ValueError when its references do not resolve."""
+    """One rewritten line back; ValueError when its references do not resolve. Only the values
+    that hold a marker are read (found by bisecting the value starts): the same result as going
+    through every value, at a fraction of the cost on lines of many values."""
+    spans = value_spans(line, marker)
+    if spans is None:
+        raise ValueError("a line with field references is not JSON")
+    starts = [a for a, _ in spans]
+    holding: list[int] = []  # indexes of the values that hold a marker, in order
+    at = line.find(marker)
+    while at >= 0:
+        index = bisect_right(starts, at) - 1
+        if index >= 0 and at < spans[index][1]:
+            holding.append(index)
+            at = line.find(marker, spans[index][1])
+        else:  # outside every value (in a key): copied as it is
+            at = line.find(marker, at + 1)
+    out, previous = bytearray(), 0
+    for index in holding:
+        a, b = spans[index]
+        value = line[a:b]
+        out += line[previous:a]
+        previous = b
+        at = value.find(marker)
+        done = 0
+        while at >= 0:  # the lexer read every marker with the byte after it
+            if at + 1 == len(value):  # read by the lexer as an escape: ``\`` and the marker
+                raise ValueError("a field reference with no index")
+            k = value[at + 1] - (value[at + 1] > 10)
+            if k >= len(spans):
+                raise ValueError("a field reference to no plain value")
+            source = line[spans[k][0] : spans[k][1]]
+            if marker in source:
+                raise ValueError("a field reference to no plain value")
+            out += value[done:at] + source
+            done = at + 2
+            at = value.find(marker, done)
+        out += value[done:]
+    out += line[previous:]
+    return bytes(out)
+
+
+def restore_line_reference(line: bytes, marker: int) -> bytes:
+    """``_restore_line`` going through every value (the reference the tests hold it to)."""
     spans = value_spans(line, marker)
     if spans is None:
         raise ValueError("a line with field references is not JSON")
@@ -165,6 +207,8 @@ def _restore_line(line: bytes, marker: int) -> bytes:
             continue
         done = 0
         while at >= 0:  # the lexer read every marker with the byte after it
+            if at + 1 == len(value):  # read by the lexer as an escape: ``\`` and the marker
+                raise ValueError("a field reference with no index")
             k = value[at + 1] - (value[at + 1] > 10)
             if k >= len(values) or marker in values[k]:
                 raise ValueError("a field reference to no plain value")
