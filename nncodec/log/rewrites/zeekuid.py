@@ -37,6 +37,7 @@ MARKERS = bytes([*range(1, 9), *range(14, 32), 127, *range(128, 256)])
 MIN_UIDS = 8  # fewer UIDs in a block are not worth the rewrite's few bytes
 MIN_TAKEN_SHARE = 0.5  # ... nor when most tokens of their shape do not read as UIDs
 VALUE_SIZE = 12
+SAMPLE_SIZE = 1 << 20
 _LOW_BITS, _HIGH_BITS = 64, 32
 
 
@@ -75,15 +76,8 @@ def render_uid(prefix: bytes, bits: int) -> bytes:
     return prefix + _base62(bits >> _LOW_BITS) + _base62(bits & ((1 << _LOW_BITS) - 1))
 
 
-def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
-    """``(rewritten block, marker byte, ops, values)``, or None when the block holds too few UIDs
-    or every marker byte."""
-    tokens = CANDIDATE.findall(data)
-    if len(tokens) < MIN_UIDS:
-        return None
-    marker = next((m for m in MARKERS if m not in data), None)  # bytes.__contains__ of an int
-    if marker is None:
-        return None
+def _uids_among(tokens: list[bytes]) -> tuple[dict[bytes, int], float]:
+    """The candidate tokens that are taken as UIDs (token -> bits), and their share of ``tokens``."""
     counts = Counter(tokens)
     uids = {}
     for token, count in counts.items():
@@ -91,7 +85,26 @@ def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
             bits = parse_uid(token)
             if bits is not None:
                 uids[token] = bits
-    if len(uids) < MIN_UIDS or sum(counts[token] for token in uids) < MIN_TAKEN_SHARE * len(tokens):
+    return uids, sum(counts[token] for token in uids) / max(len(tokens), 1)
+
+
+def extract(data: bytes) -> tuple[bytes, int, bytes, bytes] | None:
+    """``(rewritten block, marker byte, ops, values)``, or None when the block holds too few UIDs
+    or every marker byte. A block over 4 x SAMPLE_SIZE is first judged on a sample: when under half
+    of MIN_TAKEN_SHARE of the sample's candidates read as UIDs, the whole block is not scanned (the
+    scan costs 0.2 s per 13 MB, and JSON logs hold many CamelCase keys of the UID shape)."""
+    if len(data) > 4 * SAMPLE_SIZE:
+        sample = b"".join(data[i : i + SAMPLE_SIZE // 16] for i in range(0, len(data), len(data) // 16))
+        if _uids_among(CANDIDATE.findall(sample))[1] < MIN_TAKEN_SHARE / 2:
+            return None
+    tokens = CANDIDATE.findall(data)
+    if len(tokens) < MIN_UIDS:
+        return None
+    marker = next((m for m in MARKERS if m not in data), None)  # bytes.__contains__ of an int
+    if marker is None:
+        return None
+    uids, share = _uids_among(tokens)
+    if len(uids) < MIN_UIDS or share < MIN_TAKEN_SHARE:
         return None  # few of the candidates read as UIDs: words (``CalDAVPrincipal``), not UIDs
     ops, values = bytearray(), bytearray()
     index: dict[bytes, int] = {}  # token -> its number among distinct UIDs
