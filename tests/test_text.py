@@ -112,6 +112,25 @@ def test_tables_do_not_depend_on_batch_or_chunking(codec):
     assert np.array_equal(full[2:3], model.frequencies(model.sequence_residuals(tokens[2:3])))
     assert np.array_equal(full, model.frequencies(model.sequence_residuals(tokens, chunk=37)))
     assert np.array_equal(full[:, :50], model.frequencies(model.sequence_residuals(tokens[:, :50])))
+    q, s = model.sequence_outputs(tokens)  # the encoder's stored form of the residual stream
+    assert q.dtype == np.int8
+    assert np.array_equal(full[1:3, 40:90], model.frequencies_of_outputs(q[1:3, 40:90], s[1:3, 40:90]))
+
+
+def test_encoder_output_does_not_depend_on_rows_per_pass(codec, monkeypatch):
+    """The encoder runs the model over ROWS_PER_PASS streams at a time (memory): any count gives the
+    same bytes, on one thread and with workers."""
+    data = loop_data() * 3
+    reference = codec.encode_learned(data)
+    for rows in (1, 3, 64):
+        monkeypatch.setattr(text_module, "ROWS_PER_PASS", rows)
+        assert codec.encode_learned(data) == reference
+        with ThreadPoolExecutor(2) as pool:
+            codec.pool, codec.workers = pool, 2
+            try:
+                assert codec.encode_learned(data) == reference
+            finally:
+                codec.pool, codec.workers = None, 1
 
 
 needs_kernels = pytest.mark.skipif(

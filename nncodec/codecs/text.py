@@ -104,6 +104,7 @@ MIN_SEGMENT_TOKENS = 512
 MIX_GROUP = MAX_SEGMENTS  # consecutive segments sharing adaptive counts (version 1 wrote 8)
 MIN_ROWS_PER_WORKER = 4  # fewer rows run on one thread: a hand-off per step costs more than it gives
 FREQUENCY_ROWS = 512  # encoder: frequency rows (streams x positions) that exist at once
+ROWS_PER_PASS = 8  # encoder: streams whose int64 residual stream exists at once, per worker
 PROBE_MIN = 64 << 10  # blocks at least this long are probed first
 PROBE_BYTES = 8 << 10  # the probe's sample, from the middle of the block
 PROBE_MARGIN = 0.83  # decline when the model's sample coding is larger than this times PPMd's
@@ -141,9 +142,11 @@ class TextCodec(Codec):
     block_size = 1 << 20
     max_block_size = 4 << 20  # bounds encoder memory and a corrupt header's decoding work
     memory_base = 96 << 20
-    # measured peaks (tracemalloc, -T1): encoding 1.6-2.4 KB per input byte (every position's
-    # int64 residual stream, its q/k/v and a copy), decoding 0.26-0.66 KB (KV rings, streams)
-    memory_per_byte = (1800.0, 250.0)
+    # measured peaks (tracemalloc, -T1): encoding 318 B per input byte on 1 MiB of prose (the
+    # quantized final residual stream, mixer and match tables; the int64 stream of ROWS_PER_PASS
+    # streams at a time: 1.6-2.4 KB when it was held for the whole block), decoding 0.26-0.66 KB
+    # (KV rings, streams)
+    memory_per_byte = (400.0, 250.0)
 
     def __init__(
         self,
@@ -213,6 +216,14 @@ class TextCodec(Codec):
         bounds = [rows * i // parts for i in range(parts + 1)]
         return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
+    def _outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``sequence_outputs`` of these rows, ``ROWS_PER_PASS`` at a time: the int64 residual
+        stream of a whole block's rows took 1.1 GB to code 458 KB (rows are independent, so the
+        values do not depend on the grouping)."""
+        starts = range(0, len(batch), ROWS_PER_PASS)
+        passes = [self.lm.sequence_outputs(batch[a : a + ROWS_PER_PASS]) for a in starts]
+        return np.concatenate([q for q, _ in passes]), np.concatenate([s for _, s in passes])
+
     def _encode_group(self, group: list[np.ndarray], split_rows: bool = False) -> list[bytes]:
         """``split_rows``: run the model's rows on the workers (never from inside a worker)."""
         lengths = [len(t) for t in group]
@@ -235,19 +246,23 @@ class TextCodec(Codec):
         if split_rows and len(parts) == 1 and self.pool is not None:
             # few rows (small inputs, the probe): the workers share each layer's position spans
             # instead (submitted from this thread: a worker never waits on the pool)
-            residual = self.lm.sequence_residuals(batch[:, :-1], map_spans=self.map_parallel)
+            q, s = self.lm.sequence_outputs(batch[:, :-1], map_spans=self.map_parallel)
         else:
-            residual = np.concatenate(run(lambda part: self.lm.sequence_residuals(batch[part, :-1]), parts))
+            outputs = run(lambda part: self._outputs(batch[part, :-1]), parts)
+            q = np.concatenate([q for q, _ in outputs])
+            s = np.concatenate([s for _, s in outputs])
+            del outputs
         span = max(1, FREQUENCY_ROWS // len(group))  # positions per chunk
         chunks = [(start, min(longest, start + span)) for start in range(1, longest, span)]
 
         def predict(start: int, stop: int) -> list:
             """The model's rows for positions start..stop-1: on the workers, while this thread
             walks the chunk before (futures), or here."""
+            frequencies = self.lm.frequencies_of_outputs
             if split_rows and self.pool is not None:
-                frequencies = self.lm.frequencies
-                return [self.pool.submit(frequencies, residual[p, start - 1 : stop - 1]) for p in parts]
-            return [_run_here(self.lm.frequencies, residual[:, start - 1 : stop - 1])]
+                return [self.pool.submit(frequencies, q[p, start - 1 : stop - 1], s[p, start - 1 : stop - 1])
+                        for p in parts]  # fmt: skip
+            return [_run_here(frequencies, q[:, start - 1 : stop - 1], s[:, start - 1 : stop - 1])]
 
         pending = predict(*chunks[0])
         for index, (start, stop) in enumerate(chunks):

@@ -163,7 +163,10 @@ class IntGPT:
 
         Row entries are exp(logit - max) * 2^24 from the lookup table, plus 1 so every token stays
         codable; rows need no common total (the coder normalizes integer rows exactly)."""
-        q, s = self._norm_quantize(residual)
+        return self.frequencies_of_outputs(*self._norm_quantize(residual))
+
+    def frequencies_of_outputs(self, q: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """``frequencies`` of a residual stream already normalized and quantized (``sequence_outputs``)."""
         acc = self.ops.matmul(q, self.head)
         return self.ops.head_lut(acc, s, self.head.scale, self.out_exp, self.out_steps)
 
@@ -200,6 +203,13 @@ class IntGPT:
             for start, output in zip(starts, run(span, starts), strict=True):
                 residual[:, start : start + chunk] = output
         return residual
+
+    def sequence_outputs(self, tokens: np.ndarray, map_spans=None) -> tuple[np.ndarray, np.ndarray]:
+        """tokens (B, T) -> the final residual stream normalized and quantized for the head: int8
+        (B, T, C) and row scales (B, T), what ``frequencies`` computes first (so
+        ``frequencies_of_outputs`` of a slice equals ``frequencies`` of the same residual slice), in
+        an eighth of the int64 stream's memory."""
+        return self._norm_quantize(self.sequence_residuals(tokens, map_spans=map_spans))
 
     def sequence_frequencies(self, tokens: np.ndarray) -> np.ndarray:
         """Frequency rows for predicting tokens[:, t] from tokens[:, :t], for t = 1..T-1."""
