@@ -94,6 +94,27 @@ def test_image_v3_format2_flags_still_decode():
     assert nncodec.decompress(packed) == original
 
 
+def test_image_method2_palette_files_still_decode():
+    """Image payload method 2 with transform 8 (palette): a synthetic 160x120 screen of 7 colours."""
+    from nncodec.image import classical
+
+    transforms = []
+    decode = classical.decode
+
+    def recording(body, shape):
+        transforms.append(body[0])
+        return decode(body, shape)
+
+    original = (GOLDEN / "sample-screen-palette.ppm").read_bytes()
+    packed = (GOLDEN / "sample-screen-palette.image-v5.nnc").read_bytes()
+    classical.decode = recording
+    try:
+        assert nncodec.decompress(packed) == original
+    finally:
+        classical.decode = decode
+    assert transforms == [classical.PALETTE]
+
+
 def test_image_pc_v1_files_still_decode():
     """An image-pc frame (format 1, model pc-patch-rgb-v1): a 64x48 RGB PPM, byte-exact."""
     original = (GOLDEN / "sample-pc.ppm").read_bytes()

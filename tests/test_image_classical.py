@@ -82,6 +82,56 @@ def test_damaged_bodies_fail_cleanly():
         assert decoded.shape == pixels.shape  # damage the backend cannot see gives other pixels
 
 
+def palette_body(pixels: np.ndarray, transform: int) -> bytes:
+    """A method-2 body of this palette transform (whether or not the encoder would pick it)."""
+    from nncodec.entropy.backends import encode_with_best
+
+    palette, indices = classical.palette_of(pixels)
+    head = classical._palette_head(palette, transform)
+    return head + encode_with_best(classical._index_bytes(indices, len(palette), transform), [("ppmd", 8)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.uint8, st.tuples(*[st.integers(1, 9)] * 2, st.integers(1, 4)), elements=st.integers(0, 3)),
+    st.sampled_from(classical.PALETTE_TRANSFORMS),
+)
+def test_palette_bodies_invert_exactly(pixels, transform):
+    palette, indices = classical.palette_of(pixels)
+    assert len(palette) == len(np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0))
+    assert np.array_equal(palette[indices], pixels)
+    assert np.array_equal(classical.decode(palette_body(pixels, transform), pixels.shape), pixels)
+
+
+@pytest.mark.parametrize("transform", classical.PALETTE_TRANSFORMS)
+def test_palettes_of_more_than_256_colours_take_two_bytes_per_index(transform):
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 40, (50, 60, 3), dtype=np.uint8)  # ~3,000 colours
+    palette, indices = classical.palette_of(pixels)
+    assert 256 < len(palette) <= classical.MAX_COLOURS
+    assert len(classical._index_bytes(indices, len(palette), transform)) == 2 * 50 * 60
+    assert np.array_equal(classical.decode(palette_body(pixels, transform), pixels.shape), pixels)
+    assert classical.palette_of(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)) is None  # > 65,536
+
+
+def test_few_colours_code_as_a_palette_and_damaged_palettes_fail_cleanly():
+    pixels = screen(120, 160, seed=3)
+    body = classical.encode(pixels)
+    assert body[0] == classical.PALETTE  # a screen of a few flat colours: the palette wins
+    assert np.array_equal(classical.decode(body, pixels.shape), pixels)
+    palette, indices = classical.palette_of(pixels)
+    short = classical._palette_head(palette[:-1], classical.PALETTE)  # an index past the palette
+    from nncodec.entropy.backends import encode_with_best
+
+    index_bytes = classical._index_bytes(indices, len(palette), classical.PALETTE)
+    bad = short + encode_with_best(index_bytes, [("xz", 0)])
+    with pytest.raises(CorruptError, match="index out of range"):
+        classical.decode(bad, pixels.shape)
+    for damaged in (body[:1] + b"\x00" + body[2:], body[:3], body[:1] + b"\xff\xff\xff\x7f"):
+        with pytest.raises(CorruptError):
+            classical.decode(damaged, pixels.shape)
+
+
 def test_large_screens_skip_the_model(monkeypatch):
     """Over SCREEN_MODEL_LIMIT subpixels a screen capture is written as method 2 without running
     the model (which took 40 s on a 2.1 MB capture and lost on 9 of 12)."""
