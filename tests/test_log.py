@@ -186,6 +186,26 @@ def test_block_processes_only_where_they_can_help():
     assert engine._block_processes(RawCodec(), 2, 50_000, 200_000) is None  # zstd drops the GIL
 
 
+def test_a_stream_of_one_block_is_coded_without_worker_processes(monkeypatch):
+    """A stream of unknown size (stdin) whose first block is all of it stays in this process; a
+    longer one gets the workers."""
+    data = log_lines(3000)
+    asked = []
+    real = engine._block_processes
+
+    def recording(codec, threads, block_size, content_size):
+        asked.append(content_size)
+        return real(codec, threads, block_size, content_size)
+
+    monkeypatch.setattr(engine, "_block_processes", recording)
+    engine.compress(data, codec="log", threads=2)
+    for block_size in (len(data), len(data) // 2):
+        out = io.BytesIO()
+        engine.compress_stream(io.BytesIO(data), out, codec="log", threads=2, block_size=block_size)
+        assert nncodec.decompress(out.getvalue()) == data
+    assert asked == [len(data), len(data), None]  # the file, the one-block stream, the longer one
+
+
 def test_damaged_log_payloads_fail_cleanly():
     data = log_lines(500)
     payload = LogCodec().encode_block(data)

@@ -462,7 +462,14 @@ def _write_frame(
         return len(data), block_header, payload, output, output is data or output == data
 
     input_size = 0
-    processes = _block_processes(frame_codec, threads, block_size, content_size) if trials is None else None
+    known_size = content_size
+    if known_size is None and threads > 1 and frame_codec.process_blocks and trials is None:
+        # a stream (stdin) of unknown size: read its first block whole, so that an input of one
+        # block stays in this process (starting workers costs ~0.3 s: msf's 13 MB took 2.8 s
+        # through a pipe against 2.3 s from a file)
+        sample += read_up_to(src, block_size + 1 - len(sample))
+        known_size = len(sample) if len(sample) <= block_size else None
+    processes = _block_processes(frame_codec, threads, block_size, known_size) if trials is None else None
     work = (
         encode
         if processes is None
