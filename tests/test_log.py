@@ -428,3 +428,20 @@ def test_columns_are_rebuilt_in_one_pass_as_one_by_one(columns):
     else:
         ids, counts = templates._dictionary_ids_of_columns(flat, sizes)
         assert ids.tolist() == expected_ids and counts.tolist() == expected_counts
+
+
+VALUE_PIECES = [b"0", b"1", b"9", b".", b"a", b"-", b"_", b"00", b"1234567890123456", b"5"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(VALUE_PIECES), max_size=6))
+def test_one_value_columns_are_made_as_the_general_path_makes_them(pieces):
+    value = b"".join(pieces)
+    fast, general = templates._one_value_column(value), templates.column_of([value])
+    assert (fast.kind, fast.width, fast.delta) == (general.kind, general.width, general.delta)
+    assert fast.values == general.values
+    if general.numbers is None:
+        assert fast.numbers is None
+    else:
+        assert fast.numbers.dtype == general.numbers.dtype
+        assert fast.numbers.tolist() == general.numbers.tolist()

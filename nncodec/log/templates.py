@@ -243,6 +243,13 @@ def merge_templates(
 
 def make_column(values: list[bytes]) -> Column:
     """The cheapest exact kind for a column's values."""
+    if len(values) == 1:
+        return _one_value_column(values[0])
+    return column_of(values)
+
+
+def column_of(values: list[bytes]) -> Column:
+    """``make_column`` for any number of values (the reference of its one-value path)."""
     if not values or min(map(len, values)) == 0 or max(map(len, values)) > MAX_NUMBER_DIGITS + 1:
         return _text_column(values)
     widths = set(map(len, values))
@@ -264,6 +271,18 @@ def make_column(values: list[bytes]) -> Column:
         kind, width = DECIMAL, fractions.pop()
         numbers = np.array([int(v.replace(b".", b"")) for v in values], dtype=np.int64)
     return Column(kind, width, _delta_pays(numbers), numbers=numbers)
+
+
+def _one_value_column(value: bytes) -> Column:
+    """``make_column([value])`` without its general machinery (JSON logs make tens of thousands of
+    one-value columns): a number is FIXED_WIDTH or DECIMAL, never stored as a difference."""
+    if 0 < len(value) <= MAX_NUMBER_DIGITS and value.isdigit():
+        return Column(FIXED_WIDTH, len(value), False, numbers=np.array([int(value)], dtype=np.int64))
+    match = _DECIMAL.match(value) if 0 < len(value) <= MAX_NUMBER_DIGITS + 1 else None
+    if match:
+        number = np.array([int(value.replace(b".", b""))], dtype=np.int64)
+        return Column(DECIMAL, len(match.group(1)), False, numbers=number)
+    return Column(TEXT, values=[value])
 
 
 DICTIONARY_SHARE = 0.5
