@@ -197,13 +197,19 @@ def test_a_stream_of_one_block_is_coded_without_worker_processes(monkeypatch):
         asked.append(content_size)
         return real(codec, threads, block_size, content_size)
 
+    class Pipe(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:  # as sys.stdin.buffer: no other negative size
+            if size is not None and size < -1:
+                raise ValueError("read length must be non-negative or -1")
+            return super().read(size)
+
     monkeypatch.setattr(engine, "_block_processes", recording)
     engine.compress(data, codec="log", threads=2)
-    for block_size in (len(data), len(data) // 2):
+    for block_size in (len(data), len(data) // 2, 16 << 10):  # the last below the sniffed sample
         out = io.BytesIO()
-        engine.compress_stream(io.BytesIO(data), out, codec="log", threads=2, block_size=block_size)
+        engine.compress_stream(Pipe(data), out, codec="log", threads=2, block_size=block_size)
         assert nncodec.decompress(out.getvalue()) == data
-    assert asked == [len(data), len(data), None]  # the file, the one-block stream, the longer one
+    assert asked == [len(data), len(data), None, None]  # the file, the one-block stream, the longer ones
 
 
 def test_damaged_log_payloads_fail_cleanly():

@@ -467,7 +467,7 @@ def _write_frame(
         # a stream (stdin) of unknown size: read its first block whole, so that an input of one
         # block stays in this process (starting workers costs ~0.3 s: msf's 13 MB took 2.8 s
         # through a pipe against 2.3 s from a file)
-        sample += read_up_to(src, block_size + 1 - len(sample))
+        sample += read_up_to(src, max(0, block_size + 1 - len(sample)))  # (the sniffed sample may be longer)
         known_size = len(sample) if len(sample) <= block_size else None
     processes = _block_processes(frame_codec, threads, block_size, known_size) if trials is None else None
     work = (
