@@ -269,6 +269,24 @@ def test_tar_use_compress_program_round_trip(tmp_path, samples):
     assert (out / "tree" / "empty").read_bytes() == b""
 
 
+def test_a_bug_while_coding_a_stream_is_one_line_not_a_traceback(monkeypatch):
+    """As for files (tests/test_batch.py): an unexpected exception (a bug) in a stream job is
+    reported as one line and exit status 1."""
+    from click.testing import CliRunner
+
+    from nncodec.cli import fileops
+    from nncodec.cli.main import main
+
+    def broken(*args, **kwargs):
+        raise ValueError("read length must be non-negative or -1")
+
+    monkeypatch.setattr(fileops, "stream_job", broken)
+    result = CliRunner().invoke(main, ["-c"], input=b"some text\n" * 50)
+    assert result.exit_code == 1
+    assert "internal error (please report it): ValueError" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     "args", [["-T2", "-c", "FILE"], ["-T2", "-d", "-c", "FILE.nnc"], ["-T2", "-", "-o", "OUT"]],
     ids=["compress-to-stdout", "decompress-to-stdout", "stdin-to-o"],

@@ -216,10 +216,10 @@ def run(
             try:
                 yield run_job(job, opts, progress)
             except Exception as exc:
-                yield _internal_error(job, exc)
+                yield internal_error(job, exc)
 
 
-def _internal_error(job: Job, exc: BaseException) -> Outcome:
+def internal_error(job: Job, exc: BaseException) -> Outcome:
     from concurrent.futures.process import BrokenProcessPool  # (imported here: start-up time)
 
     if isinstance(exc, BrokenProcessPool):
@@ -242,7 +242,7 @@ def _run_processes(jobs: list[Job], opts: FileOptions, workers: int) -> Iterator
             try:
                 yield future.result()
             except Exception as exc:  # BrokenProcessPool when a worker was killed, or a bug
-                yield _internal_error(futures[future], exc)
+                yield internal_error(futures[future], exc)
         clean = True
     finally:
         if not clean:  # interrupted: stop the workers now, so they remove their temporary outputs

@@ -256,13 +256,16 @@ def _stream_job(
     """A job whose input is stdin or whose output is stdout (or -o for stdin); ``files`` carries
     the job's thread count (all of ``-T``: streams run one at a time in this process)."""
     output = opts.output if not opts.stdout else None
-    return batch.outcome_of(
-        job,
-        lambda: fileops.stream_job(
-            job.op, job.path, files, output=output, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
-            progress=progress,
-        ),  # fmt: skip
-    )
+    try:
+        return batch.outcome_of(
+            job,
+            lambda: fileops.stream_job(
+                job.op, job.path, files, output=output, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
+                progress=progress,
+            ),  # fmt: skip
+        )
+    except Exception as exc:  # a bug: one line and exit status 1, as for files (batch.run)
+        return batch.internal_error(job, exc)
 
 
 # ---------------------------------------------------------------------------------------------
