@@ -216,13 +216,12 @@ class TextCodec(Codec):
         bounds = [rows * i // parts for i in range(parts + 1)]
         return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
-    def _outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``sequence_outputs`` of these rows, ``ROWS_PER_PASS`` at a time: the int64 residual
-        stream of a whole block's rows took 1.1 GB to code 458 KB (rows are independent, so the
-        values do not depend on the grouping)."""
+    def _outputs(self, batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``sequence_outputs`` of these rows, ``ROWS_PER_PASS`` at a time, one pair per pass: the
+        int64 residual stream of a whole block's rows took 1.1 GB to code 458 KB (rows are
+        independent, so the values do not depend on the grouping)."""
         starts = range(0, len(batch), ROWS_PER_PASS)
-        passes = [self.lm.sequence_outputs(batch[a : a + ROWS_PER_PASS]) for a in starts]
-        return np.concatenate([q for q, _ in passes]), np.concatenate([s for _, s in passes])
+        return [self.lm.sequence_outputs(batch[a : a + ROWS_PER_PASS]) for a in starts]
 
     def _encode_group(self, group: list[np.ndarray], split_rows: bool = False) -> list[bytes]:
         """``split_rows``: run the model's rows on the workers (never from inside a worker)."""
@@ -248,10 +247,11 @@ class TextCodec(Codec):
             # instead (submitted from this thread: a worker never waits on the pool)
             q, s = self.lm.sequence_outputs(batch[:, :-1], map_spans=self.map_parallel)
         else:
-            outputs = run(lambda part: self._outputs(batch[part, :-1]), parts)
-            q = np.concatenate([q for q, _ in outputs])
-            s = np.concatenate([s for _, s in outputs])
-            del outputs
+            per_part = run(lambda part: self._outputs(batch[part, :-1]), parts)
+            passes = [out for part in per_part for out in part]
+            q = np.concatenate([q for q, _ in passes])  # one copy of the passes, in row order
+            s = np.concatenate([s for _, s in passes])
+            del per_part, passes
         span = max(1, FREQUENCY_ROWS // len(group))  # positions per chunk
         chunks = [(start, min(longest, start + span)) for start in range(1, longest, span)]
 
