@@ -1,8 +1,8 @@
 """Files written by earlier releases must keep decoding: format v1 containers made by nncodec 0.1.0
 (raw codec, text codec with model text-v1, image codec with models image-v1 and image-v2, log codec
-format 1) and later ones (text format 2 with models text-v2 and text-v3, classical frames). If a change breaks
-one of these, it broke users' archives: keep the old decoding path (and model) instead of
-regenerating the file."""
+format 1) and later ones (text format 2 with models text-v2 and text-v3, text format 3, classical
+frames). If a change breaks one of these, it broke users' archives: keep the old decoding path (and
+model) instead of regenerating the file."""
 
 from pathlib import Path
 
@@ -21,6 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
         "sample.classical-v1.nnc",
         "sample.text-v2.nnc",
         "sample.text-v3.nnc",
+        "sample.text-v3-format3.nnc",
     ],
 )
 def test_old_files_still_decode(name):

@@ -17,7 +17,7 @@ from nncodec.codecs import text as text_module
 from nncodec.codecs.classical import ClassicalCodec
 from nncodec.codecs.text import MIX_GROUP, TEXT_MODEL_ID, TextCodec
 from nncodec.core.modelstore import find_model
-from nncodec.nn import rowops
+from nncodec.nn import mixing, rowops
 from nncodec.nn.mixing import ORDER_PRIORS, ORDER_PRIORS_V2, ContextMixer
 
 MODEL_FILE = REPO / "models" / f"{TEXT_MODEL_ID}.safetensors"
@@ -266,13 +266,17 @@ def test_compiled_attention_equals_the_reference(codec, level):
 
 @needs_kernels
 @pytest.mark.parametrize("vocab", [4096, 256, 64])
-@pytest.mark.parametrize("priors", [ORDER_PRIORS, ORDER_PRIORS_V2], ids=["format-1", "format-2"])
-def test_compiled_mixer_matches_the_reference(priors, vocab):
+@pytest.mark.parametrize(
+    "priors, learned",
+    [(ORDER_PRIORS, False), (ORDER_PRIORS_V2, False), (ORDER_PRIORS_V2, True)],
+    ids=["format-1", "format-2", "format-3"],
+)
+def test_compiled_mixer_matches_the_reference(priors, learned, vocab):
     """Also with small vocabularies, where the compiled mixer takes its dense loop (many tokens seen
-    in the contexts): the same values bit for bit."""
+    in the contexts): the same values bit for bit, learned weights (format 3) included."""
     rng = np.random.default_rng(6)
-    reference = ContextMixer(vocab, priors, compiled=False)
-    compiled = ContextMixer(vocab, priors, compiled=True)
+    reference = ContextMixer(vocab, priors, compiled=False, learned=learned)
+    compiled = ContextMixer(vocab, priors, compiled=True, learned=learned)
     orders = len(priors)
     tokens = rng.integers(0, 40, size=(5, 1500))  # few distinct tokens: contexts repeat
     tokens[:, :orders] = -1
@@ -280,8 +284,43 @@ def test_compiled_mixer_matches_the_reference(priors, vocab):
         history = tokens[:, t - orders : t]
         rows = np.floor(rng.random((5, vocab)) * 2.0**20) + 1
         assert np.array_equal(reference.frequencies(rows, history), compiled.frequencies(rows, history))
-        reference.update(history, tokens[:, t])
-        compiled.update(history, tokens[:, t])
+        reference.update(history, tokens[:, t], rows)
+        compiled.update(history, tokens[:, t], rows)
+    if learned:  # the weights moved, and the reference's are in the range the compiled mixer keeps
+        assert np.abs(reference.weights[..., 1]).max() > 0
+        assert np.abs(reference.weights[..., 0]).max() <= mixing.W0_LIMIT
+
+
+def test_learned_weights_follow_the_data():
+    """A learned mixer trusts an order whose counts keep being right more than the formula does, and
+    one whose counts keep being wrong less: the coded tokens' probabilities rise accordingly."""
+    vocab, steps = 4096, 600
+    rows = np.ones((1, vocab))  # a model that knows nothing
+    history = np.full((1, 5), 7)  # one context throughout
+    for case in ("mostly the same token", "always a new token"):
+        rng = np.random.default_rng(3)
+        tokens = rng.integers(2, vocab, size=steps)
+        if case == "mostly the same token":
+            tokens[rng.random(steps) < 0.9] = 1
+        else:
+            tokens = 2 + np.arange(steps)  # never seen before: the counts are always wrong
+        log_p = []
+        for learned in (False, True):
+            mixer = ContextMixer(vocab, ORDER_PRIORS_V2, compiled=False, learned=learned)
+            total = 0.0
+            for t, token in enumerate(tokens):
+                row = mixer.frequencies(rows, history)[0]
+                total += np.log(row[token] / row.sum()) if t >= steps // 2 else 0.0
+                mixer.update(history, tokens[t : t + 1], rows)
+            log_p.append(total)
+        formula, learned = log_p
+        assert learned > formula + 10, case  # nats over the last 300 tokens
+
+
+def test_learned_mixer_needs_the_model_rows():
+    mixer = ContextMixer(64, ORDER_PRIORS_V2, learned=True)
+    with pytest.raises(ValueError):
+        mixer.update(np.zeros((1, 5), np.int64), np.zeros(1, np.int64))
 
 
 def with_workers(codec: TextCodec, pool: ThreadPoolExecutor | None) -> TextCodec:
@@ -331,12 +370,12 @@ def decode_three_ways(coder: TextCodec, payload: bytes, size: int, monkeypatch) 
 
 
 @KERNEL_LEVELS
-@pytest.mark.parametrize("version", [1, 2], ids=["format-1", "format-2"])
+@pytest.mark.parametrize("version", [1, 2, 3], ids=["format-1", "format-2", "format-3"])
 def test_compiled_decode_loop_equals_the_python_loop(codec, version, level, monkeypatch):
     """The compiled decode loop (nncodec/nn/_kernels.c, TextDecoder), on one thread and with its
     helper thread, decodes what the Python loop (its reference) decodes: format 1 (order-1..3 mixing,
-    no match model) and format 2 (orders 1..5 and the match model), segments of unequal length, at
-    every kernel level."""
+    no match model), format 2 (orders 1..5 and the match model) and format 3 (learned weights),
+    segments of unequal length, at every kernel level."""
     data = loop_data()
     coder = TextCodec(codec.model, mix_group=8 if version == 1 else MIX_GROUP, version=version)
     payload = coder.encode_block(data)
@@ -345,7 +384,7 @@ def test_compiled_decode_loop_equals_the_python_loop(codec, version, level, monk
 
 
 @KERNEL_LEVELS
-@pytest.mark.parametrize("version", [1, 2], ids=["format-1", "format-2"])
+@pytest.mark.parametrize("version", [1, 2, 3], ids=["format-1", "format-2", "format-3"])
 def test_compiled_encoder_walk_writes_the_python_walks_bytes(codec, version, level):
     """The compiled encoder walk (nncodec/nn/_kernels.c, TextEncoder: mixing, the match model and a
     range encoder written to constriction's algorithm) writes the bytes of the Python walk (its

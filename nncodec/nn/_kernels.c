@@ -977,12 +977,19 @@ typedef struct {
 
 #define MAX_ORDERS 8
 
+#define N_BUCKETS 11 /* learned weights' classes (nncodec/nn/mixing.py): n buckets, d buckets */
+#define D_BUCKETS 6
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t vocab;
     int orders;
     double priors[MAX_ORDERS];
     ContextTable tables[MAX_ORDERS];
+    int learned;                                          /* text format 3: learned weights */
+    int32_t squash[4095], stretch[4096];                  /* mixing.SQUASH, mixing.STRETCH */
+    int64_t rate_w0, rate_shift, rate_w1;                 /* mixing.RATE_W0, RATE_SHIFT, RATE_W1 */
+    int64_t weights[MAX_ORDERS][N_BUCKETS][D_BUCKETS][2]; /* (w0, w1), 16 fractional bits */
 } MixerObject;
 
 static uint64_t hash_key(int64_t key) {
@@ -1068,10 +1075,56 @@ static void context_keys(const MixerObject *m, const int64_t *history, int64_t *
     }
 }
 
+static int bit_length(int64_t v) {
+    int n = 0;
+    while (v) n++, v >>= 1;
+    return n;
+}
+
+/* An order's blending weight (mixing.ContextMixer._weight): the formula's l, or for a learned mixer
+ * the refined l, with its stretch value and class index (into weights[order]). */
+static double mixer_weight(const MixerObject *m, int order, int64_t seen, int32_t distinct, int32_t *stretched,
+                           int *cls) {
+    const double weight = (double)seen / ((double)seen + m->priors[order] * (double)distinct);
+    if (!m->learned) return weight;
+    int index = (int)(weight * 4096.0);
+    index = index < 1 ? 1 : index > 4095 ? 4095 : index;
+    const int32_t s = m->stretch[index];
+    int nb = bit_length(seen) - 1, db = bit_length(distinct) - 1;
+    nb = nb > N_BUCKETS - 1 ? N_BUCKETS - 1 : nb;
+    db = db > D_BUCKETS - 1 ? D_BUCKETS - 1 : db;
+    const int64_t *w = m->weights[order][nb][db];
+    int64_t a = (w[0] * s + w[1]) >> 16; /* arithmetic shift (floor), as Python's >> */
+    a = a < -2047 ? -2047 : a > 2047 ? 2047 : a;
+    if (stretched) *stretched = s;
+    if (cls) *cls = nb * D_BUCKETS + db;
+    return (double)m->squash[a + 2047] / 4096.0;
+}
+
 static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t vocab;
-    PyObject *priors;
-    if (!PyArg_ParseTuple(args, "nO", &vocab, &priors)) return -1;
+    PyObject *priors, *learned = Py_None;
+    if (!PyArg_ParseTuple(args, "nO|O", &vocab, &priors, &learned)) return -1;
+    if (learned != Py_None) {
+        /* (squash int32 bytes [4095], stretch int32 bytes [4096], rate_w0, rate_shift, rate_w1) */
+        const char *squash, *stretch;
+        Py_ssize_t n_squash, n_stretch;
+        long long r0, shift, r1;
+        if (!PyArg_ParseTuple(learned, "y#y#LLL", &squash, &n_squash, &stretch, &n_stretch, &r0, &shift, &r1))
+            return -1;
+        if (n_squash != 4 * 4095 || n_stretch != 4 * 4096 || r0 < 0 || r0 > 4096 || shift < 0 || shift > 30 ||
+            r1 < 0 || r1 > 1 << 20) {
+            PyErr_SetString(PyExc_ValueError, "Mixer: learned tables of the wrong size");
+            return -1;
+        }
+        memcpy(self->squash, squash, sizeof(self->squash));
+        memcpy(self->stretch, stretch, sizeof(self->stretch));
+        self->learned = 1;
+        self->rate_w0 = r0, self->rate_shift = shift, self->rate_w1 = r1;
+        for (int k = 0; k < MAX_ORDERS; k++)
+            for (int i = 0; i < N_BUCKETS; i++)
+                for (int j = 0; j < D_BUCKETS; j++) self->weights[k][i][j][0] = 1 << 16, self->weights[k][i][j][1] = 0;
+    }
     PyObject *seq = PySequence_Fast(priors, "priors must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -1138,7 +1191,7 @@ static void mixer_rows(const MixerObject *self, const double *rb, const int64_t 
             const Context *c = table_find((ContextTable *)&self->tables[k], keys[k]);
             if (!c || !c->distinct) continue;
             const double seen = (double)c->seen;
-            const double weight = seen / (seen + self->priors[k] * (double)c->distinct);
+            const double weight = mixer_weight(self, k, c->seen, c->distinct, NULL, NULL);
             ctx[n] = c;
             keep[n] = 1.0 - weight;
             per_count[n] = weight / seen;
@@ -1219,6 +1272,64 @@ static void mixer_rows(const MixerObject *self, const double *rb, const int64_t 
         for (Py_ssize_t j = 0; j < V; j++) work[(Py_ssize_t)self->orders * V + j] = 0;
 }
 
+/* A learned mixer's step (mixing.ContextMixer._learn): from the rows S streams' frequencies were
+ * computed from (row s at rows + s * stride), the gradient of each coded token's log probability
+ * for the classes used, summed over the streams and added once. Before mixer_add. Needs no GIL. */
+static void mixer_learn(MixerObject *self, const double *rows, Py_ssize_t stride, const int64_t *hb,
+                        const int64_t *tb, Py_ssize_t S) {
+    if (!self->learned) return;
+    const Py_ssize_t V = self->vocab;
+    static const int64_t limit[2] = {(int64_t)1 << 22, (int64_t)2047 << 16};
+    int64_t delta[MAX_ORDERS][N_BUCKETS * D_BUCKETS][2];
+    memset(delta, 0, sizeof(delta));
+    int64_t keys[MAX_ORDERS];
+    for (Py_ssize_t s = 0; s < S; s++) {
+        const double *row = rows + s * stride;
+        const int32_t token = (int32_t)tb[s];
+        double part[4] = {0.0, 0.0, 0.0, 0.0}; /* exact in any order: integers, sum < 2^53 */
+        Py_ssize_t j4 = 0;
+        for (; j4 + 4 <= V; j4 += 4)
+            for (int u = 0; u < 4; u++) part[u] += row[j4 + u];
+        for (; j4 < V; j4++) part[0] += row[j4];
+        double p = row[token] / ((part[0] + part[1]) + (part[2] + part[3]));
+        context_keys(self, hb + s * self->orders, keys);
+        double weight[MAX_ORDERS], before[MAX_ORDERS], share[MAX_ORDERS];
+        int32_t stretched[MAX_ORDERS];
+        int cls[MAX_ORDERS], order[MAX_ORDERS], n = 0;
+        for (int k = 0; k < self->orders; k++) {
+            if (keys[k] < 0 || !self->tables[k].size) continue;
+            const Context *c = table_find(&self->tables[k], keys[k]);
+            if (!c || !c->distinct) continue;
+            int32_t count = 0;
+            for (int32_t i = 0; i < c->distinct; i++)
+                if (c->items[i].token == token) count = c->items[i].count;
+            const double l = mixer_weight(self, k, c->seen, c->distinct, &stretched[n], &cls[n]);
+            const double seen = (double)c->seen;
+            weight[n] = l, before[n] = p, share[n] = (double)count / seen, order[n] = k;
+            p = p * (1.0 - l);
+            if (count) p = p + (double)count * (l / seen);
+            n++;
+        }
+        double gradient = 1.0 / p;
+        for (int b = n - 1; b >= 0; b--) {
+            double err = gradient * (share[b] - before[b]) * (weight[b] * (1.0 - weight[b]));
+            err = err < -64.0 ? -64.0 : err > 64.0 ? 64.0 : err;
+            const int64_t e = (int64_t)(err * 1024.0); /* toward zero, as Python's int() */
+            int64_t *d = delta[order[b]][cls[b]];
+            d[0] += (e * stretched[b] * self->rate_w0) >> self->rate_shift;
+            d[1] += e * self->rate_w1;
+            gradient = gradient * (1.0 - weight[b]);
+        }
+    }
+    for (int k = 0; k < self->orders; k++)
+        for (int c = 0; c < N_BUCKETS * D_BUCKETS; c++)
+            for (int i = 0; i < 2; i++) {
+                int64_t *w = &self->weights[k][c / D_BUCKETS][c % D_BUCKETS][i];
+                const int64_t v = *w + delta[k][c][i];
+                *w = v < -limit[i] ? -limit[i] : v > limit[i] ? limit[i] : v;
+            }
+}
+
 /* Count each of S streams' token (int64 [S], checked < vocab) under its contexts, in stream order.
  * -1 when memory ran out. Needs no GIL (raw allocations). */
 static int mixer_add(MixerObject *self, const int64_t *hb, const int64_t *tb, Py_ssize_t S) {
@@ -1258,14 +1369,19 @@ done:
     return RELEASE(result, &rows, &history, &out);
 }
 
-/* update(history int64 [S][orders], tokens int64 [S], S): count each stream's token, in order. */
+/* update(history int64 [S][orders], tokens int64 [S], S[, model_rows f64 [S][V]]): count each
+ * stream's token, in order; a learned mixer first learns from the rows the step was computed from. */
 static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
-    Py_buffer history, tokens;
+    Py_buffer history, tokens, rows = {0};
     Py_ssize_t S;
-    if (!PyArg_ParseTuple(args, "y*y*n", &history, &tokens, &S)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*n|y*", &history, &tokens, &S, &rows)) return NULL;
     PyObject *result = NULL;
     if (S < 0 || !check_size(&history, S * self->orders, 8, "history") || !check_size(&tokens, S, 8, "tokens"))
         goto done;
+    if (self->learned && (!rows.buf || !check_size(&rows, S * self->vocab, 8, "model_rows"))) {
+        if (!rows.buf) PyErr_SetString(PyExc_ValueError, "Mixer.update: a learned mixer needs the model rows");
+        goto done;
+    }
     const int64_t *tb = tokens.buf;
     for (Py_ssize_t s = 0; s < S; s++)
         if (tb[s] < 0 || tb[s] >= self->vocab) {
@@ -1274,6 +1390,7 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
         }
     int added;
     Py_BEGIN_ALLOW_THREADS /* the tables are this mixer's own: callers never share one across threads */
+    mixer_learn(self, rows.buf, self->vocab, history.buf, tb, S);
     added = mixer_add(self, history.buf, tb, S);
     Py_END_ALLOW_THREADS
     if (added < 0) {
@@ -1282,6 +1399,7 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
     }
     result = Py_None;
 done:
+    if (rows.buf) PyBuffer_Release(&rows);
     return RELEASE(result, &history, &tokens);
 }
 
@@ -2368,7 +2486,10 @@ static PyObject *TextDecoder_run(TextDecoderObject *self, PyObject *args) {
         if (status) break;
         /* the updates, in stream order */
         if (self->match.on && match_update(&self->match, &grid, V, B, t) < 0) status = -2;
-        else if (mixer_add(self->mixer, self->history, self->coded, B) < 0) status = -2;
+        else {
+            mixer_learn(self->mixer, self->model_rows, V, self->history, self->coded, B);
+            if (mixer_add(self->mixer, self->history, self->coded, B) < 0) status = -2;
+        }
     }
     Py_END_ALLOW_THREADS
     if (status == -1) {
@@ -2617,7 +2738,10 @@ static PyObject *TextEncoder_run(TextEncoderObject *self, PyObject *args) {
         }
         for (Py_ssize_t s = 0; s < B; s++) GRID_AT(g, s, t) = (int32_t)self->coded[s];
         if (!failed && self->match.on) failed = match_update(&self->match, g, V, B, t) < 0;
-        if (!failed) failed = mixer_add(self->mixer, self->history, self->coded, B) < 0;
+        if (!failed) {
+            mixer_learn(self->mixer, model_rows + (t - start) * V, span * V, self->history, self->coded, B);
+            failed = mixer_add(self->mixer, self->history, self->coded, B) < 0;
+        }
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&rows);
