@@ -166,3 +166,14 @@ def test_log_v4_uuid_files_still_decode():
     original = (GOLDEN / "sample-cloudtrail.jsonl").read_bytes()
     packed = (GOLDEN / "sample-cloudtrail.jsonl-v4.nnc").read_bytes()
     assert nncodec.decompress(packed) == original
+
+
+def test_image_format3_files_still_decode():
+    """Image format 3 (learned mixer weights) with model image-v5: a photo-like sample (flags 0) and
+    a screen-like one with both flags (the exact-value mixer learns too)."""
+    for name, original in (
+        ("sample.image-v5-format3.nnc", "sample.ppm"),
+        ("sample-screen.image-v5-format3.nnc", "sample-screen.ppm"),
+    ):
+        packed = (GOLDEN / name).read_bytes()
+        assert b"image-v5" in packed and nncodec.decompress(packed) == (GOLDEN / original).read_bytes()

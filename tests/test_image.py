@@ -249,7 +249,7 @@ def test_exact_value_mixer_is_chosen_for_screens_and_round_trips(max_error):
     assert image_codec.repeat_share(smooth(60, 70, 3)) < image_codec.EXACT_MIXER_SHARE
     codec = ImageCodec(find_model(IMAGE_MODEL_ID), max_error=max_error, stripe_rows=16)
     codec.classical_rival = False  # the model's own path (method 2 may win these: tested apart)
-    assert codec.version == 2 and codec.params()[0] == 2
+    assert codec.version == image_codec.FORMAT_VERSION and codec.params()[0] == codec.version
     for pixels, flag in ((text_like(96, 120, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
         data = encoded(as_image(pixels, "RGB"), "PPM")
         payload = codec.encode_block(data)

@@ -35,7 +35,8 @@ Payload::
                        pixels (nncodec/image/classical.py); written where it is smaller than the
                        model's payload (screens, graphics: ``SMALL_IMAGE``, ``SCREEN_MODEL_LIMIT``)
 
-Frame params: format version (2; 1 is still decoded: its mixer has three contexts, format 2's five),
+Frame params: format version (3; 1 and 2 are still decoded: format 1's mixer has three contexts,
+format 2's five, format 3 learns the mixers' weights),
 max error N (0: lossless), then, when N > 0, the PSNR (float64
 little-endian, +inf when no pixel changed); when N = 0, an optional flags byte: bit 0 set when a PNG
 was coded as pixels only (``--png-pixels``: the file comes back with the same pixels and chunks but
@@ -74,8 +75,11 @@ from nncodec.image.nextpixel import (
 from nncodec.nn.mixing import ContextMixer
 
 IMAGE_MODEL_ID = "image-v5"
-FORMAT_VERSION = 2  # 2: the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
-FORMAT_VERSIONS = (1, 2)
+#: 3: format 2 with the mixers' learned weights (nncodec/nn/mixing.py; -0.9% on the tuning set
+#: cc0_wesaturate's three 500x500 photos); 2 (still decoded): the mixer's five contexts
+#: (``_mix_contexts_f2``); 1 (still decoded): three
+FORMAT_VERSION = 3
+FORMAT_VERSIONS = (1, 2, 3)
 METHOD_MODEL, METHOD_DELTA16, METHOD_CLASSICAL = 0, 1, 2
 FLAG_PNG_PIXELS = 1
 PNG_PIXELS_NOTE = "pixels only: the same pixels, not the same file bytes"
@@ -395,10 +399,13 @@ class ImageCodec(Codec):
             priors, mix_contexts = MIX_PRIORS_F2, _mix_contexts_f2
         else:
             priors, mix_contexts = (MIX_PRIORS_V2 if v2 else MIX_PRIORS), _mix_contexts
-        mixers = [ContextMixer(256, priors) for _ in plan.rows]
+        learned = self.version >= 3  # format 3: the mixers' learned weights
+        mixers = [ContextMixer(256, priors, learned=learned) for _ in plan.rows]
         exact_mixers = None
         if exact:  # one per stripe and channel
-            exact_mixers = [[ContextMixer(256, EXACT_PRIORS) for _ in range(channels)] for _ in plan.rows]
+            exact_mixers = [
+                [ContextMixer(256, EXACT_PRIORS, learned=learned) for _ in range(channels)] for _ in plan.rows
+            ]
         unused_at = None  # [channel][base, residual token]: whether value (base + token) % 256 is unused
         if used is not None:
             wrapped = (np.arange(256)[:, None] + np.arange(256)[None, :]) % 256
@@ -419,8 +426,10 @@ class ImageCodec(Codec):
                 rows = self.pixel_model.frequencies(feats)
                 contexts = mix_contexts(feats, c)
                 parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
+                model_rows = rows.copy() if learned else None  # what the learned mixers learn from
                 for s, part in parts:
                     rows[part] = mixers[s].frequencies(rows[part], contexts[part])
+                exact_rows = rows.copy() if learned and exact_mixers else None
                 if exact_mixers:
                     exact_contexts = _exact_contexts(canvas, cy, cx, c, kinds[c])
                     for s, part in parts:
@@ -453,10 +462,11 @@ class ImageCodec(Codec):
                     ls_errors[c, cy, cx] = values - ls_pred
                 tokens = residual_tokens(values, base)
                 for s, part in parts:
-                    mixers[s].update(contexts[part], tokens[part])
+                    mixers[s].update(contexts[part], tokens[part], _part_of(model_rows, part))
                 if exact_mixers:
                     for s, part in parts:
-                        exact_mixers[s][c].update(exact_contexts[part], tokens[part])
+                        learned_from = _part_of(exact_rows, part)
+                        exact_mixers[s][c].update(exact_contexts[part], tokens[part], learned_from)
         return canvas
 
     # -- decoding --------------------------------------------------------------------------------
@@ -541,6 +551,10 @@ def _stripe_parts(counts: list[int]) -> list[tuple[int, slice]]:
             parts.append((s, slice(start, start + count)))
         start += count
     return parts
+
+
+def _part_of(rows: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if rows is None else rows[part]
 
 
 def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
