@@ -428,14 +428,15 @@ class ImageCodec(Codec):
                 rows = self.pixel_model.frequencies(feats)
                 contexts = mix_contexts(feats, c)
                 parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
-                model_rows = rows.copy() if learned else None  # what the learned mixers learn from
+                # each mixer's input rows are kept: a learned mixer learns from them after the step
+                model_rows, rows = rows, np.empty_like(rows)
                 for s, part in parts:
-                    rows[part] = mixers[s].frequencies(rows[part], contexts[part])
-                exact_rows = rows.copy() if learned and exact_mixers else None
+                    rows[part] = mixers[s].frequencies(model_rows[part], contexts[part])
                 if exact_mixers:
                     exact_contexts = _exact_contexts(canvas, cy, cx, c, kinds[c])
+                    mixed_rows, rows = rows, np.empty_like(rows)
                     for s, part in parts:
-                        rows[part] = exact_mixers[s][c].frequencies(rows[part], exact_contexts[part])
+                        rows[part] = exact_mixers[s][c].frequencies(mixed_rows[part], exact_contexts[part])
                 if unused_at is not None:  # the image's unused values: frequency 1 (lossless only)
                     np.putmask(rows, unused_at[c][base], 1.0)
                 if near:
@@ -464,11 +465,10 @@ class ImageCodec(Codec):
                     ls_errors[c, cy, cx] = values - ls_pred
                 tokens = residual_tokens(values, base)
                 for s, part in parts:
-                    mixers[s].update(contexts[part], tokens[part], _part_of(model_rows, part))
+                    mixers[s].update(contexts[part], tokens[part], model_rows[part])
                 if exact_mixers:
                     for s, part in parts:
-                        learned_from = _part_of(exact_rows, part)
-                        exact_mixers[s][c].update(exact_contexts[part], tokens[part], learned_from)
+                        exact_mixers[s][c].update(exact_contexts[part], tokens[part], mixed_rows[part])
         return canvas
 
     # -- decoding --------------------------------------------------------------------------------
@@ -553,10 +553,6 @@ def _stripe_parts(counts: list[int]) -> list[tuple[int, slice]]:
             parts.append((s, slice(start, start + count)))
         start += count
     return parts
-
-
-def _part_of(rows: np.ndarray | None, part: slice) -> np.ndarray | None:
-    return None if rows is None else rows[part]
 
 
 def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:

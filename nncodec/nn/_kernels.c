@@ -988,6 +988,8 @@ typedef struct {
     ContextTable tables[MAX_ORDERS];
     int learned;                                          /* text format 3: learned weights */
     int32_t squash[4095], stretch[4096];                  /* mixing.SQUASH, mixing.STRETCH */
+    int64_t limit[2];                                     /* mixing.W0_LIMIT, W1_LIMIT */
+    double err_limit, err_scale;                          /* mixing.ERR_LIMIT, ERR_SCALE */
     int64_t rate_w0, rate_shift, rate_w1;                 /* mixing.RATE_W0, RATE_SHIFT, RATE_W1 */
     int64_t weights[MAX_ORDERS][N_BUCKETS][D_BUCKETS][2]; /* (w0, w1), 16 fractional bits */
 } MixerObject;
@@ -1106,24 +1108,30 @@ static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
     PyObject *priors, *learned = Py_None;
     if (!PyArg_ParseTuple(args, "nO|O", &vocab, &priors, &learned)) return -1;
     if (learned != Py_None) {
-        /* (squash int32 bytes [4095], stretch int32 bytes [4096], rate_w0, rate_shift, rate_w1) */
+        /* mixing.LEARNED_SETTINGS: (squash int32 bytes [4095], stretch int32 bytes [4096], w_one,
+         * w0_limit, w1_limit, err_limit, err_scale, rate_w0, rate_shift, rate_w1) */
         const char *squash, *stretch;
         Py_ssize_t n_squash, n_stretch;
-        long long r0, shift, r1;
-        if (!PyArg_ParseTuple(learned, "y#y#LLL", &squash, &n_squash, &stretch, &n_stretch, &r0, &shift, &r1))
+        long long one, l0, l1, r0, shift, r1;
+        double err_limit, err_scale;
+        if (!PyArg_ParseTuple(learned, "y#y#LLLddLLL", &squash, &n_squash, &stretch, &n_stretch, &one, &l0, &l1,
+                              &err_limit, &err_scale, &r0, &shift, &r1))
             return -1;
-        if (n_squash != 4 * 4095 || n_stretch != 4 * 4096 || r0 < 0 || r0 > 4096 || shift < 0 || shift > 30 ||
-            r1 < 0 || r1 > 1 << 20) {
-            PyErr_SetString(PyExc_ValueError, "Mixer: learned tables of the wrong size");
+        /* bounds that keep every product of mixer_weight and mixer_learn inside int64 */
+        if (n_squash != 4 * 4095 || n_stretch != 4 * 4096 || one < 0 || one > l0 || l0 > 1LL << 30 || l1 < 0 ||
+            l1 > 1LL << 30 || !(err_limit >= 0.0 && err_limit * err_scale <= 1 << 20) || r0 < 0 || r0 > 4096 ||
+            shift < 0 || shift > 30 || r1 < 0 || r1 > 1 << 20) {
+            PyErr_SetString(PyExc_ValueError, "Mixer: learned settings out of range");
             return -1;
         }
         memcpy(self->squash, squash, sizeof(self->squash));
         memcpy(self->stretch, stretch, sizeof(self->stretch));
         self->learned = 1;
+        self->limit[0] = l0, self->limit[1] = l1, self->err_limit = err_limit, self->err_scale = err_scale;
         self->rate_w0 = r0, self->rate_shift = shift, self->rate_w1 = r1;
         for (int k = 0; k < MAX_ORDERS; k++)
             for (int i = 0; i < N_BUCKETS; i++)
-                for (int j = 0; j < D_BUCKETS; j++) self->weights[k][i][j][0] = 1 << 16, self->weights[k][i][j][1] = 0;
+                for (int j = 0; j < D_BUCKETS; j++) self->weights[k][i][j][0] = one, self->weights[k][i][j][1] = 0;
     }
     PyObject *seq = PySequence_Fast(priors, "priors must be a sequence");
     if (!seq) return -1;
@@ -1279,7 +1287,6 @@ static void mixer_learn(MixerObject *self, const double *rows, Py_ssize_t stride
                         const int64_t *tb, Py_ssize_t S) {
     if (!self->learned) return;
     const Py_ssize_t V = self->vocab;
-    static const int64_t limit[2] = {(int64_t)1 << 22, (int64_t)2047 << 16};
     int64_t delta[MAX_ORDERS][N_BUCKETS * D_BUCKETS][2];
     memset(delta, 0, sizeof(delta));
     int64_t keys[MAX_ORDERS];
@@ -1313,8 +1320,9 @@ static void mixer_learn(MixerObject *self, const double *rows, Py_ssize_t stride
         double gradient = 1.0 / p;
         for (int b = n - 1; b >= 0; b--) {
             double err = gradient * (share[b] - before[b]) * (weight[b] * (1.0 - weight[b]));
-            err = err < -64.0 ? -64.0 : err > 64.0 ? 64.0 : err;
-            const int64_t e = (int64_t)(err * 1024.0); /* toward zero, as Python's int() */
+            const double bound = self->err_limit;
+            err = err < -bound ? -bound : err > bound ? bound : err;
+            const int64_t e = (int64_t)(err * self->err_scale); /* toward zero, as Python's int() */
             int64_t *d = delta[order[b]][cls[b]];
             d[0] += (e * stretched[b] * self->rate_w0) >> self->rate_shift;
             d[1] += e * self->rate_w1;
@@ -1326,7 +1334,7 @@ static void mixer_learn(MixerObject *self, const double *rows, Py_ssize_t stride
             for (int i = 0; i < 2; i++) {
                 int64_t *w = &self->weights[k][c / D_BUCKETS][c % D_BUCKETS][i];
                 const int64_t v = *w + delta[k][c][i];
-                *w = v < -limit[i] ? -limit[i] : v > limit[i] ? limit[i] : v;
+                *w = v < -self->limit[i] ? -self->limit[i] : v > self->limit[i] ? self->limit[i] : v;
             }
 }
 
@@ -1399,8 +1407,7 @@ static PyObject *Mixer_update(MixerObject *self, PyObject *args) {
     }
     result = Py_None;
 done:
-    if (rows.buf) PyBuffer_Release(&rows);
-    return RELEASE(result, &history, &tokens);
+    return RELEASE(result, &history, &tokens, &rows); /* rows: released only if given */
 }
 
 static PyMethodDef Mixer_methods[] = {

@@ -103,10 +103,15 @@ def _stretch_table() -> list[int]:
 
 SQUASH = tuple(_squash(d) for d in range(-2047, 2048))  # SQUASH[a + 2047], a in [-2047, 2047]
 STRETCH = tuple(_stretch_table())  # STRETCH[p], p in [0, 4095]
-#: the tables as the compiled mixer takes them
-LEARNED_TABLES = (
+#: the tables and constants above as the compiled mixer takes them (its only source of them)
+LEARNED_SETTINGS = (
     np.asarray(SQUASH, np.int32).tobytes(),
     np.asarray(STRETCH, np.int32).tobytes(),
+    W_ONE,
+    W0_LIMIT,
+    W1_LIMIT,
+    ERR_LIMIT,
+    ERR_SCALE,
     RATE_W0,
     RATE_SHIFT,
     RATE_W1,
@@ -115,7 +120,7 @@ LEARNED_TABLES = (
 
 def compiled_mixer(vocab_size: int, priors: tuple[float, ...], learned: bool = False):
     """The compiled mixer (nncodec/nn/_kernels.c) with this module's settings."""
-    return CompiledMixer(vocab_size, priors, LEARNED_TABLES if learned else None)
+    return CompiledMixer(vocab_size, priors, LEARNED_SETTINGS if learned else None)
 
 
 class ContextMixer:
@@ -132,10 +137,12 @@ class ContextMixer:
         self.priors = priors
         self.learned = learned
         self.tables: list[dict[int, dict[int, int]]] = [{} for _ in priors]
-        self.weights = np.zeros((len(priors), N_BUCKETS, D_BUCKETS, 2), np.int64)
-        self.weights[..., 0] = W_ONE
         use_compiled = CompiledMixer is not None if compiled is None else compiled
         self._compiled = compiled_mixer(vocab_size, priors, learned) if use_compiled else None
+        self.weights = None  # the reference's learned weights (the compiled mixer keeps its own)
+        if learned and self._compiled is None:
+            self.weights = np.zeros((len(priors), N_BUCKETS, D_BUCKETS, 2), np.int64)
+            self.weights[..., 0] = W_ONE
 
     def _weight(self, order: int, seen: int, distinct: int) -> tuple[float, int, tuple[int, int, int]]:
         """An order's blending weight l for a context seen ``seen`` times with ``distinct`` tokens,
