@@ -168,6 +168,13 @@ def test_log_v4_uuid_files_still_decode():
     assert nncodec.decompress(packed) == original
 
 
+def test_image_format4_files_still_decode():
+    """Image format 4 (output temperatures) with model image-v5: a photo-like sample whose table of
+    temperatures differs by channel and activity level (written with that table forced)."""
+    packed = (GOLDEN / "sample.image-v5-format4.nnc").read_bytes()
+    assert b"image-v5" in packed and nncodec.decompress(packed) == (GOLDEN / "sample.ppm").read_bytes()
+
+
 def test_image_format3_files_still_decode():
     """Image format 3 (learned mixer weights) with model image-v5: a photo-like sample (flags 0) and
     a screen-like one with both flags (the exact-value mixer learns too)."""

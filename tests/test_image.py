@@ -167,12 +167,17 @@ def test_compiled_and_numpy_pixel_model_agree():
     model = ImageCodec(find_model(IMAGE_MODEL_ID)).pixel_model
     pixels = smooth(40, 50, 3, seed=2)
     feats = np.concatenate([f for f, _ in stripe_features(pixels, feature_set=model.feature_set)])
+    temperature = np.random.default_rng(1).integers(4, 65, len(feats))  # format 4: one m per row
     try:
         model.ops = rowops.NumpyOps()
         reference = model.frequencies(feats)
+        tempered = model.frequencies(feats, temperature)
     finally:
         model.ops = rowops.best_ops()
     assert np.array_equal(reference, model.frequencies(feats))
+    assert np.array_equal(tempered, model.frequencies(feats, temperature))
+    assert np.array_equal(reference, model.frequencies(feats, np.full(len(feats), 16)))  # m = 16: none
+    assert not np.array_equal(reference, tempered)
 
 
 @pytest.mark.parametrize("kind", [0, 1, 2])
@@ -250,7 +255,7 @@ def test_exact_value_mixer_is_chosen_for_screens_and_round_trips(max_error):
     codec = ImageCodec(find_model(IMAGE_MODEL_ID), max_error=max_error, stripe_rows=16)
     codec.classical_rival = False  # the model's own path (method 2 may win these: tested apart)
     assert codec.version == image_codec.FORMAT_VERSION and codec.params()[0] == codec.version
-    for pixels, flag in ((text_like(96, 120, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
+    for pixels, flag in ((text_like(128, 160, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
         data = encoded(as_image(pixels, "RGB"), "PPM")
         payload = codec.encode_block(data)
         layout, pos = imagefile.Layout.unpack(payload, 0, "image")
@@ -434,3 +439,74 @@ def test_format3_learns_only_when_lossless():
         assert (payloads[0] == payloads[1]) == same, max_error
         decoder = ImageCodec(model, max_error=max_error, version=3)
         assert pixels_of(decoder.decode_block(payloads[1], len(data)))[1].shape == (40, 48, 3)
+
+
+def test_format4_temperatures_are_chosen_sent_and_used(monkeypatch):
+    """Format 4: the encoder's temperature table (per channel and activity level) travels in the
+    payload, a table with differing levels is sent whole and a flat one as one byte per channel, the
+    decoder uses it under any stripe grouping and with the numpy kernels, and out-of-range or
+    malformed tables are clean errors."""
+    import nncodec.codecs.image as image_codec
+
+    data = encoded(as_image(smooth(70, 64, 3, seed=5), "RGB"), "PPM")
+    model = find_model(IMAGE_MODEL_ID)
+    pixels = pixels_of(data)[1]
+    chosen = image_codec.choose_temperatures(ImageCodec(model).pixel_model, pixels, ls_weights(pixels))
+    assert chosen.shape == (3, image_codec.LEVELS) and set(chosen.ravel()) <= set(image_codec.TEMPERATURES)
+    varied = np.array([[10 + (a + c) % 9 * 2 for a in range(image_codec.LEVELS)] for c in range(3)])
+    payloads = {}
+    for name, table in (("chosen", chosen), ("varied", varied), ("flat", np.full_like(varied, 16))):
+        monkeypatch.setattr(image_codec, "choose_temperatures", lambda *args, table=table: table)
+        codec = ImageCodec(model, stripe_rows=32)
+        codec.classical_rival = False
+        payloads[name] = payload = codec.encode_block(data)
+        at = imagefile.Layout.unpack(payload, 0, "image")[1] + 2  # method, flags
+        levels = 1 if (table == table[:, :1]).all() else image_codec.LEVELS
+        assert payload[at] == levels
+        assert list(payload[at + 1 : at + 1 + 3 * levels]) == list(table[:, :levels].ravel())
+        for groups in (1, 2):
+            assert ImageCodec(model, decode_groups=groups).decode_block(payload, len(data)) == data
+    assert len({payloads["varied"], payloads["flat"], payloads["chosen"]}) == 3
+    monkeypatch.setattr(image_codec.PixelModel, "frequencies", _numpy_frequencies)
+    assert ImageCodec(model).decode_block(payloads["varied"], len(data)) == data
+    payload = payloads["varied"]
+    at = imagefile.Layout.unpack(payload, 0, "image")[1] + 2
+    for index, value in ((at, 2), (at, 0), (at + 1, 3), (at + 5, 200)):
+        damaged = bytearray(payload)
+        damaged[index] = value
+        with pytest.raises(CorruptError):
+            ImageCodec(model).decode_block(bytes(damaged), len(data))
+    with pytest.raises(CorruptError):
+        ImageCodec(model).decode_block(payload[: at + 10], len(data))
+
+
+def ls_weights(pixels: np.ndarray) -> list[np.ndarray]:
+    from nncodec.image.nextpixel import ls_fit
+
+    return ls_fit(pixels, 32)
+
+
+def _numpy_frequencies(self, feats, temperature=None):
+    """PixelModel.frequencies through the numpy reference kernels."""
+    ops, self.ops = self.ops, rowops.NumpyOps()
+    try:
+        return self.head_rows(*self.head_inputs(feats), temperature)
+    finally:
+        self.ops = ops
+
+
+def test_format4_temperatures_pay_on_a_photo():
+    """The chosen temperatures code a real photo no larger than format 3 (which has none) and the
+    table is not all 16 (../shared's McMaster photo mcm18, a 128-row crop)."""
+    path = SHARED_DATA / "images" / "mcmaster" / "mcm18.png"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/data is optional)")
+    with Image.open(path) as im:
+        data = encoded(im.convert("RGB").crop((0, 0, 500, 128)), "PPM")
+    model = find_model(IMAGE_MODEL_ID)
+    sizes = {}
+    for version in (3, 4):
+        codec = ImageCodec(model, version=version)
+        codec.classical_rival = False
+        sizes[version] = len(codec.encode_block(data))
+    assert sizes[4] < sizes[3], sizes

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,7 @@ from nncodec.image import imagefile
 from nncodec.image.nextpixel import (
     N_LOCAL_V2,
     PAD,
+    TEMPERATURE_ONE,
     PixelModel,
     channel_kinds,
     features,
@@ -71,15 +73,17 @@ from nncodec.image.nextpixel import (
     ls_fit,
     ls_size,
     residual_tokens,
+    stripe_features,
 )
 from nncodec.nn.mixing import ContextMixer
 
 IMAGE_MODEL_ID = "image-v5"
-#: 3: format 2 with the mixers' learned weights when lossless (nncodec/nn/mixing.py; -0.9% on the
-#: tuning set cc0_wesaturate's three 500x500 photos); 2 (still decoded): the mixer's five contexts
-#: (``_mix_contexts_f2``); 1 (still decoded): three
-FORMAT_VERSION = 3
-FORMAT_VERSIONS = (1, 2, 3)
+#: 4: format 3 with an output temperature per channel and activity level, chosen by the encoder
+#: (``choose_temperatures``); 3: format 2 with the mixers' learned weights when lossless
+#: (nncodec/nn/mixing.py; -0.9% on the tuning set cc0_wesaturate's three 500x500 photos); 2 (still
+#: decoded): the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
+FORMAT_VERSION = 4
+FORMAT_VERSIONS = (1, 2, 3, 4)
 METHOD_MODEL, METHOD_DELTA16, METHOD_CLASSICAL = 0, 1, 2
 FLAG_PNG_PIXELS = 1
 PNG_PIXELS_NOTE = "pixels only: the same pixels, not the same file bytes"
@@ -129,6 +133,20 @@ VALUE_GAPS = 16
 LS_GAP_EDGES = np.array([-12, -6, -3, -1, 0, 1, 2, 4, 7, 13])
 ACTIVITY_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 90, 128])
 GRADIENT_EDGES = np.array([-20, -8, -3, -1, 0, 1, 3, 8, 20])
+#: format 4's output temperatures: the model's logits of a subpixel of channel c at activity level a
+#: (``activity_levels``) are scaled by m[c][a] / 16 (nncodec/image/nextpixel.py ``head_rows``). The
+#: model trained on McMaster and friends is overconfident in flat regions of other photos (m 12-14
+#: chosen at level 0) and too timid in busy ones (18-23). The encoder chooses m from TEMPERATURES for
+#: each (channel, level) on a sample of TEMPERATURE_SAMPLE subpixels per channel (bands of
+#: TEMPERATURE_BAND rows spread over the image, features as the trainer computes them), by the model's
+#: ideal code length alone, and sends one m per channel instead where the table's bytes cost more than
+#: it saves (small images). Its lowest and highest value any decoder accepts: TEMPERATURE_RANGE
+LEVELS = len(ACTIVITY_EDGES) + 1
+TEMPERATURES = tuple(range(10, 27, 2))
+TEMPERATURE_RANGE = (4, 64)
+TEMPERATURE_SAMPLE = 1 << 15
+TEMPERATURE_BAND = 16
+TEMPERATURE_CHUNK = 4096  # sample rows evaluated together (memory: 2 MiB per candidate)
 
 
 @dataclass
@@ -315,10 +333,15 @@ class ImageCodec(Codec):
         if self.pixel_model.feature_set == "v2":  # the image's linear predictor, in the payload
             weights = ls_fit(pixels, self.stripe_rows)
             predictor = b"".join(w.astype("<i2").tobytes() for w in weights)
-        exact = self.version >= 2 and self._exact_mixer_pays(stripes, weights, used, pixels)
+        temperatures = None  # format 4: (channels, LEVELS) m
+        if self.version >= 4:
+            temperatures = choose_temperatures(self.pixel_model, pixels, weights, self.map_parallel)
+        exact = self.version >= 2 and self._exact_mixer_pays(stripes, weights, used, pixels, temperatures)
         per_call = -(-len(stripes) // self.workers)  # stripes coded together: a share per worker
         parts = [stripes[a : a + per_call] for a in range(0, len(stripes), per_call)]
-        results = self.map_parallel(lambda part: self._encode_stripes(part, weights, exact, used), parts)
+        results = self.map_parallel(
+            lambda part: self._encode_stripes(part, weights, exact, used, temperatures), parts
+        )
         streams = [stream for part in results for stream in part[0]]
         decoded = np.concatenate([rec for part in results for rec in part[1]], axis=0)
         body = bytes([METHOD_MODEL])
@@ -327,6 +350,8 @@ class ImageCodec(Codec):
             body += bytes([flags])
             if used is not None:
                 body += np.packbits(used, axis=1).tobytes()
+        if temperatures is not None:
+            body += pack_temperatures(temperatures)
         body += encode_varint(self.stripe_rows) + predictor
         body += encode_varint(len(streams))
         body += join_streams(streams)
@@ -338,7 +363,7 @@ class ImageCodec(Codec):
 
     def _exact_mixer_pays(
         self, stripes: list[np.ndarray], weights: list[np.ndarray] | None, used: np.ndarray | None,
-        pixels: np.ndarray,
+        pixels: np.ndarray, temperatures: np.ndarray | None = None,
     ) -> bool:  # fmt: skip
         """Whether to set format 2's exact-value flag: only for pixels that repeat their left
         neighbour often (screens, graphics, renders), and there only if it codes a sample of up to
@@ -348,7 +373,8 @@ class ImageCodec(Codec):
         trials = EXACT_TRIAL_STRIPES
         picks = sorted({len(stripes) * (2 * i + 1) // (2 * trials) for i in range(trials)})
         sample = [stripes[i] for i in picks]
-        sizes = [sum(map(len, self._encode_stripes(sample, weights, on, used)[0])) for on in (True, False)]
+        coded = [self._encode_stripes(sample, weights, on, used, temperatures)[0] for on in (True, False)]
+        sizes = [sum(map(len, streams)) for streams in coded]
         return sizes[0] < sizes[1]
 
     def _stripes(self, pixels: np.ndarray) -> list[np.ndarray]:
@@ -360,6 +386,7 @@ class ImageCodec(Codec):
         weights: list[np.ndarray] | None = None,
         exact: bool = False,
         used: np.ndarray | None = None,
+        temperatures: np.ndarray | None = None,
     ) -> tuple[list[bytes], list[np.ndarray]]:
         """Code stripes (one stream each) in one walk; also return their reconstructed pixels."""
         encoders = [SymbolEncoder() for _ in stripes]
@@ -367,7 +394,8 @@ class ImageCodec(Codec):
         truth = plan.canvas(stripes[0].shape[2])
         plan.fill(truth, stripes)
         canvas = self._walk(
-            plan, stripes[0].shape[2], truth=truth, encoders=encoders, weights=weights, exact=exact, used=used
+            plan, stripes[0].shape[2], truth=truth, encoders=encoders, weights=weights, exact=exact,
+            used=used, temperatures=temperatures,
         )
         return [e.finish() for e in encoders], plan.extract(canvas)
 
@@ -384,11 +412,13 @@ class ImageCodec(Codec):
         weights: list[np.ndarray] | None = None,
         exact: bool = False,
         used: np.ndarray | None = None,
+        temperatures: np.ndarray | None = None,
     ) -> np.ndarray:
         """Code (encoders + truth) or decode (decoders) every stripe of ``plan``; returns the canvas
         of reconstructed values. Both sides run exactly this loop. ``exact``: also mix in counts under
         exact neighbour values; ``used``: (channels, 256) bool, the values each channel holds (others
-        get frequency 1); both format 2's flags."""
+        get frequency 1); both format 2's flags. ``temperatures``: (channels, LEVELS) output
+        temperatures (format 4; None: none)."""
         near = self.max_error
         step = 2 * near + 1
         bins = np.arange(-_half_bins(near), _half_bins(near) + 1)
@@ -425,8 +455,11 @@ class ImageCodec(Codec):
                     )
                 else:
                     feats, base = features(canvas, cy, cx, ys, c, kinds[c], plan.width)
-                rows = self.pixel_model.frequencies(feats)
                 contexts = mix_contexts(feats, c)
+                temperature = None
+                if temperatures is not None:  # the last context is channel x activity level
+                    temperature = temperatures[c][contexts[:, -1] % LEVELS]
+                rows = self.pixel_model.frequencies(feats, temperature)
                 parts = _stripe_parts(counts)  # (stripe, its slice of this step's rows)
                 # each mixer's input rows are kept: a learned mixer learns from them after the step
                 model_rows, rows = rows, np.empty_like(rows)
@@ -514,6 +547,9 @@ class ImageCodec(Codec):
                 bits = np.frombuffer(payload, np.uint8, 32 * channels, pos).reshape(channels, 32)
                 used = np.unpackbits(bits, axis=1).astype(bool)
                 pos += 32 * channels
+        temperatures = None
+        if self.version >= 4:
+            temperatures, pos = unpack_temperatures(payload, pos, channels)
         stripe_rows, pos = payload_varint(payload, pos, "image")
         weights = None
         if self.pixel_model.feature_set == "v2":
@@ -538,7 +574,10 @@ class ImageCodec(Codec):
         def decode_part(part: range) -> list[np.ndarray]:
             plan = StripePlan([rows[s] for s in part], width)
             decoders = [SymbolDecoder(streams[s]) for s in part]
-            walked = self._walk(plan, channels, decoders=decoders, weights=weights, exact=exact, used=used)
+            walked = self._walk(
+                plan, channels, decoders=decoders, weights=weights, exact=exact, used=used,
+                temperatures=temperatures,
+            )  # fmt: skip
             return plan.extract(walked)
 
         stripes = [s for part in self.map_parallel(decode_part, parts) for s in part]
@@ -555,13 +594,19 @@ def _stripe_parts(counts: list[int]) -> list[tuple[int, slice]]:
     return parts
 
 
-def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
-    """Mixer contexts (B, 3), oldest first as ContextMixer reads them: [N residual bucket, W residual
-    bucket, channel x activity bucket], all < 256. Features 0, 2, 3, 4 are W, NW, N, NE minus base."""
+def activity_levels(feats: np.ndarray) -> np.ndarray:
+    """Local activity |W - NW| + |N - NW| + |N - NE| in LEVELS buckets (ACTIVITY_EDGES). Features 0,
+    2, 3, 4 are W, NW, N, NE minus base."""
     f = feats.astype(np.int32)
     activity = np.abs(f[:, 0] - f[:, 2]) + np.abs(f[:, 3] - f[:, 2]) + np.abs(f[:, 3] - f[:, 4])
-    level = np.searchsorted(ACTIVITY_EDGES, activity, side="right")
-    first = min(channel, 3) * 16 + level
+    return np.searchsorted(ACTIVITY_EDGES, activity, side="right")
+
+
+def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
+    """Mixer contexts (B, 3), oldest first as ContextMixer reads them: [N residual bucket, W residual
+    bucket, channel x activity level], all < 256."""
+    f = feats.astype(np.int32)
+    first = min(channel, 3) * LEVELS + activity_levels(feats)
     return np.stack(
         [np.searchsorted(GRADIENT_EDGES, f[:, 3], side="right"),
          np.searchsorted(GRADIENT_EDGES, f[:, 0], side="right"), first],
@@ -579,6 +624,76 @@ def _mix_contexts_f2(feats: np.ndarray, channel: int) -> np.ndarray:
     gap = np.searchsorted(LS_GAP_EDGES, f[:, N_LOCAL_V2], side="right")
     ls_errors = np.searchsorted(LS_GAP_EDGES, f[:, N_LOCAL_V2 + 1] + f[:, N_LOCAL_V2 + 2], side="right")
     return np.stack([ls_errors, older[:, 0], older[:, 1], gap, older[:, 2]], axis=1)
+
+
+def choose_temperatures(
+    model: PixelModel, pixels: np.ndarray, weights: list[np.ndarray], map_parallel: Callable | None = None
+) -> np.ndarray:
+    """Format 4's output temperatures for (H, W, C) pixels: (C, LEVELS) m from TEMPERATURES, each the
+    one under which the model alone codes a sample of the channel's subpixels at that activity level
+    in the fewest ideal bits (see TEMPERATURES); one m per channel (the table's rows all equal) where
+    the table would cost more bytes than it saves. The sample: bands of TEMPERATURE_BAND rows, each
+    coded as a stripe of its own with 3 rows of context above (which are not sampled), spread
+    evenly over the image, then every k-th subpixel for about TEMPERATURE_SAMPLE per channel.
+    ``map_parallel`` spreads the candidates over workers."""
+    height, width, channels = pixels.shape
+    per_band = TEMPERATURE_BAND * width
+    bands = max(1, min(height // (TEMPERATURE_BAND + PAD), -(-TEMPERATURE_SAMPLE // per_band)))
+    every = max(1, bands * per_band // TEMPERATURE_SAMPLE)
+    feats_parts, token_parts, class_parts = [], [], []  # class: channel x activity level
+    for b in range(bands):
+        top = max(0, (2 * b + 1) * height // (2 * bands) - TEMPERATURE_BAND // 2 - PAD)
+        band = pixels[top : top + TEMPERATURE_BAND + PAD]
+        skip = min(PAD, band.shape[0] - 1) * width if top else 0  # the context rows
+        for c, (feats, tokens) in enumerate(stripe_features(band, band.shape[0], "v2", weights)):
+            feats = feats[skip + b % every :: every]
+            feats_parts.append(feats)
+            token_parts.append(tokens[skip + b % every :: every])
+            class_parts.append(c * LEVELS + activity_levels(feats))
+    feats, tokens, classes = (np.concatenate(x) for x in (feats_parts, token_parts, class_parts))
+    if not len(tokens):
+        return np.full((channels, LEVELS), TEMPERATURE_ONE, np.int64)
+
+    def bits_of(start: int) -> np.ndarray:  # (C x LEVELS, candidates) ideal bits of a chunk
+        chunk = slice(start, start + TEMPERATURE_CHUNK)
+        acc, scale = model.head_inputs(feats[chunk])
+        out = np.empty((channels * LEVELS, len(TEMPERATURES)))
+        for j, m in enumerate(TEMPERATURES):
+            rows = model.head_rows(acc, scale, np.full(len(acc), m))
+            cost = -np.log2(rows[np.arange(len(rows)), tokens[chunk]] / rows.sum(axis=1))
+            out[:, j] = np.bincount(classes[chunk], cost, minlength=channels * LEVELS)
+        return out
+
+    starts = list(range(0, len(tokens), TEMPERATURE_CHUNK))
+    chunks = map_parallel(bits_of, starts) if map_parallel else list(map(bits_of, starts))
+    bits = np.sum(chunks, axis=0).reshape(channels, LEVELS, len(TEMPERATURES))
+    table = np.asarray(TEMPERATURES)[bits.argmin(axis=2)]
+    flat = np.asarray(TEMPERATURES)[bits.sum(axis=1).argmin(axis=1)]
+    scale_up = height * width * channels / max(1, len(tokens))  # the sample's bits -> the image's
+    saved = (bits.sum(axis=1).min(axis=1) - bits.min(axis=2).sum(axis=1)).sum() * scale_up / 8
+    if saved <= channels * (LEVELS - 1):
+        table = np.repeat(flat[:, None], LEVELS, axis=1)
+    return table.astype(np.int64)
+
+
+def pack_temperatures(temperatures: np.ndarray) -> bytes:
+    """u8 L (1: one m per channel; LEVELS: one per channel and level) | C x L u8 m."""
+    uniform = bool((temperatures == temperatures[:, :1]).all())
+    table = temperatures[:, :1] if uniform else temperatures
+    return bytes([table.shape[1]]) + table.astype(np.uint8).tobytes()
+
+
+def unpack_temperatures(payload: bytes, pos: int, channels: int) -> tuple[np.ndarray, int]:
+    if pos >= len(payload) or payload[pos] not in (1, LEVELS):
+        raise CorruptError("image output temperatures truncated or not understood")
+    levels, pos = payload[pos], pos + 1
+    if pos + channels * levels > len(payload):
+        raise CorruptError("image payload truncated")
+    table = np.frombuffer(payload, np.uint8, channels * levels, pos).reshape(channels, levels)
+    table = table.astype(np.int64)
+    if table.min() < TEMPERATURE_RANGE[0] or table.max() > TEMPERATURE_RANGE[1]:
+        raise CorruptError("image output temperatures out of range")
+    return np.repeat(table, LEVELS // levels, axis=1), pos + channels * levels
 
 
 def used_values(pixels: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ LS_LIMIT = (1 << 15) - 1  # weights are int16
 LS_ERRORS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
 N_FEATURES_V2 = N_LOCAL_V2 + 1 + len(LS_ERRORS)
 FEATURE_SETS = {"v1": N_FEATURES, "v2": N_FEATURES_V2}
+TEMPERATURE_ONE = 16  # a row's output temperature m scales its logits by m / TEMPERATURE_ONE
 
 
 def med(w: np.ndarray, n: np.ndarray, nw: np.ndarray) -> np.ndarray:
@@ -293,12 +294,17 @@ def residual_tokens(values: np.ndarray, base: np.ndarray) -> np.ndarray:
     return np.mod(values.astype(np.int64) - base, 256)
 
 
-def stripe_features(pixels: np.ndarray, stripe_rows: int = STRIPE_ROWS, feature_set: str = "v1"):
+def stripe_features(
+    pixels: np.ndarray, stripe_rows: int = STRIPE_ROWS, feature_set: str = "v1",
+    weights: list[np.ndarray] | None = None,
+):  # fmt: skip
     """Yield (features, residual tokens) for every channel of every stripe of an (H, W, C) image:
-    all positions at once (every value is known), as the trainer uses them."""
+    all positions at once (every value is known), as the trainer uses them. Feature set v2 uses the
+    linear predictor ``weights`` (default: ``ls_fit``'s)."""
     height, width, channels = pixels.shape
     kinds = channel_kinds(channels)
-    weights = ls_fit(pixels, stripe_rows) if feature_set == "v2" else None
+    if feature_set == "v2" and weights is None:
+        weights = ls_fit(pixels, stripe_rows)
     for top in range(0, height, stripe_rows):
         stripe = pixels[top : top + stripe_rows]
         canvas = stripe_canvas(stripe)
@@ -350,14 +356,27 @@ class PixelModel:
             raise ValueError("model file violates an exactness invariant: output table")
         self.ops: NumpyOps | CompiledOps = best_ops()
 
-    def frequencies(self, feats: np.ndarray) -> np.ndarray:
+    def frequencies(self, feats: np.ndarray, temperature: np.ndarray | None = None) -> np.ndarray:
         """(B, N_FEATURES) integer features -> (B, 256) integer frequency rows (entries >= 1) over
-        residual tokens."""
+        residual tokens. ``temperature``: (B,) integers m, each row's logits scaled by m / 16
+        (``TEMPERATURE_ONE``; image format 4), sharper above 16, flatter below."""
+        return self.head_rows(*self.head_inputs(feats), temperature)
+
+    def head_inputs(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's integer accumulator and its row scales for ``feats``."""
         ops = self.ops
         x = np.zeros((len(feats), self.layers[0].weight.shape[1]), np.int8 if ops.compiled else np.float32)
         x[:, : self.n_inputs] = feats  # int8 values; the padding columns stay 0
         scale = np.ones(len(feats), np.float64)  # features are int8 values already
         for linear in self.layers[:-1]:
             x, scale = ops.relu_quantize(ops.matmul(x, linear), scale, linear.scale)
+        return ops.matmul(x, self.layers[-1]), scale
+
+    def head_rows(self, acc: np.ndarray, scale: np.ndarray, temperature: np.ndarray | None = None
+                  ) -> np.ndarray:  # fmt: skip
+        """Frequency rows from ``head_inputs``; a temperature m multiplies the row scale by m / 16
+        (exact: a dyadic factor, one IEEE product, the same in the numpy and compiled paths)."""
+        if temperature is not None:
+            scale = scale * (np.asarray(temperature, np.float64) / TEMPERATURE_ONE)
         last = self.layers[-1]
-        return ops.head_lut(ops.matmul(x, last), scale, last.scale, self.out_exp, self.out_steps)
+        return self.ops.head_lut(acc, scale, last.scale, self.out_exp, self.out_steps)
