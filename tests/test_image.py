@@ -243,6 +243,24 @@ def text_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     return pixels
 
 
+def ui_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A screen of flat panels and lines of text in a few ink colours (24 random 7x5 glyphs): exact
+    repeats that image format 4's own contexts do not learn as fast as text_like's two colours."""
+    rng = np.random.default_rng(seed)
+    glyphs = rng.random((24, 7, 5)) < 0.4
+    colours = rng.integers(0, 256, (5, 3))
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[:] = (236, 240, 228)
+    for _ in range(6):
+        y, x = rng.integers(0, height - 8), rng.integers(0, width - 8)
+        pixels[y : y + rng.integers(8, 40), x : x + rng.integers(8, 60)] = colours[rng.integers(0, 5)]
+    for top in range(2, height - 7, 10):
+        ink = colours[rng.integers(0, 5)]
+        for left in range(2, width - 5, 6):
+            pixels[top : top + 7, left : left + 5][glyphs[rng.integers(0, len(glyphs))]] = ink
+    return pixels
+
+
 @pytest.mark.parametrize("max_error", [0, 1])
 def test_exact_value_mixer_is_chosen_for_screens_and_round_trips(max_error):
     """Format 2: the encoder sets the exact-value mixer's flag for screen-like pixels only; both kinds
@@ -255,7 +273,7 @@ def test_exact_value_mixer_is_chosen_for_screens_and_round_trips(max_error):
     codec = ImageCodec(find_model(IMAGE_MODEL_ID), max_error=max_error, stripe_rows=16)
     codec.classical_rival = False  # the model's own path (method 2 may win these: tested apart)
     assert codec.version == image_codec.FORMAT_VERSION and codec.params()[0] == codec.version
-    for pixels, flag in ((text_like(128, 160, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
+    for pixels, flag in ((ui_like(96, 120, seed=3), 1), (smooth(60, 70, 3, seed=3), 0)):
         data = encoded(as_image(pixels, "RGB"), "PPM")
         payload = codec.encode_block(data)
         layout, pos = imagefile.Layout.unpack(payload, 0, "image")
@@ -510,3 +528,22 @@ def test_format4_temperatures_pay_on_a_photo():
         codec.classical_rival = False
         sizes[version] = len(codec.encode_block(data))
     assert sizes[4] < sizes[3], sizes
+
+
+@pytest.mark.parametrize("channel", [0, 1, 2, 3])
+def test_compiled_mixer_contexts_match_the_numpy_reference(channel):
+    """nncodec/image/_pixels.c's mixer contexts (formats 2 and 4) == the numpy functions, on random
+    features over the whole clipped range."""
+    import nncodec.codecs.image as image_codec
+
+    if image_codec._pixels is None:
+        pytest.skip("nncodec.image._pixels not built (or NNCODEC_KERNELS=numpy)")
+    feats = np.random.default_rng(channel).integers(-127, 128, (3000, 50)).astype(np.int16)
+    feats[:100] = np.random.default_rng(9).integers(-3, 4, (100, 50))  # small values: the edges
+    for compiled, reference in (
+        (image_codec._mix_contexts_f2, image_codec.mix_contexts_f2_reference),
+        (image_codec._mix_contexts_f4, image_codec.mix_contexts_f4_reference),
+    ):
+        expected = reference(feats, channel)
+        assert np.array_equal(compiled(feats, channel), expected)
+        assert all(len(np.unique(column)) > 3 for column in expected.T)

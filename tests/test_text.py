@@ -267,22 +267,34 @@ def test_compiled_attention_equals_the_reference(codec, level):
 @needs_kernels
 @pytest.mark.parametrize("vocab", [4096, 256, 64])
 @pytest.mark.parametrize(
-    "priors, learned",
-    [(ORDER_PRIORS, False), (ORDER_PRIORS_V2, False), (ORDER_PRIORS_V2, True)],
-    ids=["format-1", "format-2", "format-3"],
-)
-def test_compiled_mixer_matches_the_reference(priors, learned, vocab):
+    "priors, learned, product",
+    [
+        (ORDER_PRIORS, False, False), (ORDER_PRIORS_V2, False, False), (ORDER_PRIORS_V2, True, False),
+        (ORDER_PRIORS_V2 + (4.0, 2.0), True, True), (ORDER_PRIORS_V2, False, True),
+    ],
+    ids=["format-1", "format-2", "format-3", "product-learned", "product"],
+)  # fmt: skip
+def test_compiled_mixer_matches_the_reference(priors, learned, product, vocab):
     """Also with small vocabularies, where the compiled mixer takes its dense loop (many tokens seen
-    in the contexts): the same values bit for bit, learned weights (format 3) included."""
+    in the contexts): the same values bit for bit, learned weights (format 3) and the product form
+    (image format 4, seven orders) included."""
+    if product and len(priors) == 7 and vocab > 256:
+        vocab = 256  # seven orders need vocab^7 < 2^63
     rng = np.random.default_rng(6)
-    reference = ContextMixer(vocab, priors, compiled=False, learned=learned)
-    compiled = ContextMixer(vocab, priors, compiled=True, learned=learned)
+    reference = ContextMixer(vocab, priors, compiled=False, learned=learned, product=product)
+    compiled = ContextMixer(vocab, priors, compiled=True, learned=learned, product=product)
+    assert compiled._compiled.product == product  # the two forms differ only in rare roundings
     orders = len(priors)
     tokens = rng.integers(0, 40, size=(5, 1500))  # few distinct tokens: contexts repeat
     tokens[:, :orders] = -1
     for t in range(orders, tokens.shape[1]):
         history = tokens[:, t - orders : t]
         rows = np.floor(rng.random((5, vocab)) * 2.0**20) + 1
+        if t == 900:  # forget: the counts go, the learned weights stay (in both)
+            reference.forget()
+            compiled.forget()
+            fresh = ContextMixer(vocab, priors, compiled=False, product=product)  # no counts: model rows
+            assert np.array_equal(reference.frequencies(rows, history), fresh.frequencies(rows, history))
         assert np.array_equal(reference.frequencies(rows, history), compiled.frequencies(rows, history))
         reference.update(history, tokens[:, t], rows)
         compiled.update(history, tokens[:, t], rows)

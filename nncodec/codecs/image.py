@@ -24,19 +24,23 @@ parameters record N and the PSNR.
 Payload::
 
     varint len(layout) | layout (JSON) | varint len(skeleton) | zstd(skeleton) | u8 method | ...
-    method 0 (model):  [format 2: u8 flags] | varint stripe_rows | [feature set v2: the linear
-                       predictor, int16 LE per weight, channel after channel] | varint S |
-                       S x varint stream_bytes | S streams
+    method 0 (model):  [format >= 2: u8 flags [value bitmaps]] | [format 4: temperatures] |
+                       varint stripe_rows | [feature set v2: the linear predictor, int16 LE per
+                       weight, channel after channel] | varint S | S x varint stream_bytes |
+                       S streams
                        flags bit 0: the exact-value mixer is on (``EXACT_PRIORS``); bit 1: the
                        flags are followed by C x 32 bytes, the bitmap of the values each channel
                        holds (MSB first; lossless only)
+                       temperatures: u8 L (1 or LEVELS) | C x L u8 m, channel after channel
+                       (``pack_temperatures``; L = 1: one m for every activity level)
     method 1 (16-bit): zstd of the (W + N - NW) residuals, uint16 little-endian, mod 2^16
     method 2 (classical, 8-bit lossless): u8 transform | one backend stream of the transformed
                        pixels (nncodec/image/classical.py); written where it is smaller than the
                        model's payload (screens, graphics: ``SMALL_IMAGE``, ``SCREEN_MODEL_LIMIT``)
 
-Frame params: format version (3; 1 and 2 are still decoded: format 1's mixer has three contexts,
-format 2's five, format 3 learns the mixers' weights),
+Frame params: format version (4; 1, 2 and 3 are still decoded: format 1's mixer has three contexts,
+format 2's five, format 3 learns the mixers' weights, format 4 has seven, mixed in product form, and
+output temperatures),
 max error N (0: lossless), then, when N > 0, the PSNR (float64
 little-endian, +inf when no pixel changed); when N = 0, an optional flags byte: bit 0 set when a PNG
 was coded as pixels only (``--png-pixels``: the file comes back with the same pixels and chunks but
@@ -67,6 +71,7 @@ from nncodec.image.nextpixel import (
     PAD,
     TEMPERATURE_ONE,
     PixelModel,
+    _pixels,
     channel_kinds,
     features,
     features_v2,
@@ -78,9 +83,10 @@ from nncodec.image.nextpixel import (
 from nncodec.nn.mixing import ContextMixer
 
 IMAGE_MODEL_ID = "image-v5"
-#: 4: format 3 with an output temperature per channel and activity level, chosen by the encoder
-#: (``choose_temperatures``); 3: format 2 with the mixers' learned weights when lossless
-#: (nncodec/nn/mixing.py; -0.9% on the tuning set cc0_wesaturate's three 500x500 photos); 2 (still
+#: 4: format 3 with seven mixer contexts (``_mix_contexts_f4``) mixed in product form and an output
+#: temperature per channel and activity level, chosen by the encoder (``choose_temperatures``); on the
+#: tuning set (cc0_wesaturate's three photos) -0.51% against format 3; 3: format 2 with the mixers'
+#: learned weights when lossless (nncodec/nn/mixing.py; -0.9% on the tuning set); 2 (still
 #: decoded): the mixer's five contexts (``_mix_contexts_f2``); 1 (still decoded): three
 FORMAT_VERSION = 4
 FORMAT_VERSIONS = (1, 2, 3, 4)
@@ -105,6 +111,13 @@ MIX_PRIORS_V2 = (2048.0, 256.0, 128.0)
 #: cc0_wesaturate_rawpixls (3 photos of 500x500, never trained on; ideal bits): -2.2% against format 1 with
 #: image-v2 (2048, 256, 32, 16, 16 there); these with image-v3
 MIX_PRIORS_F2 = (4096.0, 512.0, 64.0, 32.0, 32.0)
+#: format 4: format 2's contexts, then + the NE - N gradient, then + the NN - N gradient (buckets of
+#: GRADIENT_EDGES), chosen on the tuning set among six candidates as one or two finer orders (NE - N
+#: and NN - N together -0.28% there; the linear predictor's errors at NW + NE, NW - N, WW - W: less);
+#: priors (64, 32) against (32, 32) and (16, 16): within 0.02%. Seven orders is the mixer's limit
+#: (256^7 keys). Format 4's mixers compute their rows in product form (nncodec/nn/mixing.py), which
+#: pays for the two orders: the finer an order, the fewer tokens its contexts list
+MIX_PRIORS_F4 = MIX_PRIORS_F2 + (64.0, 32.0)
 #: format 2's exact-value mixer (flag bit 0 of the model payload), after the first: counts under
 #: [earlier channel here, + W, + N, + NW, + NE] exact values (``_exact_contexts``), one table per stripe
 #: and channel. Tuned on screen_synthetic's testcard and tough images (-29% there, -3% on its other
@@ -425,18 +438,22 @@ class ImageCodec(Codec):
         canvas = plan.canvas(channels)
         kinds = channel_kinds(channels)
         v2 = self.pixel_model.feature_set == "v2"
-        if self.version >= 2:
+        if self.version >= 4:
+            priors, mix_contexts = MIX_PRIORS_F4, _mix_contexts_f4
+        elif self.version >= 2:
             priors, mix_contexts = MIX_PRIORS_F2, _mix_contexts_f2
         else:
             priors, mix_contexts = (MIX_PRIORS_V2 if v2 else MIX_PRIORS), _mix_contexts
         # format 3: the mixers' learned weights, lossless only (near-lossless codes bins, and weights
         # learned from the bins' centres cost 4-9% there: measured on McMaster, USC-SIPI and gb82)
         learned = self.version >= 3 and not near
-        mixers = [ContextMixer(256, priors, learned=learned) for _ in plan.rows]
+        product = self.version >= 4  # format 4: rows in product form
+        mixers = [ContextMixer(256, priors, learned=learned, product=product) for _ in plan.rows]
         exact_mixers = None
         if exact:  # one per stripe and channel
             exact_mixers = [
-                [ContextMixer(256, EXACT_PRIORS, learned=learned) for _ in range(channels)] for _ in plan.rows
+                [ContextMixer(256, EXACT_PRIORS, learned=learned, product=product) for _ in range(channels)]
+                for _ in plan.rows
             ]
         unused_at = None  # [channel][base, residual token]: whether value (base + token) % 256 is unused
         if used is not None:
@@ -502,6 +519,12 @@ class ImageCodec(Codec):
                 if exact_mixers:
                     for s, part in parts:
                         exact_mixers[s][c].update(exact_contexts[part], tokens[part], mixed_rows[part])
+            if c < 3:  # every context names min(channel, 3): this channel's counts are never met again
+                for mixer in mixers:
+                    mixer.forget()
+                if exact_mixers:
+                    for per_channel in exact_mixers:
+                        per_channel[c].forget()
         return canvas
 
     # -- decoding --------------------------------------------------------------------------------
@@ -594,6 +617,21 @@ def _stripe_parts(counts: list[int]) -> list[tuple[int, slice]]:
     return parts
 
 
+def _mix_contexts_f4(feats: np.ndarray, channel: int) -> np.ndarray:
+    """Format 4's mixer contexts (B, 7), oldest first: [NN - N bucket, NE - N bucket] + format 2's
+    (features 3, 4, 5 are N, NE, NN minus base). Compiled where it is built (the same values)."""
+    compiled = _compiled_contexts(feats, channel, 7)
+    return compiled if compiled is not None else mix_contexts_f4_reference(feats, channel)
+
+
+def mix_contexts_f4_reference(feats: np.ndarray, channel: int) -> np.ndarray:
+    """``_mix_contexts_f4`` in numpy (the reference)."""
+    f = feats.astype(np.int32)
+    ne_n = np.searchsorted(GRADIENT_EDGES, f[:, 4] - f[:, 3], side="right")
+    nn_n = np.searchsorted(GRADIENT_EDGES, f[:, 5] - f[:, 3], side="right")
+    return np.concatenate([nn_n[:, None], ne_n[:, None], mix_contexts_f2_reference(feats, channel)], axis=1)
+
+
 def activity_levels(feats: np.ndarray) -> np.ndarray:
     """Local activity |W - NW| + |N - NW| + |N - NE| in LEVELS buckets (ACTIVITY_EDGES). Features 0,
     2, 3, 4 are W, NW, N, NE minus base."""
@@ -614,11 +652,30 @@ def _mix_contexts(feats: np.ndarray, channel: int) -> np.ndarray:
     )  # fmt: skip
 
 
+def _compiled_contexts(feats: np.ndarray, channel: int, columns: int) -> np.ndarray | None:
+    """Format 2's or 4's mixer contexts by nncodec/image/_pixels.c (None where it is not built)."""
+    if _pixels is None:
+        return None
+    out = np.empty((len(feats), columns), np.int64)
+    feats = np.ascontiguousarray(feats, np.int16)
+    _pixels.mix_contexts(feats, channel, *_EDGES, out, len(feats), columns)
+    return out
+
+
+_EDGES = tuple(np.ascontiguousarray(e, np.int64) for e in (ACTIVITY_EDGES, GRADIENT_EDGES, LS_GAP_EDGES))
+
+
 def _mix_contexts_f2(feats: np.ndarray, channel: int) -> np.ndarray:
     """Format 2's mixer contexts (B, 5), oldest first: [bucket of the linear predictor's errors at W
     plus N, N gradient bucket, W gradient bucket, bucket of linear prediction - base, channel x
     activity] (feature set v2: the linear prediction - base and its errors at W, N follow the local
-    features)."""
+    features). Compiled where it is built (the same values: tested)."""
+    compiled = _compiled_contexts(feats, channel, 5)
+    return compiled if compiled is not None else mix_contexts_f2_reference(feats, channel)
+
+
+def mix_contexts_f2_reference(feats: np.ndarray, channel: int) -> np.ndarray:
+    """``_mix_contexts_f2`` in numpy (the reference)."""
     f = feats.astype(np.int32)
     older = _mix_contexts(feats, channel)
     gap = np.searchsorted(LS_GAP_EDGES, f[:, N_LOCAL_V2], side="right")

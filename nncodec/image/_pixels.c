@@ -15,8 +15,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define N_FEATURES 50
+#define N_LOCAL 45 /* the local features; the linear prediction - base and its errors at W, N follow */
 #define FLAG 64
 #define LS_SHIFT 12
 #define MAX_EARLIER 2
@@ -153,8 +155,58 @@ done:
     return result;
 }
 
+/* Buckets as numpy's searchsorted(edges, v, side="right"): how many edges are <= v. */
+static inline int64_t bucket(const int64_t *edges, Py_ssize_t n, int64_t v) {
+    Py_ssize_t i = 0;
+    while (i < n && edges[i] <= v) i++;
+    return i;
+}
+
+/* mix_contexts(feats int16 [B][50], channel, activity_edges, gradient_edges, gap_edges int64, out int64
+ * [B][K]): nncodec/codecs/image.py's mixer contexts of feature set v2, oldest first; K = 5 (format 2,
+ * ``_mix_contexts_f2``) or 7 (format 4, ``_mix_contexts_f4``: NN - N and NE - N buckets first). */
+static PyObject *mix_contexts(PyObject *self, PyObject *args) {
+    Py_buffer feats, act, grad, gap, out;
+    Py_ssize_t channel, B, K;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*w*nn", &feats, &channel, &act, &grad, &gap, &out, &B, &K)) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t na = act.len / 8, ng = grad.len / 8, np_ = gap.len / 8;
+    if ((K != 5 && K != 7) || B < 0 || !check(&feats, B * N_FEATURES, 2, "feats") || !check(&out, B * K, 8, "out"))
+        goto done;
+    const int16_t *f = feats.buf;
+    const int64_t *ae = act.buf, *ge = grad.buf, *pe = gap.buf;
+    int64_t *o = out.buf;
+    const int64_t first = (channel < 3 ? channel : 3) * (na + 1);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; b < B; b++, f += N_FEATURES, o += K) {
+        const int64_t w = f[0], nw = f[2], n = f[3], ne = f[4], nn = f[5];
+        const int64_t activity = llabs(w - nw) + llabs(n - nw) + llabs(n - ne);
+        int64_t *c = o;
+        if (K == 7) {
+            *c++ = bucket(ge, ng, nn - n);
+            *c++ = bucket(ge, ng, ne - n);
+        }
+        *c++ = bucket(pe, np_, (int64_t)f[N_LOCAL + 1] + f[N_LOCAL + 2]);
+        *c++ = bucket(ge, ng, n);
+        *c++ = bucket(ge, ng, w);
+        *c++ = bucket(pe, np_, f[N_LOCAL]);
+        *c++ = first + bucket(ae, na, activity);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+done:
+    PyBuffer_Release(&feats);
+    PyBuffer_Release(&act);
+    PyBuffer_Release(&grad);
+    PyBuffer_Release(&gap);
+    PyBuffer_Release(&out);
+    Py_XINCREF(result);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"features_v2", features_v2, METH_VARARGS, "Feature set v2 of one wavefront step (see the file's comment)."},
+    {"mix_contexts", mix_contexts, METH_VARARGS, "The image codec's mixer contexts of feature set v2."},
     {NULL, NULL, 0, NULL},
 };
 

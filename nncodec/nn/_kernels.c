@@ -965,10 +965,16 @@ typedef struct {
 typedef struct {
     int64_t key;      /* -1: empty slot */
     int64_t seen;     /* sum of counts */
-    TokenCount *items;
+    TokenCount *items; /* inline_items while capacity is INLINE_ITEMS (most contexts of fine orders) */
+    uint16_t *slot_of; /* small vocabularies, contexts with many tokens: item index + 1 by token (0: none) */
     int32_t distinct;
     int32_t capacity;
+    TokenCount inline_items[2];
 } Context;
+
+#define INLINE_ITEMS 2
+#define INDEX_VOCAB 1024 /* contexts of vocabularies up to this size get a token index ... */
+#define INDEX_AT 16      /* ... once they list this many tokens (a lookup only: counts unchanged) */
 
 typedef struct {
     Context *slots;
@@ -987,6 +993,7 @@ typedef struct {
     double priors[MAX_ORDERS];
     ContextTable tables[MAX_ORDERS];
     int learned;                                          /* text format 3: learned weights */
+    int product;                                          /* image format 4: product-form rows */
     int32_t squash[4095], stretch[4096];                  /* mixing.SQUASH, mixing.STRETCH */
     int64_t limit[2];                                     /* mixing.W0_LIMIT, W1_LIMIT */
     double err_limit, err_scale;                          /* mixing.ERR_LIMIT, ERR_SCALE */
@@ -1021,6 +1028,7 @@ static int table_grow(ContextTable *t) {
         Py_ssize_t j = (Py_ssize_t)(hash_key(t->slots[i].key) & (uint64_t)(size - 1));
         while (slots[j].key != -1) j = (j + 1) & (size - 1);
         slots[j] = t->slots[i];
+        if (slots[j].capacity == INLINE_ITEMS) slots[j].items = slots[j].inline_items; /* moved with it */
     }
     PyMem_RawFree(t->slots);
     t->slots = slots;
@@ -1039,24 +1047,41 @@ static Context *table_insert(ContextTable *t, int64_t key) {
     return &t->slots[i];
 }
 
-static int context_add(Context *c, int32_t token) {
-    for (int32_t i = 0; i < c->distinct; i++) {
-        if (c->items[i].token == token) {
-            c->items[i].count++;
-            c->seen++;
-            return 0;
-        }
+/* The item of ``token`` in context c, or NULL. */
+static TokenCount *context_item(const Context *c, int32_t token) {
+    if (c->slot_of) return c->slot_of[token] ? &c->items[c->slot_of[token] - 1] : NULL;
+    for (int32_t i = 0; i < c->distinct; i++)
+        if (c->items[i].token == token) return &c->items[i];
+    return NULL;
+}
+
+static int context_add(Context *c, int32_t token, Py_ssize_t vocab) {
+    TokenCount *item = context_item(c, token);
+    if (item) {
+        item->count++;
+        c->seen++;
+        return 0;
     }
-    if (c->distinct == c->capacity) {
-        int32_t capacity = c->capacity ? c->capacity * 2 : 2;
-        TokenCount *items = PyMem_RawRealloc(c->items, sizeof(TokenCount) * capacity);
+    if (!c->slot_of && vocab <= INDEX_VOCAB && c->distinct >= INDEX_AT) {
+        if (!(c->slot_of = PyMem_RawCalloc((size_t)vocab, sizeof(uint16_t)))) return -1;
+        for (int32_t i = 0; i < c->distinct; i++) c->slot_of[c->items[i].token] = (uint16_t)(i + 1);
+    }
+    if (!c->capacity) {
+        c->items = c->inline_items;
+        c->capacity = INLINE_ITEMS;
+    } else if (c->distinct == c->capacity) {
+        const int32_t capacity = c->capacity * 2;
+        TokenCount *items = c->capacity == INLINE_ITEMS ? PyMem_RawMalloc(sizeof(TokenCount) * capacity)
+                                                        : PyMem_RawRealloc(c->items, sizeof(TokenCount) * capacity);
         if (!items) return -1;
+        if (c->capacity == INLINE_ITEMS) memcpy(items, c->inline_items, sizeof(c->inline_items));
         c->items = items;
         c->capacity = capacity;
     }
     c->items[c->distinct].token = token;
     c->items[c->distinct].count = 1;
     c->distinct++;
+    if (c->slot_of) c->slot_of[token] = (uint16_t)c->distinct;
     c->seen++;
     return 0;
 }
@@ -1106,7 +1131,9 @@ static double mixer_weight(const MixerObject *m, int order, int64_t seen, int32_
 static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t vocab;
     PyObject *priors, *learned = Py_None;
-    if (!PyArg_ParseTuple(args, "nO|O", &vocab, &priors, &learned)) return -1;
+    int product = 0;
+    if (!PyArg_ParseTuple(args, "nO|Op", &vocab, &priors, &learned, &product)) return -1;
+    self->product = product;
     if (learned != Py_None) {
         /* mixing.LEARNED_SETTINGS: (squash int32 bytes [4095], stretch int32 bytes [4096], w_one,
          * w0_limit, w1_limit, err_limit, err_scale, rate_w0, rate_shift, rate_w1) */
@@ -1157,14 +1184,32 @@ static int Mixer_init(MixerObject *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static void Mixer_dealloc(MixerObject *self) {
+static void mixer_clear(MixerObject *self) {
     for (int k = 0; k < MAX_ORDERS; k++) {
         ContextTable *t = &self->tables[k];
         for (Py_ssize_t i = 0; i < t->size; i++)
-            if (t->slots[i].key != -1) PyMem_RawFree(t->slots[i].items);
+            if (t->slots[i].key != -1) {
+                if (t->slots[i].capacity > INLINE_ITEMS) PyMem_RawFree(t->slots[i].items);
+                PyMem_RawFree(t->slots[i].slot_of);
+            }
         PyMem_RawFree(t->slots);
+        t->slots = NULL;
+        t->size = t->used = 0;
     }
+}
+
+static void Mixer_dealloc(MixerObject *self) {
+    mixer_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* forget(): drop every count (the learned weights stay), as a new mixer with these weights. */
+static PyObject *Mixer_forget(MixerObject *self, PyObject *unused) {
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    mixer_clear(self);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 /* The mixed rows of S streams: model_rows f64 [S][V], history int64 [S][orders], out f64 [S][V]; work
@@ -1204,6 +1249,23 @@ static void mixer_rows(const MixerObject *self, const double *rb, const int64_t 
             keep[n] = 1.0 - weight;
             per_count[n] = weight / seen;
             n++;
+        }
+        if (self->product) {
+            /* product form (ContextMixer, product=True): the same blend with the keeps multiplied
+             * out, p = (row / total) * K + sum_b count_b * coef_b, K = keep_0 * ... * keep_(n-1),
+             * coef_b = per_count_b * keep_(n-1) * ... * keep_(b+1) (products from the top down);
+             * the counts added order by order, lowest first */
+            double coef[MAX_ORDERS], suffix = 1.0;
+            for (int b = n - 1; b >= 0; b--) {
+                coef[b] = per_count[b] * suffix;
+                suffix = suffix * keep[b];
+            }
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = (row[j] / total) * suffix;
+            for (int b = 0; b < n; b++)
+                for (int32_t i = 0; i < ctx[b]->distinct; i++)
+                    p[ctx[b]->items[i].token] += (double)ctx[b]->items[i].count * coef[b];
+            for (Py_ssize_t j = 0; j < V; j++) p[j] = floor(p[j] * 16777216.0) + 1.0;
+            continue;
         }
         Py_ssize_t listed = 0;
         for (int a = 0; a < n; a++) listed += ctx[a]->distinct;
@@ -1307,9 +1369,8 @@ static void mixer_learn(MixerObject *self, const double *rows, Py_ssize_t stride
             if (keys[k] < 0 || !self->tables[k].size) continue;
             const Context *c = table_find(&self->tables[k], keys[k]);
             if (!c || !c->distinct) continue;
-            int32_t count = 0;
-            for (int32_t i = 0; i < c->distinct; i++)
-                if (c->items[i].token == token) count = c->items[i].count;
+            const TokenCount *item = context_item(c, token);
+            const int32_t count = item ? item->count : 0;
             const double l = mixer_weight(self, k, c->seen, c->distinct, &stretched[n], &cls[n]);
             const double seen = (double)c->seen;
             weight[n] = l, before[n] = p, share[n] = (double)count / seen, order[n] = k;
@@ -1347,7 +1408,7 @@ static int mixer_add(MixerObject *self, const int64_t *hb, const int64_t *tb, Py
         for (int k = 0; k < self->orders; k++) {
             if (keys[k] < 0) break;
             Context *c = table_insert(&self->tables[k], keys[k]);
-            if (!c || context_add(c, (int32_t)tb[s]) < 0) return -1;
+            if (!c || context_add(c, (int32_t)tb[s], self->vocab) < 0) return -1;
         }
     }
     return 0;
@@ -1412,8 +1473,19 @@ done:
 
 static PyMethodDef Mixer_methods[] = {
     {"frequencies", (PyCFunction)Mixer_frequencies, METH_VARARGS, "Mixed integer frequency rows."},
+    {"forget", (PyCFunction)Mixer_forget, METH_NOARGS, "Drop every count; learned weights stay."},
     {"update", (PyCFunction)Mixer_update, METH_VARARGS, "Count each stream's new token."},
     {NULL, NULL, 0, NULL},
+};
+
+static PyObject *Mixer_get_product(MixerObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->product);
+}
+
+static PyGetSetDef Mixer_getset[] = {
+    {"product", (getter)Mixer_get_product, NULL, "Whether rows are computed in product form.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject MixerType = {
@@ -1425,6 +1497,7 @@ static PyTypeObject MixerType = {
     .tp_init = (initproc)Mixer_init,
     .tp_dealloc = (destructor)Mixer_dealloc,
     .tp_methods = Mixer_methods,
+    .tp_getset = Mixer_getset,
 };
 
 /* head_lut(acc f32 [R][C], row_scale [R], col_scale [C], table, steps, out f64 [R][C], R, C, L):
