@@ -122,6 +122,16 @@ def report(results: dict[str, list[tuple[str, int, dict, tuple]]]) -> str:
         counted = f"{below} of {len(rows)}" if e9 else "—"
         row_text = f"| {source} | {SOURCES[source]} | {len(rows)} | " + " | ".join(cells)
         lines.append(row_text + f" | {versus} | {counted} | {c_s:.1f} / {d_s:.1f} |")
+    photos = [row for source, rows in results.items() if SOURCES[source].startswith("photo") for row in rows]
+    if photos and all(row[2][E9] for row in photos):  # issue 20's "in total", from the exact byte counts
+        ours, theirs = (sum(row[2][name] for row in photos) for name in ("nncodec", E9))
+        below = sum(1 for row in photos if row[2]["nncodec"] < row[2][E9])
+        lines += [
+            "",
+            f"All {len(photos)} photos together: nncodec {ours:,} bytes, {E9} {theirs:,} bytes: "
+            f"**{ours / theirs:.4f}x** ({ours / theirs - 1:+.2%}); nncodec below {E9} on {below} of "
+            f"{len(photos)}.",
+        ]
     near_rows = {source: rows for source, rows in results.items() if "nncodec N=1" in rows[0][2]}
     if near_rows:
         lines += [
