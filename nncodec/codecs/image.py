@@ -159,7 +159,7 @@ TEMPERATURES = tuple(range(10, 27, 2))
 TEMPERATURE_RANGE = (4, 64)
 TEMPERATURE_SAMPLE = 1 << 15
 TEMPERATURE_BAND = 16
-TEMPERATURE_CHUNK = 4096  # sample rows evaluated together (memory: 2 MiB per candidate)
+TEMPERATURE_CHUNK = 512  # sample rows evaluated together (memory: about 1 MiB at a time)
 
 
 @dataclass
