@@ -198,18 +198,24 @@ class ContextMixer:
         if self.product:
             return self._product_rows(probs, history)
         for s in range(len(probs)):
-            for order, (table, key) in enumerate(zip(self.tables, self._keys(history[s]), strict=True)):
-                counts_by_token = table.get(key) if key is not None else None
-                if not counts_by_token:
-                    continue
-                tokens = np.fromiter(counts_by_token.keys(), dtype=np.int64, count=len(counts_by_token))
-                counts = np.fromiter(counts_by_token.values(), dtype=np.float64, count=len(counts_by_token))
-                seen = counts.sum()  # exact: integers
-                weight = self._weight(order, int(seen), len(counts_by_token))[0]
+            for tokens, counts, seen, weight in self._contexts_of(history[s]):
                 row = probs[s]
                 row *= 1.0 - weight
                 row[tokens] += counts * (weight / seen)
         return np.floor(probs * FREQ_SCALE) + 1.0
+
+    def _contexts_of(self, history_row: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+        """(tokens, counts, seen, weight) of each order whose context has counts, lowest first."""
+        found = []
+        for order, (table, key) in enumerate(zip(self.tables, self._keys(history_row), strict=True)):
+            counts_by_token = table.get(key) if key is not None else None
+            if not counts_by_token:
+                continue
+            tokens = np.fromiter(counts_by_token.keys(), dtype=np.int64, count=len(counts_by_token))
+            counts = np.fromiter(counts_by_token.values(), dtype=np.float64, count=len(counts_by_token))
+            seen = counts.sum()  # exact: integers
+            found.append((tokens, counts, seen, self._weight(order, int(seen), len(counts_by_token))[0]))
+        return found
 
     def forget(self) -> None:
         """Drop every count (the learned weights stay): the image codec's mixers, once a channel is
@@ -222,16 +228,8 @@ class ContextMixer:
     def _product_rows(self, probs: np.ndarray, history: np.ndarray) -> np.ndarray:
         """``frequencies`` in product form from probs = rows / totals (module docstring)."""
         for s in range(len(probs)):
-            blends = []  # (tokens, counts, keep, per_count) of each order with a context, lowest first
-            for order, (table, key) in enumerate(zip(self.tables, self._keys(history[s]), strict=True)):
-                counts_by_token = table.get(key) if key is not None else None
-                if not counts_by_token:
-                    continue
-                tokens = np.fromiter(counts_by_token.keys(), dtype=np.int64, count=len(counts_by_token))
-                counts = np.fromiter(counts_by_token.values(), dtype=np.float64, count=len(counts_by_token))
-                seen = counts.sum()  # exact: integers
-                weight = self._weight(order, int(seen), len(counts_by_token))[0]
-                blends.append((tokens, counts, 1.0 - weight, weight / seen))
+            # (tokens, counts, keep, per_count) of each order with a context, lowest first
+            blends = [(t, c, 1.0 - w, w / seen) for t, c, seen, w in self._contexts_of(history[s])]
             suffix, coefs = 1.0, [0.0] * len(blends)
             for b in range(len(blends) - 1, -1, -1):
                 coefs[b] = blends[b][3] * suffix
