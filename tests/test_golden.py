@@ -168,6 +168,18 @@ def test_log_v4_uuid_files_still_decode():
     assert nncodec.decompress(packed) == original
 
 
+def test_log_v4_line_group_files_still_decode(monkeypatch):
+    """A log-codec frame in format 4 with rewrite 5: JSON lines regrouped by a key's value."""
+    from nncodec.log.rewrites import linegroups
+
+    original = (GOLDEN / "sample-flows.jsonl").read_bytes()
+    packed = (GOLDEN / "sample-flows.jsonl-v4-groups.nnc").read_bytes()
+    restored = []
+    restore = linegroups.restore
+    monkeypatch.setattr(linegroups, "restore", lambda data, ops: restored.append(ops) or restore(data, ops))
+    assert nncodec.decompress(packed) == original and len(restored) == 1
+
+
 def test_image_format4_files_still_decode():
     """Image format 4 (output temperatures) with model image-v5: a photo-like sample whose table of
     temperatures differs by channel and activity level (written with that table forced)."""

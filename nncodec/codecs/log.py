@@ -15,11 +15,13 @@ least half their lines have the same tab count. Zeek UIDs are taken out of any b
 the random bits they are (nncodec/log/rewrites/zeekuid.py, format 3), and UUIDs as their 16 bytes
 (nncodec/log/rewrites/uuids.py).
 
-Before any of these, text derived from other text on its line (``1187 bytes (1.15 KB)``) may be dropped
-and recomputed when decoding (nncodec/log/rewrites/sizes.py); payload format 2 says which formula. In
-JSON lines, text a string value repeats from the line's other fields (a Windows event's rendered
-``Message``) becomes a reference to that field (nncodec/log/rewrites/fieldrefs.py). Format 4 lists the
-rewrites used, in order.
+Before any of these, JSON lines may be regrouped so that the records of one flow, port or event
+kind follow each other (nncodec/log/rewrites/linegroups.py); then text derived from other text on
+its line (``1187 bytes (1.15 KB)``) may be dropped and recomputed when decoding
+(nncodec/log/rewrites/sizes.py); payload format 2 says which formula. In JSON lines, text a string
+value repeats from the line's other fields (a Windows event's rendered ``Message``) becomes a
+reference to that field (nncodec/log/rewrites/fieldrefs.py). Format 4 lists the rewrites used, in
+order.
 
 Blocks are independent (any block decodes alone, in parallel with the others); what an encoder
 learns in one block is not needed to decode the next. Frame params: none. Payload::
@@ -43,8 +45,9 @@ learns in one block is not needed to decode the next. Frame params: none. Payloa
         varint size | varint size | coded UID ops | coded UID values, or u8 id 3 (JSON field
         references, nncodec/log/rewrites/fieldrefs.py) | u8 marker, or u8 id 4 (UUIDs as 16 bytes,
         nncodec/log/rewrites/uuids.py) | u8 marker | varint size | varint size | coded UUID ops |
-        coded UUID values. Formats 1-3 (still read) stand for the lists (), (sizes) and
-        ([sizes,] UIDs).
+        coded UUID values, or u8 id 5 (JSON lines regrouped by a key's value,
+        nncodec/log/rewrites/linegroups.py) | varint size | coded group ops. Formats 1-3 (still
+        read) stand for the lists (), (sizes) and ([sizes,] UIDs).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from nncodec.entropy.backends import (
     zstd_compress,
 )
 from nncodec.log.formats import accesslog, tsvlog
-from nncodec.log.rewrites import uuids, zeekuid
+from nncodec.log.rewrites import linegroups, uuids, zeekuid
 from nncodec.log.rewrites.fieldrefs import expand_fields, reduce_fields
 from nncodec.log.rewrites.sizes import expand_sizes, reduce_sizes
 from nncodec.log.templates import (
@@ -81,7 +84,8 @@ FORMAT_VERSION = 1
 FORMAT_REWRITTEN = 2  # format 1 plus a rewrite byte
 FORMAT_UIDS = 3  # format 2 plus the UID streams
 FORMAT_REWRITES = 4  # written: the rewrites listed explicitly, by id, in the order applied
-REWRITE_SIZES, REWRITE_UIDS, REWRITE_FIELDS, REWRITE_UUIDS = 1, 2, 3, 4  # rewrite ids (format 4)
+# rewrite ids (format 4)
+REWRITE_SIZES, REWRITE_UIDS, REWRITE_FIELDS, REWRITE_UUIDS, REWRITE_GROUPS = 1, 2, 3, 4, 5
 MARKED_REWRITES = {REWRITE_UIDS: zeekuid, REWRITE_UUIDS: uuids}  # marked tokens: ops and values streams
 MAX_REWRITES = 8
 COLUMNS, WHOLE, ACCESS, TSV = 0, 1, 2, 3  # payload modes
@@ -115,7 +119,11 @@ class LogCodec(Codec):
         if data.count(b"\n") >= MAX_LINES:
             raise BlockDeclined(f"more than {MAX_LINES} lines")  # zstd codes the block instead
         rewrites = []  # (id, its bytes), in the order applied
-        data, marker = reduce_fields(data)  # first: it reads the lines as JSON
+        grouped = linegroups.extract(data, _columns_estimate)  # first: it reads the lines as JSON
+        if grouped is not None:
+            data, ops = grouped
+            rewrites.append(bytes([REWRITE_GROUPS]) + join_streams([encode_stream(ops)]))
+        data, marker = reduce_fields(data)
         if marker:
             rewrites.append(bytes([REWRITE_FIELDS, marker]))
         data, formula = reduce_sizes(data)
@@ -178,7 +186,9 @@ class LogCodec(Codec):
         else:
             data = self._decode_streams(mode, payload, start, original_size)
         for rewrite, argument in reversed(rewrites):  # undone in the reverse order of their use
-            if rewrite in MARKED_REWRITES:
+            if rewrite == REWRITE_GROUPS:
+                data = self._restore_groups(data, argument, original_size)
+            elif rewrite in MARKED_REWRITES:
                 marker, streams = argument
                 data = self._restore_marked(MARKED_REWRITES[rewrite], data, marker, streams, original_size)
             else:
@@ -230,12 +240,24 @@ class LogCodec(Codec):
             if rewrite in (REWRITE_SIZES, REWRITE_FIELDS):
                 rewrites.append((rewrite, argument))
                 pos += 2
+            elif rewrite == REWRITE_GROUPS:
+                group_streams, pos = read_streams(payload, pos + 1, 1, "log block", fill=False)
+                rewrites.append((rewrite, group_streams[0]))
             elif rewrite in MARKED_REWRITES:
                 uid_streams, pos = read_streams(payload, pos + 2, 2, "log block", fill=False)
                 rewrites.append((rewrite, (argument, uid_streams)))
             else:
                 raise CorruptError(f"log block uses unknown rewrite {rewrite} (newer nncodec?)")
         return mode, rewrites, pos
+
+    @staticmethod
+    def _restore_groups(data: bytes, coded: bytes, original_size: int) -> bytes:
+        """Undo the line-group rewrite from its coded ops stream."""
+        ops = decode_stream(coded, original_size, "log line groups")
+        try:
+            return linegroups.restore(data, ops)
+        except ValueError as exc:
+            raise CorruptError(f"log line groups do not fit the block ({exc})") from exc
 
     @staticmethod
     def _restore_marked(
@@ -261,6 +283,11 @@ class LogCodec(Codec):
             return rebuild(coded, original_size)
         except ValueError as exc:
             raise CorruptError(f"{what} do not fit together ({exc})") from exc
+
+
+def _columns_estimate(data: bytes) -> int:
+    """The columns' streams under zstd -3: how the columns mode's size moves with a rewrite."""
+    return sum(len(zstd_compress(stream, ZSTD_QUICK_LEVEL)) for stream in table_streams(build_table(data)))
 
 
 def _rebuild_columns(coded: list[bytes], original_size: int) -> bytes:
