@@ -105,6 +105,17 @@ def test_many_groups_are_refused_both_ways(monkeypatch):
         linegroups.restore(data, bytes(9))
 
 
+def test_groupings_that_cost_too_much_work_are_given_up():
+    """Many groups in random order: each line's rank search would scan hundreds of groups."""
+    rng = random.Random(9)
+    labels = [rng.randrange(1000) for _ in range(20000)]
+    data = b"".join(b"%d\n" % i for i in range(20000))
+    many, few = iter(labels), iter(label % 16 for label in labels)
+    assert linegroups.regroup_by(data, lambda line: next(many)) is None
+    grouped, ops = linegroups.regroup_by(data, lambda line: next(few))
+    assert linegroups.restore(grouped, ops) == data
+
+
 def test_damaged_group_ops_raise_value_error():
     grouped, ops = linegroups.extract(flow_records(600, seed=5), zstd_estimate)
     for bad in (

@@ -19,8 +19,9 @@ that most lines hold and whose first scalar value per line takes between 2 and h
 as lines is tried; grouping by it is scored by zstd -3 of the regrouped sample plus its ops, and the
 best key is used when it beats the sample as it is by ``MIN_GAIN`` and the caller's own estimate
 (the log codec's columns under zstd -3) of the first lines regrouped beats theirs as they are by
-``MIN_CHECKED_GAIN``. A decoder refuses more than
-``MAX_GROUPS`` groups (each line's rank search costs up to the group count).
+``MIN_CHECKED_GAIN``. A decoder refuses more than ``MAX_GROUPS`` groups (each line's move to the
+front costs up to the group count), and a writer gives up on a grouping whose ranks average more
+than ``MAX_MEAN_RANK`` (its rank search costs the rank).
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ MIN_GAIN = 0.03  # the regrouped sample (plus ops) must be this much smaller und
 #: the order of a column (a timestamp that rose line by line: 35% larger columns on such a block)
 CHECK_SIZE = 256 << 10
 MIN_CHECKED_GAIN = 0.01
-MAX_GROUPS = 4096
+#: bounds on the work of a permutation: the rank search and the move to the front cost up to the
+#: group count per line (a decoder refuses more groups; a writer also gives up past a mean rank)
+MAX_GROUPS = 1024
+MAX_MEAN_RANK = 64
 PROXY_LEVEL = 3
 
 #: a key and its scalar value (a string as written, or a number, true, false or null)
@@ -60,10 +64,11 @@ def _first_values(line: bytes) -> dict[bytes, bytes]:
 
 
 def _regroup(lines: list[bytes], groups: list[Hashable]) -> tuple[list[bytes], bytes] | None:
-    """(lines in group order, ops), or None past MAX_GROUPS groups."""
+    """(lines in group order, ops), or None past MAX_GROUPS groups or a mean rank of MAX_MEAN_RANK."""
     members: dict[Hashable, list[bytes]] = {}
     recent: list[Hashable] = []  # most recently used group first
     ops = bytearray()
+    work_left = MAX_MEAN_RANK * len(lines)
     for line, group in zip(lines, groups, strict=True):
         found = members.get(group)
         if found is None:
@@ -74,6 +79,9 @@ def _regroup(lines: list[bytes], groups: list[Hashable]) -> tuple[list[bytes], b
             ops.append(0)
         else:
             rank = recent.index(group)
+            work_left -= rank
+            if work_left < 0:
+                return None
             if rank:
                 recent.insert(0, recent.pop(rank))
             if rank < 127:
@@ -137,7 +145,7 @@ def extract(data: bytes, estimate: Callable[[bytes], int]) -> tuple[bytes, bytes
 
 def regroup_by(data: bytes, group_of: Callable[[bytes], Hashable]) -> tuple[bytes, bytes] | None:
     """``(regrouped block, ops)`` for the groups ``group_of`` gives the complete lines, or None past
-    ``MAX_GROUPS`` groups."""
+    ``MAX_GROUPS`` groups or ``MAX_MEAN_RANK``."""
     end = data.rfind(b"\n") + 1
     lines = data[: end - 1].split(b"\n") if end else []
     regrouped = _regroup(lines, [group_of(line) for line in lines])
