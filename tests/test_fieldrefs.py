@@ -213,3 +213,40 @@ def test_deep_nesting_is_left_alone():
     assert value_spans(deep) is None and value_spans_reference(deep) is None
     ok = b'{"a":' * 50 + b'"x"' + b"}" * 50
     assert value_spans(ok) == value_spans_reference(ok) == [(len(ok) - 52, len(ok) - 51)]
+
+
+def _expanded(expand, data: bytes, marker: int, limit: int) -> bytes | str:
+    try:
+        return expand(data, marker, limit)
+    except ValueError:
+        return "ValueError"
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*REF_ALPHABET, b"\n", b"\n{"]), max_size=40), st.integers(0, 400))
+def test_compiled_block_expansion_equals_the_reference(pieces, limit):
+    """The block in C (nncodec/log/_jsonlex.c ``expand_block``) against the Python reference: the
+    same bytes, or ValueError in both (a reference that does not resolve, or past ``limit``)."""
+    line = b"".join(pieces)
+    for data in (line, b'{"a":"xyz","k":' + line + b"}", b'{"k":"' + line + b'","b":1}\n{"c":"\x01\x00"}'):
+        for bound in (limit, 1 << 20):
+            compiled = _expanded(fieldrefs._jsonlex.expand_block, data, 1, bound)
+            assert compiled == _expanded(fieldrefs.expand_fields_reference, data, 1, bound)
+
+
+@needs_compiled
+def test_compiled_block_expansion_equals_the_reference_on_rewritten_and_damaged_blocks():
+    data = sysmon_like(200, seed=5)
+    reduced, marker = reduce_fields(data)
+    assert fieldrefs._jsonlex.expand_block(reduced, marker, len(data)) == data
+    with pytest.raises(ValueError, match="past the block"):
+        fieldrefs._jsonlex.expand_block(reduced, marker, len(data) - 1)
+    rng = random.Random(6)
+    for _ in range(200):
+        damaged = bytearray(reduced)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.choice([marker, 0x0A, 0x22, 0x5C, rng.randrange(256)])
+        damaged = bytes(damaged)
+        compiled = _expanded(fieldrefs._jsonlex.expand_block, damaged, marker, 2 * len(data))
+        assert compiled == _expanded(fieldrefs.expand_fields_reference, damaged, marker, 2 * len(data))

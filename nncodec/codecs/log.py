@@ -193,7 +193,10 @@ class LogCodec(Codec):
                 data = self._restore_marked(MARKED_REWRITES[rewrite], data, marker, streams, original_size)
             else:
                 try:
-                    data = (expand_fields if rewrite == REWRITE_FIELDS else expand_sizes)(data, argument)
+                    if rewrite == REWRITE_FIELDS:
+                        data = expand_fields(data, argument, original_size)
+                    else:
+                        data = expand_sizes(data, argument)
                 except ValueError as exc:
                     raise CorruptError(f"log block: {exc}") from exc
             if len(data) > original_size:

@@ -19,6 +19,7 @@ the rewrite is used only when it removes at least ``MIN_SAVED_SHARE`` of the blo
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_right
 from functools import cache
 
@@ -246,11 +247,22 @@ def reduce_fields(data: bytes) -> tuple[bytes, int]:
     return rewritten, marker
 
 
-def expand_fields(data: bytes, marker: int) -> bytes:
-    """Undo ``reduce_fields``; ValueError when a reference does not resolve."""
+def expand_fields(data: bytes, marker: int, limit: int = sys.maxsize) -> bytes:
+    """Undo ``reduce_fields``; ValueError when a reference does not resolve or the block would
+    exceed ``limit`` bytes. Computed by nncodec/log/_jsonlex.c when it is built, else by
+    ``expand_fields_reference``: the same bytes, ValueError in the same cases."""
     if not 0 < marker < 32:
         raise ValueError(f"field-reference marker {marker} out of range")
+    if _jsonlex is None:
+        return expand_fields_reference(data, marker, limit)
+    return _jsonlex.expand_block(data, marker, limit)
+
+
+def expand_fields_reference(data: bytes, marker: int, limit: int = sys.maxsize) -> bytes:
+    """``expand_fields`` in Python (the reference), line by line."""
     tag = bytes([marker])
-    if tag not in data:
-        return data
-    return b"\n".join(_restore_line(line, marker) if tag in line else line for line in data.split(b"\n"))
+    if tag in data:
+        data = b"\n".join(_restore_line(line, marker) if tag in line else line for line in data.split(b"\n"))
+    if len(data) > limit:
+        raise ValueError("field references expand past the block's size")
+    return data
