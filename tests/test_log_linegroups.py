@@ -8,7 +8,7 @@ import json
 import random
 
 import pytest
-from conftest import SHARED_DATA, damaged_payload_trials
+from conftest import damaged_payload_trials, shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,10 +145,7 @@ def test_log_codec_regroups_flow_records_and_decodes_them(monkeypatch):
 
 def test_suricata_log_gains_from_the_rewrite(monkeypatch):
     """The shared Suricata EVE sample (2,855 records of 916 flows): >= 5% smaller regrouped (~10%)."""
-    path = SHARED_DATA / "logs" / "json_lines" / "mssis_suricata_out.jsonl"
-    if not path.exists():
-        pytest.skip(f"shared data not present ({path})")
-    data = path.read_bytes()
+    data = shared_file("logs/json_lines/mssis_suricata_out.jsonl").read_bytes()
     codec = LogCodec()
     regrouped = codec.encode_block(data)
     assert regrouped[3] == REWRITE_GROUPS and codec.decode_block(regrouped, len(data)) == data

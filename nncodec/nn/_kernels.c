@@ -962,6 +962,8 @@ typedef struct {
     int32_t count;
 } TokenCount;
 
+#define INLINE_ITEMS 2 /* token counts kept inside a context before it allocates its own */
+
 typedef struct {
     int64_t key;      /* -1: empty slot */
     int64_t seen;     /* sum of counts */
@@ -969,10 +971,9 @@ typedef struct {
     uint16_t *slot_of; /* small vocabularies, contexts with many tokens: item index + 1 by token (0: none) */
     int32_t distinct;
     int32_t capacity;
-    TokenCount inline_items[2];
+    TokenCount inline_items[INLINE_ITEMS];
 } Context;
 
-#define INLINE_ITEMS 2
 #define INDEX_VOCAB 1024 /* contexts of vocabularies up to this size get a token index ... */
 #define INDEX_AT 16      /* ... once they list this many tokens (a lookup only: counts unchanged) */
 
